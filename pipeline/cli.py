@@ -1,0 +1,157 @@
+"""The command line: a thin shell over ``pipeline.run`` and friends.
+
+Exit codes: 0 all sources done; 1 the run finished but some sources failed; 2 usage or config
+error (nothing was done); 130 interrupted.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Config, ConfigError, load_config
+from .state import STAGES, LockError
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="video-crops-pipeline")
+def main() -> None:
+    """Turn videos (YouTube or any yt-dlp site, or local files) into a labelled image dataset
+    of face or person crops. Rerun the same command to resume an interrupted run."""
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--force", "force", multiple=True, type=click.Choice(STAGES),
+              help="Redo this stage (and the ones after it) for every source. Repeatable.")
+@click.option("--retry-failed", is_flag=True, help="Retry units that failed in an earlier run.")
+@click.option("--refresh-sources", is_flag=True,
+              help="List playlists, channels and searches again instead of using the saved list.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
+        quiet: bool) -> None:
+    """Run every stage for every source; finished work is skipped."""
+    from .run import run as run_pipeline
+
+    cfg = _load(config)
+    try:
+        report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
+                              refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True))
+    except LockError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if report.interrupted:
+        sys.exit(report.exit_code)
+    _print_report(report)
+    sys.exit(report.exit_code)
+
+
+def _print_report(report) -> None:
+    ds = report.dataset
+    done = [o for o in report.outcomes if o.ok]
+    ran = sum(any(v == "ran" for v in o.stages.values()) for o in done)
+    click.echo(f"sources: {len(done)} done ({ran} with new work, {len(done) - ran} already done), "
+               f"{len(report.failed)} failed, in {report.seconds:.1f} s")
+    if ds is not None:
+        labels = ", ".join(f"{k}: {v}" for k, v in sorted(ds.per_label.items())) or "none"
+        splits = " / ".join(f"{k} {ds.per_split.get(k, 0)}" for k in ("train", "val", "test"))
+        click.echo(f"crops: {len(ds.rows)} ({labels}; {splits})")
+    if report.failed:
+        click.echo("failed sources:")
+        for o in report.failed:
+            click.echo(f"  {o.sid}  [{o.failed_stage}: {o.error_class}] {o.message}")
+        click.echo("  (rerun with --retry-failed to try them again)")
+    root = report.root
+    click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def validate(config: str) -> None:
+    """Check a config without running anything."""
+    cfg = _load(config)
+    kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
+    click.echo(f"{config}: ok ({len(cfg.sources)} sources: {kinds[0]} URL, {kinds[1]} local; "
+               f"output {cfg.output_dir})")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def status(config: str) -> None:
+    """What is done, failed and pending, per stage (reads the markers; no network)."""
+    from .run import status as run_status
+
+    cfg = _load(config)
+    report = run_status(cfg)
+    click.echo(f"output: {cfg.output_dir}")
+    click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
+    for stage, groups in report.stages.items():
+        click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}{len(groups['pending']):>9}")
+    if report.unlisted:
+        click.echo(f"not listed yet (a run lists their videos): {', '.join(report.unlisted)}")
+    failed = [(stage, f) for stage, groups in report.stages.items() for f in groups["failed"]]
+    if failed:
+        click.echo("failed:")
+        for stage, (sid, kind, message) in failed:
+            click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+
+
+@main.group()
+def models() -> None:
+    """Detectors and their weights."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Known detectors, their backends and whether their weights are in the cache."""
+    from .detectors import list_models
+
+    for info in list_models():
+        click.echo(f"{info.name}  ({info.detects}; backends: {', '.join(info.backends)})")
+        for f in info.files:
+            click.echo(f"    {'ok     ' if f.present else 'missing'}  {f.path}")
+
+
+@models.command("fetch")
+@click.argument("name")
+def models_fetch(name: str) -> None:
+    """Download a detector's weights into the model cache (verified by sha256)."""
+    from .detectors import fetch_model
+    from .detectors.cache import ModelError
+
+    try:
+        paths = fetch_model(name)
+    except (ModelError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for p in paths:
+        click.echo(str(p))
+
+
+@models.command("path")
+@click.argument("name")
+def models_path(name: str) -> None:
+    """Where a detector's weights live (or would live) in the model cache."""
+    from .detectors import model_paths
+
+    try:
+        for p in model_paths(name):
+            click.echo(str(p))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

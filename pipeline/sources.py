@@ -1,0 +1,178 @@
+"""Turn the config's ``sources`` entries into videos with stable, file-name-safe ids.
+
+A playlist, channel or search URL expands into its videos; a folder into its video files. The
+expansion of a URL is cached under ``state/sources/`` so a resumed run does not ask the site again
+(and a search that would return other results today does not change a dataset half built).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .config import Config, Segment, Source
+from .state import State, write_json
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
+                              ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
+                              ".h264", ".hevc", ".265"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def short_hash(text: str, n: int = 8) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
+
+
+def safe_part(text: str, limit: int = 60) -> str:
+    """A piece of a file name that is valid on Linux, macOS and Windows whatever ``text`` holds."""
+    cleaned = _UNSAFE.sub("_", text).strip("_")[:limit]
+    return cleaned or "x"
+
+
+def url_source_id(extractor: str, video_id: str, url: str) -> str:
+    """``<extractor>-<video id>``; ids that needed cleaning, and generic URLs, get a hash suffix.
+
+    The generic extractor names a video after its file name, so two servers' ``video.mp4`` would
+    collide without the URL hash.
+    """
+    ext = safe_part(extractor.lower(), 30)
+    vid = safe_part(video_id)
+    sid = f"{ext}-{vid}"
+    if vid != video_id or ext == "generic":
+        sid += f"-{short_hash(url)}"
+    return sid
+
+
+def file_source_id(path: Path) -> str:
+    """``file-<stem>-<8 hex of the absolute path hash>``."""
+    absolute = str(path.resolve())
+    return f"file-{safe_part(path.stem, 40)}-{short_hash(absolute)}"
+
+
+@dataclass(frozen=True)
+class Video:
+    """One unit of work: a single video, with what the config says about it."""
+
+    sid: str
+    kind: str  # "url" or "file"
+    location: str  # the video's URL, or the absolute path of a local file
+    spec_index: int  # which entry of ``sources`` it came from
+    label: str | None = None
+    segments: tuple[Segment, ...] = ()
+    title: str | None = None
+
+
+@dataclass
+class Expansion:
+    """The videos of all entries, and the entries that could not be expanded (with why)."""
+
+    videos: list[Video] = field(default_factory=list)
+    failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
+
+
+def _path_videos(spec: Source, index: int) -> list[Video]:
+    path = Path(spec.path).expanduser()  # type: ignore[arg-type]
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    files = _list_folder(path) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise FileNotFoundError(f"no video files in folder {path} "
+                                f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return [Video(file_source_id(f), "file", str(f.resolve()), index, spec.label,
+                  tuple(spec.segments), f.stem) for f in files]
+
+
+def _entry_url(entry: dict[str, Any]) -> str:
+    return entry.get("webpage_url") or entry.get("url") or entry.get("original_url") or ""
+
+
+def _flatten(info: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yield the video entries of a yt-dlp info dict, descending into nested playlists."""
+    if info.get("_type") in ("playlist", "multi_video"):
+        for entry in info.get("entries") or []:
+            if entry:
+                yield from _flatten(entry)
+    else:
+        yield info
+
+
+def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """Ask yt-dlp what videos ``url`` stands for, without downloading or resolving formats."""
+    import yt_dlp
+
+    opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
+            "skip_download": True, **(ytdlp_options or {})}
+    with yt_dlp.YoutubeDL(opts) as ydl:
+        info = ydl.extract_info(url, download=False, process=False)
+    entries = []
+    for e in _flatten(info or {}):
+        video_url = _entry_url(e)
+        extractor = e.get("ie_key") or e.get("extractor_key") or e.get("extractor") or "generic"
+        video_id = str(e.get("id") or short_hash(video_url))
+        entries.append({"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
+                        "title": e.get("title") or ""})
+    return entries
+
+
+def expand_sources(config: Config, state: State,
+                   expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
+                   refresh: bool = False) -> Expansion:
+    """All videos of the config in order; the same video twice is kept once (first entry wins)."""
+    out = Expansion()
+    seen: set[str] = set()
+    ytdlp_options = _expansion_options(config)
+    for index, spec in enumerate(config.sources):
+        try:
+            if spec.path is not None:
+                videos = _path_videos(spec, index)
+            else:
+                videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
+        except Exception as exc:  # one bad entry must not stop the others
+            from .errors import classify
+
+            sid = (file_source_id(Path(spec.path)) if spec.path is not None
+                   else f"url-{short_hash(spec.url or '')}")
+            kind, message = classify(exc)
+            out.failures.append((sid, index, kind, message))
+            continue
+        for v in videos:
+            if v.sid not in seen:
+                seen.add(v.sid)
+                out.videos.append(v)
+    return out
+
+
+def _expansion_options(config: Config) -> dict[str, Any]:
+    """The user's yt-dlp options that matter to listing (cookies, proxies, ...), plus timeouts."""
+    opts = dict(config.download.ytdlp)
+    opts.setdefault("socket_timeout", config.download.socket_timeout)
+    opts.setdefault("retries", config.download.retries)
+    return opts
+
+
+def _cached_url_videos(spec: Source, index: int, state: State,
+                       expander: Callable[[str, dict], list[dict[str, str]]],
+                       ytdlp_options: dict[str, Any], refresh: bool) -> list[Video]:
+    cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
+    entries = None
+    if cache.exists() and not refresh:
+        import json
+
+        try:
+            entries = json.loads(cache.read_text())["entries"]
+        except (OSError, ValueError, KeyError):
+            entries = None
+    if entries is None:
+        entries = expander(spec.url or "", ytdlp_options)
+        if not entries:
+            raise LookupError(f"{spec.url} lists no videos")
+        write_json(cache, {"url": spec.url, "entries": entries})
+    return [Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
+                  e.get("title") or None) for e in entries]

@@ -1,0 +1,187 @@
+"""Crop stage: cut each kept detection out of its frame, padded and grown to the target aspect.
+
+Output: ``crops/<sid>/<crop_id>.<ext>`` and ``crops/<sid>/crops.jsonl`` (one row per crop with
+its geometry). The geometry is a set of small pure functions so it can be checked by exact
+numbers; the box is always grown to reach the aspect ratio, never squashed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import Config, Crop
+from ..detections import CLASS_NAMES, Detections
+from ..sources import Video
+from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_jsonl
+from ..video import sharpness
+
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Region:
+    """An integer pixel rectangle; it may reach outside the frame when ``outside: pad``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def padded_box(box: tuple[float, float, float, float], pad: tuple[float, float, float, float]
+               ) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of the box grown by fractions of its size: (left, right, top, bottom)."""
+    x, y, w, h = box
+    left, right, top, bottom = pad
+    return x - left * w, y - top * h, x + w + right * w, y + h + bottom * h
+
+
+def grow_to_aspect(x0: float, y0: float, x1: float, y1: float, aspect: float | None
+                   ) -> tuple[float, float, float, float]:
+    """Grow the narrower dimension about the centre until width / height == aspect."""
+    if aspect is None:
+        return x0, y0, x1, y1
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    if w / h < aspect:
+        w = h * aspect
+    else:
+        h = w / aspect
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def fit_in_frame(x0: float, y0: float, x1: float, y1: float, width: int, height: int
+                 ) -> tuple[float, float, float, float]:
+    """Shift the rectangle into the frame; shrink it about its centre (keeping its aspect) only
+    when it is larger than the frame."""
+    w, h = x1 - x0, y1 - y0
+    scale = min(1.0, width / w, height / h)
+    if scale < 1.0:
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        w, h = w * scale, h * scale
+        x0, y0 = cx - w / 2, cy - h / 2
+    x0 = min(max(x0, 0.0), width - w)
+    y0 = min(max(y0, 0.0), height - h)
+    return x0, y0, x0 + w, y0 + h
+
+
+def crop_region(box: tuple[float, float, float, float], crop: Crop, width: int, height: int) -> Region:
+    """The region to cut for a detection box in a ``width`` x ``height`` frame."""
+    p = crop.padding
+    rect = grow_to_aspect(*padded_box(box, (p.left, p.right, p.top, p.bottom)), crop.aspect)
+    if crop.outside == "clamp":
+        rect = fit_in_frame(*rect, width, height)
+    x0, y0, x1, y1 = rect
+    x, y = int(round(x0)), int(round(y0))
+    w, h = max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+    if crop.outside == "clamp":
+        w, h = min(w, width - x), min(h, height - y)
+    return Region(x, y, w, h)
+
+
+def cut(frame: np.ndarray, region: Region, border_color: tuple[int, int, int]) -> np.ndarray:
+    """The region's pixels; parts outside the frame are filled with ``border_color``."""
+    fh, fw = frame.shape[:2]
+    ix0, iy0 = max(region.x, 0), max(region.y, 0)
+    ix1, iy1 = min(region.x + region.w, fw), min(region.y + region.h, fh)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return np.full((region.h, region.w, 3), border_color, dtype=frame.dtype)
+    inside = frame[iy0:iy1, ix0:ix1]
+    top, left = iy0 - region.y, ix0 - region.x
+    bottom, right = region.y + region.h - iy1, region.x + region.w - ix1
+    if top or left or bottom or right:
+        inside = cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                                    value=tuple(int(c) for c in border_color))
+    return inside
+
+
+def output_size(region: Region, size: int | None, aspect: float | None) -> tuple[int, int]:
+    """(width, height) of the saved crop: its long side is ``size`` (no resize when None)."""
+    if size is None:
+        return region.w, region.h
+    ratio = aspect if aspect is not None else region.w / region.h
+    if ratio >= 1:
+        return size, max(1, int(round(size / ratio)))
+    return max(1, int(round(size * ratio))), size
+
+
+def select(dets: Detections, crop: Crop) -> np.ndarray:
+    """Indexes of the detections the crop policy keeps (detections arrive best score first)."""
+    if len(dets) == 0:
+        return np.zeros(0, dtype=int)
+    if crop.policy == "largest":
+        return np.array([int(np.argmax(dets.area))])
+    if crop.policy == "top-k":
+        return np.arange(min(crop.top_k, len(dets)))
+    return np.arange(len(dets))
+
+
+def crop_id(sid: str, t_ms: int, k: int) -> str:
+    return f"{sid}_{t_ms:09d}_{k}"
+
+
+def stage_fingerprint(config: Config, upstream: str) -> str:
+    return fingerprint(VERSION, config.crop.model_dump(), upstream)
+
+
+def _encode_params(crop: Crop) -> list[int]:
+    if crop.format == "jpg":
+        return [cv2.IMWRITE_JPEG_QUALITY, crop.quality]
+    if crop.format == "webp":
+        return [cv2.IMWRITE_WEBP_QUALITY, crop.quality]
+    return [cv2.IMWRITE_PNG_COMPRESSION, 3]
+
+
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
+    c = config.crop
+    final = root / "crops" / video.sid
+    tmp = fresh_tmp_dir(final)
+    frames_dir = root / "frames" / video.sid
+    params = _encode_params(c)
+    rows: list[dict[str, Any]] = []
+    too_small = 0
+    for det_row in read_jsonl(root / "detections" / f"{video.sid}.jsonl"):
+        dets = Detections.from_json(det_row)
+        keep = select(dets, c)
+        if len(keep) == 0:
+            continue
+        frame = cv2.imread(str(frames_dir / det_row["file"]))
+        if frame is None:
+            raise OSError(f"cannot read frame {frames_dir / det_row['file']}")
+        fh, fw = frame.shape[:2]
+        for k, i in enumerate(keep):
+            box = tuple(float(v) for v in dets.boxes[i])
+            region = crop_region(box, c, fw, fh)
+            if min(region.w, region.h) < c.min_size:
+                too_small += 1
+                continue
+            pixels = cut(frame, region, tuple(c.border_color))
+            out_w, out_h = output_size(region, c.size, c.aspect)
+            if (out_w, out_h) != (region.w, region.h):
+                shrink = out_w < region.w
+                pixels = cv2.resize(pixels, (out_w, out_h),
+                                    interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            cid = crop_id(video.sid, det_row["t_ms"], k)
+            name = f"{cid}.{c.format}"
+            if not cv2.imwrite(str(tmp / name), pixels, params):
+                raise OSError(f"could not write {tmp / name}")
+            marks = dets.landmarks[i]
+            rows.append({
+                "crop_id": cid, "file": f"crops/{video.sid}/{name}", "source_id": video.sid,
+                "t_ms": det_row["t_ms"], "frame_index": det_row["frame_index"],
+                "segment": det_row.get("segment", -1), "class": CLASS_NAMES[int(dets.class_id[i])],
+                "score": round(float(dets.scores[i]), 4),
+                "box_x": round(box[0], 1), "box_y": round(box[1], 1),
+                "box_w": round(box[2], 1), "box_h": round(box[3], 1),
+                "crop_x": region.x, "crop_y": region.y, "crop_w": region.w, "crop_h": region.h,
+                "out_w": out_w, "out_h": out_h, "sharpness": round(sharpness(pixels), 2),
+                "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
+            })
+    write_jsonl(tmp / "crops.jsonl", rows)
+    replace_dir(tmp, final)
+    return [f"crops/{video.sid}/crops.jsonl"], {"crops": len(rows), "too_small": too_small}

@@ -1,0 +1,197 @@
+"""Download stage: fetch a URL's video with yt-dlp (or take a local file in place) and its metadata.
+
+Output: ``videos/<sid>.<ext>`` (or one file per segment when only segments are downloaded) and
+``videos/<sid>.info.json`` with the provenance every crop carries (title, uploader, licence, URL).
+yt-dlp's own ``.part`` files make an interrupted download resume; our marker is written only once
+the finished file is in place.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..sources import Video
+from ..state import fingerprint, write_json
+from ..video import probe
+
+VERSION = "1"
+log = logging.getLogger(__name__)
+
+INFO_FIELDS = ("id", "title", "uploader", "channel", "license", "duration", "webpage_url",
+               "original_url", "extractor", "upload_date", "width", "height", "fps")
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    """A file to sample: the whole video (offset 0) or one downloaded segment of it.
+
+    ``offset_s`` is where the file starts in the original video, so timestamps stay those of the
+    original (what a link to the source at that time needs). ``segment`` is the index of the
+    config segment the file holds, or -1 when the file is the whole video.
+    """
+
+    path: str
+    offset_s: float = 0.0
+    segment: int = -1
+
+
+def stage_fingerprint(video: Video, config: Config) -> str:
+    """What changes the downloaded bytes: the URL or file, the format and the sections asked for."""
+    if video.kind == "file":
+        st = Path(video.location).stat()
+        return fingerprint(VERSION, video.location, st.st_size, st.st_mtime_ns)
+    d = config.download
+    sections = [(s.start, s.end) for s in video.segments] if d.sections_only else []
+    return fingerprint(VERSION, video.location, d.format, sections,
+                       {k: d.ytdlp[k] for k in sorted(d.ytdlp) if k in ("format_sort", "format")})
+
+
+def find_ffmpeg() -> str | None:
+    """An ffmpeg binary: the one on PATH, else the one the imageio-ffmpeg package ships."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:
+        return None
+
+
+def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
+    info_path = root / "videos" / f"{video.sid}.info.json"
+    vi = probe(video.location)
+    info = {"id": video.sid, "title": Path(video.location).name, "uploader": None, "license": None,
+            "duration": vi.duration_s, "webpage_url": Path(video.location).as_uri(),
+            "original_url": video.location, "extractor": "file", "upload_date": None,
+            "width": vi.width, "height": vi.height, "fps": vi.fps}
+    write_json(info_path, info)
+    return [str(info_path.relative_to(root))], {"parts": [asdict(VideoPart(video.location))], "info": info}
+
+
+def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) -> dict[str, Any]:
+    """The yt-dlp options mapping: ours first, then the user's ``download.ytdlp`` on top.
+
+    The output template is built from our source id alone, so no title can steer where a file
+    is written.
+    """
+    d = config.download
+    opts: dict[str, Any] = {
+        "format": d.format,
+        "retries": d.retries,
+        "fragment_retries": d.retries,
+        "socket_timeout": d.socket_timeout,
+        "noplaylist": True,
+        "continuedl": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": not progress,
+        "restrictfilenames": True,
+    }
+    ffmpeg = find_ffmpeg()
+    if ffmpeg:
+        opts["ffmpeg_location"] = ffmpeg
+    if video.segments and d.sections_only:
+        if ffmpeg:
+            from yt_dlp.utils import download_range_func
+
+            ranges = [(s.start, s.end if s.end is not None else float("inf")) for s in video.segments]
+            opts["download_ranges"] = download_range_func(None, ranges)
+            opts["force_keyframes_at_cuts"] = True  # exact cut points, so timestamps stay exact
+        else:
+            log.warning("%s: no ffmpeg found (install it or `pip install imageio-ffmpeg`): "
+                        "downloading the whole video instead of its segments", video.sid)
+    opts.update(d.ytdlp)
+    opts["outtmpl"] = {"default": str(outdir / f"{video.sid}.%(section_start)s.%(ext)s")
+                       if "download_ranges" in opts else str(outdir / f"{video.sid}.%(ext)s")}
+    opts["paths"] = {}
+    return opts
+
+
+def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPart]:
+    """One part per file yt-dlp wrote; segment files are matched back by their start time."""
+    parts = []
+    for req in info.get("requested_downloads") or [info]:
+        path = Path(req.get("filepath") or req.get("_filename") or "")
+        if not path.is_file():
+            raise FileNotFoundError(f"yt-dlp reported {path} but it is not there")
+        start = req.get("section_start")
+        if start is None:
+            parts.append(VideoPart(str(path.relative_to(root))))
+            continue
+        segment = min(range(len(video.segments)), key=lambda i: abs(video.segments[i].start - start))
+        parts.append(VideoPart(str(path.relative_to(root)), float(start), segment))
+    return parts
+
+
+def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[list[str], dict[str, Any]]:
+    import yt_dlp
+
+    outdir = root / "videos"
+    outdir.mkdir(parents=True, exist_ok=True)
+    opts = ytdlp_options(video, config, outdir, progress)
+    if progress:
+        opts["progress_hooks"] = [_TqdmHook(video.sid)]
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(video.location, download=True)
+    finally:
+        for hook in opts.get("progress_hooks", []):
+            if isinstance(hook, _TqdmHook):
+                hook.close()
+    if info is None:
+        raise RuntimeError(f"yt-dlp returned nothing for {video.location}")
+    if info.get("_type") in ("playlist", "multi_video"):
+        raise ValueError(f"{video.location} is a playlist, not a video")
+    parts = _parts_from(info, video, root)
+    meta = {k: info.get(k) for k in INFO_FIELDS}
+    meta["webpage_url"] = meta["webpage_url"] or video.location
+    # Boxes are in the pixels of the file we decode, so its size and rate are what count.
+    vi = probe(root / parts[0].path)
+    meta.update(width=vi.width, height=vi.height, fps=vi.fps)
+    info_path = outdir / f"{video.sid}.info.json"
+    write_json(info_path, meta)
+    outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
+    return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
+
+
+class _TqdmHook:
+    """A yt-dlp progress hook drawing one tqdm bar per download."""
+
+    def __init__(self, sid: str):
+        self.sid = sid
+        self.bar = None
+
+    def __call__(self, d: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if d.get("status") == "downloading":
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            if self.bar is None:
+                self.bar = tqdm(total=total, unit="B", unit_scale=True, leave=False,
+                                desc=f"download {self.sid[:28]}")
+            if total and self.bar.total != total:
+                self.bar.total = total
+            self.bar.n = d.get("downloaded_bytes") or 0
+            self.bar.refresh()
+        elif d.get("status") in ("finished", "error"):
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
+    """Fetch (or locate) the video; returns (outputs relative to root, result for the marker)."""
+    if video.kind == "file":
+        return _local(video, root)
+    return _remote(video, config, root, progress)
