@@ -380,6 +380,10 @@ def parse_config(data: Any, text: str = "", file: str | None = None) -> Config:
                 allowed = _allowed_keys(loc)
                 if allowed:
                     msg += f" (allowed: {', '.join(allowed)})"
+            nested = re.match(r"^((?:sources|[a-z_]+)(?:\.\w+)*): (.*)$", msg) if not loc else None
+            if nested:  # a whole-config check that names its own key path
+                loc = tuple(int(p) if p.isdigit() else p for p in nested.group(1).split("."))
+                msg = nested.group(2)
             line = located.line_of(loc)
             problems.append(f"{_format_path(loc)}: {msg}" + (f" (line {line})" if line else ""))
         raise ConfigError(problems, file) from None

@@ -27,8 +27,7 @@ MANIFEST_COLUMNS = (
     "detector", "class", "score", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
     "crop_w", "crop_h", "out_w", "out_h", "sharpness", "landmarks",
 )
-METADATA_COLUMNS = ("file_name", "crop_id", "source_id", "source_url", "t_s", "class", "score",
-                    "split")
+METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", "t_s", "class", "score")
 
 
 def _rank_key(seed: int, sid: str) -> str:
@@ -140,13 +139,22 @@ def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
-    """``dataset/<split>/<label>/<file>`` plus ``dataset/metadata.csv``, swapped in whole."""
+    """``dataset/<split>/<label>/<file>`` plus ``dataset/<split>/metadata.csv``, swapped in whole.
+
+    The metadata sits in each split's folder because that is where Hugging Face's imagefolder
+    looks for it when the data has split folders (a single root file is ignored there). It has a
+    ``label`` column since, with metadata present, imagefolder no longer infers labels from the
+    folder names.
+    """
     final = root / "dataset"
     tmp = fresh_tmp_dir(final)
     for row in rows:
         _link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to("dataset"))
-    meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to("dataset"))} for row in rows]
-    write_atomic(tmp / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
+    for split in SPLITS:
+        meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to(f"dataset/{split}"))}
+                for row in rows if row["split"] == split]
+        if meta:
+            write_atomic(tmp / split / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
     replace_dir(tmp, final)
 
 

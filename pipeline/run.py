@@ -13,6 +13,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import progress
 from .config import Config
 from .dataset import DatasetReport, build_dataset, write_summary
 from .errors import error_record
@@ -201,14 +202,12 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             for outcome in _map_videos(expansion.videos, config, root, frozenset(force),
                                        retry_failed, progress and config.workers == 1):
                 outcomes.append(outcome)
-                if bar is not None:
-                    bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}")
-                    bar.update(1)
+                bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
+                bar.update(1)
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if interrupted:
             log("interrupted: finished units are kept; run the same command again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True)
@@ -220,15 +219,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
 
 
 def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    import sys
-
-    from tqdm import tqdm
-
-    if not sys.stderr.isatty():
-        return None
-    return tqdm(total=total, desc="sources", unit="video")
+    return progress.bar(total=total, enabled=enabled, desc="sources", unit="video", leave=True)
 
 
 def summary_of(config: Config, report: RunReport) -> dict[str, Any]:

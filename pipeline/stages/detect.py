@@ -13,6 +13,7 @@ import cv2
 
 from ..config import Config, Detect
 from ..detections import Detections
+from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
 
@@ -43,12 +44,7 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
     frames = read_jsonl(frames_dir / "frames.jsonl")
     rows = []
     total = 0
-    iterator = frames
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(frames, desc=f"detect {video.sid[:30]}", unit="frame", leave=False)
-    for frame in iterator:
+    for frame in bar(frames, enabled=progress, desc=f"detect {video.sid[:30]}", unit="frame"):
         image = cv2.imread(str(frames_dir / frame["file"]))
         if image is None:
             raise OSError(f"cannot read frame {frames_dir / frame['file']}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, write_json
 from ..video import probe
@@ -170,13 +171,10 @@ class _TqdmHook:
         self.bar = None
 
     def __call__(self, d: dict[str, Any]) -> None:
-        from tqdm import tqdm
-
         if d.get("status") == "downloading":
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
             if self.bar is None:
-                self.bar = tqdm(total=total, unit="B", unit_scale=True, leave=False,
-                                desc=f"download {self.sid[:28]}")
+                self.bar = bar(total=total, unit="B", unit_scale=True, desc=f"download {self.sid[:28]}")
             if total and self.bar.total != total:
                 self.bar.total = total
             self.bar.n = d.get("downloaded_bytes") or 0

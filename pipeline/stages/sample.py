@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 
 from ..config import Config, Sample
+from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_jsonl
 from ..video import Range, SamplePlan, iter_samples
@@ -57,7 +58,7 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         path = Path(part.path) if Path(part.path).is_absolute() else root / part.path
         ranges, segment_of = _part_ranges(video, part)
         samples = iter_samples(str(path), plan_for(config.sample, ranges))
-        for frame in _progress(samples, video.sid, progress):
+        for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}", unit="frame"):
             t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
             name = f"{t_ms:09d}.jpg"
             if not cv2.imwrite(str(tmp / name), frame.image, params):
@@ -73,10 +74,3 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
     replace_dir(tmp, final)
     return [f"frames/{video.sid}/frames.jsonl"], {"frames": len(rows), "dropped_blurry": dropped}
 
-
-def _progress(samples, sid: str, enabled: bool):
-    if not enabled:
-        return samples
-    from tqdm import tqdm
-
-    return tqdm(samples, desc=f"sample {sid[:30]}", unit="frame", leave=False)

@@ -1,0 +1,94 @@
+"""Config loading: defaults, time parsing, and the exact messages users see for bad configs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, load_config, parse_time
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_sources_alone_is_a_complete_config(tmp_path):
+    cfg = load_config(write(tmp_path, "sources:\n  - path: a.mp4\n"))
+    assert cfg.sample.mode == "every" and cfg.detect.model == "yunet"
+    assert cfg.crop.padding.left == 0.3 and cfg.crop.size == 224
+    assert str(cfg.output_dir) == "data/run"
+
+
+@pytest.mark.parametrize("text,seconds", [(65, 65.0), (65.5, 65.5), ("1:05", 65.0),
+                                          ("1:02:03.5", 3723.5), ("0:59", 59.0)])
+def test_times(text, seconds):
+    assert parse_time(text) == seconds
+
+
+BAD = [
+    ("sources: []\n", "sources: give at least one source"),
+    ("name: x\n", "sources: required"),
+    ("sources:\n  - path: a.mp4\n    lable: x\n",
+     "sources.0.lable: unknown key (allowed: url, path, label, segments) (line 3)"),
+    ("sources:\n  - {path: a.mp4, url: 'http://x'}\n",
+     "sources.0: give exactly one of 'url' or 'path' (line 2)"),
+    ("sources:\n  - path: a.mp4\n    segments:\n      - {start: '1:40', end: '1:05'}\n",
+     "sources.0.segments.0: end (65 s) must be after start (100 s) (line 4)"),
+    ("sources:\n  - path: a.mp4\n    segments:\n      - {start: 'soon'}\n",
+     "sources.0.segments.0.start: must be a time such as 65, 65.5, \"1:05\" or \"1:02:03\" (line 4)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  min_score: 2\n",
+     "detect.min_score: must be between 0 and 1 (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect: {model: yolo}\n",
+     "detect.model: must be one of 'yunet' or 'ssdlite-person' (line 2)"),
+    ("sources: [{path: a.mp4}]\nsample: {every: 1, fps: 2}\n",
+     "sample: give only one of every, fps, count, scene (got every, fps) (line 2)"),
+    ("sources: [{path: a.mp4}]\nsample: {every: -1}\n", "sample.every: must be greater than 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\nsplit: {train: 0.5}\n",
+     "split: train + val + test must sum to 1 (got 0.7) (line 2)"),
+    ("sources: [{path: a.mp4}]\nworkers: '2'\n", "workers: must be a whole number (got str '2') (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {padding: -1}\n",
+     "crop.padding: must be between 0 and 10 (a fraction of the box size) (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {policy: best}\n",
+     "crop.policy: must be one of 'all', 'largest' or 'top-k' (line 2)"),
+    ("sources: [{path: a.mp4}, {path: a.mp4}]\n",
+     "sources.1: duplicate of an earlier source (a.mp4)"),
+    ("sources: [{path: a.mp4, label: ../../etc}]\n",
+     "sources.0.label: must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
+     "starting with a letter or digit and not ending with '.' or space (line 1)"),
+    ("sources: [{path: a.mp4}]\nexecutor: ray\n", "executor: must be one of 'local' (line 2)"),
+    ("- just\n- a list\n", "(top level): must be a mapping with at least 'sources'"),
+    ("sources: [\n", "not valid YAML: expected the node content"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_bad_configs_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert any(p.startswith(message) for p in info.value.problems), info.value.problems
+
+
+def test_validate_exit_codes_and_output(tmp_path):
+    good = write(tmp_path, "sources: [{path: a.mp4}]\n")
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(good)],
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0 and ": ok (1 sources" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [{path: a.mp4}]\ndetect: {min_score: 3}\n")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(bad)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2
+    assert "detect.min_score: must be between 0 and 1 (line 2)" in res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert not (tmp_path / "data").exists()
+
+
+def test_shipped_configs_are_valid():
+    for name in ("pilots.yaml", "demo.yaml"):
+        load_config(REPO / "configs" / name)

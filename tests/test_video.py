@@ -1,0 +1,356 @@
+"""Tests of pipeline.video on generated videos (each frame encodes its own index) and, when the
+shared folder is present, on real footage."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import media
+from pipeline.video import (Range, SamplePlan, VideoError, VideoInfo, _Clock, iter_samples,
+                            probe, sharpness)
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_FRAMES = SamplePlan(mode="every", every_s=0.001)
+"""A step shorter than any frame: every frame is kept once."""
+CFR_MS = [40 * i for i in range(50)]
+
+needs_ffmpeg = pytest.mark.skipif(media.ffmpeg_exe() is None,
+                                  reason="imageio-ffmpeg (ffmpeg binary) is not installed")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="module")
+def cfr(videos: Path) -> Path:
+    """50 frames at 25 fps, mp4v via cv2.VideoWriter."""
+    return media.make_video(videos / "cfr.mp4", frames=50, fps=25.0)
+
+
+@pytest.fixture(scope="module")
+def bframes(videos: Path) -> Path:
+    if media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    return media.make_h264_video(videos / "bframes.mp4", frames=50, bframes=3)
+
+
+@pytest.fixture(scope="module")
+def vfr(videos: Path) -> Path:
+    """30 frames: 10 at 40 ms, then 20 at 100 ms."""
+    if media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    return media.make_vfr_video(videos / "vfr.mp4", frames=30)
+
+
+@pytest.fixture(scope="module")
+def raw264(videos: Path) -> Path:
+    if media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    return media.make_h264_video(videos / "raw.264", frames=50)
+
+
+def sample(path: Path, plan: SamplePlan, info: VideoInfo | None = None) -> list[tuple[int, int]]:
+    """(t_ms, frame_index) of every sample, checking that each image shows its frame index."""
+    out = []
+    for frame in iter_samples(path, plan, info):
+        assert media.decode_index(frame.image) == frame.frame_index, frame.t_ms
+        out.append((frame.t_ms, frame.frame_index))
+    return out
+
+
+# --- probe -----------------------------------------------------------------------------------
+
+def test_probe_cfr(cfr: Path) -> None:
+    assert probe(cfr) == VideoInfo(width=320, height=240, fps=25.0, frame_count=50,
+                                   duration_s=2.0)
+
+
+def test_probe_raw_stream_has_no_frame_count(raw264: Path) -> None:
+    # OpenCV reports a huge negative CAP_PROP_FRAME_COUNT for raw H.264.
+    assert cv2.VideoCapture(str(raw264)).get(cv2.CAP_PROP_FRAME_COUNT) <= 0
+    info = probe(raw264)
+    assert (info.width, info.height, info.frame_count, info.duration_s) == (320, 240, None, None)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: d / "missing.mp4", "no such file"),
+    (lambda d: _write(d / "empty.mp4", b""), "empty file"),
+    (lambda d: _write(d / "text.mp4", b"not a video\n" * 100), "cannot open"),
+    (lambda d: d, "not a file"),
+])
+def test_broken_inputs_raise_video_error(tmp_path: Path, make, reason: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(VideoError, match=reason) as probe_error:
+        probe(path)
+    assert str(path) in str(probe_error.value)
+    with pytest.raises(VideoError, match=reason):
+        iter_samples(path, SamplePlan())
+
+
+# --- timestamps and frame identity -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["cfr", "mjpg", "bframes", "vfr"])
+def test_every_frame_has_its_decoder_timestamp(name: str, request: pytest.FixtureRequest,
+                                               videos: Path) -> None:
+    """POS_MSEC read right after grab() is the grabbed frame's own time, and retrieve() gives
+    that frame (B-frames reorder decoding, VFR breaks index * 1000 / fps)."""
+    if name == "mjpg":
+        path, expected = media.make_video(videos / "mjpg.avi", 50, fourcc="MJPG"), CFR_MS
+    else:
+        path = request.getfixturevalue(name)
+        expected = media.vfr_times_ms(30) if name == "vfr" else CFR_MS
+    samples = iter_samples(path, ALL_FRAMES)
+    frames = [(f.t_ms, f.frame_index, media.decode_index(f.image)) for f in samples]
+    assert frames == [(t, i, i) for i, t in enumerate(expected)]
+    assert samples.estimated_timestamps == 0
+
+
+def test_raw_stream_timestamps_are_estimated(raw264: Path) -> None:
+    samples = iter_samples(raw264, ALL_FRAMES)
+    frames = [(f.t_ms, f.frame_index, media.decode_index(f.image)) for f in samples]
+    assert frames == [(t, i, i) for i, t in enumerate(CFR_MS)]
+    assert samples.estimated_timestamps == 49  # all but the first frame read 0
+
+
+def test_clock_repairs_missing_and_backward_timestamps() -> None:
+    clock = _Clock(frame_ms=40.0)
+    readings = [0.0, 0.0, 0.0, 200.0, 150.0, float("nan"), 400.0, 400.0]
+    assert [clock.stamp(r) for r in readings] == [0, 40, 80, 200, 240, 280, 400, 440]
+    assert clock.estimated == 5
+
+
+# --- modes -----------------------------------------------------------------------------------
+
+def test_every_mode_takes_first_frame_at_or_after_each_target(cfr: Path) -> None:
+    samples = iter_samples(cfr, SamplePlan(every_s=0.5))
+    assert [(f.t_ms, f.frame_index) for f in samples] == [(0, 0), (520, 13), (1000, 25),
+                                                          (1520, 38)]
+    assert all(f.range_index == -1 for f in iter_samples(cfr, SamplePlan(every_s=0.5)))
+    assert samples.retrieved == 4 and samples.grabbed == 50  # retrieve only what is kept
+
+
+def test_fps_mode_on_cfr_and_vfr(cfr: Path, vfr: Path) -> None:
+    plan = SamplePlan(mode="fps", fps=4)
+    assert [t for t, _ in sample(cfr, plan)] == [0, 280, 520, 760, 1000, 1280, 1520, 1760]
+    # In the 100 ms part, targets every 250 ms land on the next 100 ms frame.
+    assert sample(vfr, plan) == [(0, 0), (280, 7), (500, 11), (800, 14), (1000, 16),
+                                 (1300, 19), (1500, 21), (1800, 24), (2000, 26), (2300, 29)]
+
+
+def test_vfr_gap_gives_one_frame_for_several_targets(vfr: Path) -> None:
+    plan = SamplePlan(every_s=0.06)  # shorter than the 100 ms frame spacing after frame 10
+    # Targets 420 and 480 ms both fall on the 500 ms frame (11): it is taken once. From there
+    # on every 100 ms frame covers one or two targets, so each is taken exactly once.
+    assert [i for _, i in sample(vfr, plan)] == [0, 2, 3, 5, 6, 8, 9, *range(11, 30)]
+
+
+def test_count_mode(cfr: Path) -> None:
+    assert [i for _, i in sample(cfr, SamplePlan(mode="count", count=5))] == [0, 10, 20, 30, 40]
+    assert [i for _, i in sample(cfr, SamplePlan(mode="count", count=50))] == list(range(50))
+    assert len(sample(cfr, SamplePlan(mode="count", count=80))) == 50  # never a frame twice
+
+
+def test_count_mode_learns_unknown_duration_with_a_first_pass(raw264: Path) -> None:
+    samples = iter_samples(raw264, SamplePlan(mode="count", count=5))
+    assert [f.frame_index for f in samples] == [0, 10, 20, 30, 40]
+    assert samples.grabbed == 100  # counting pass + sampling pass
+
+
+def test_count_mode_shares_count_between_ranges(cfr: Path) -> None:
+    plan = SamplePlan(mode="count", count=4, ranges=(Range(0.0, 0.4), Range(1.0, None)))
+    frames = list(iter_samples(cfr, plan))
+    # 0.4 s and 1.0 s of video: 1 and 3 samples (largest remainder of 1.14 and 2.86).
+    assert [(f.range_index, f.t_ms) for f in frames] == [(0, 0), (1, 1000), (1, 1360),
+                                                         (1, 1680)]
+
+
+def test_ranges_labels_and_early_stop(cfr: Path) -> None:
+    plan = SamplePlan(every_s=0.5, ranges=(Range(0.3, 1.0, "a"), Range(0.8, 1.6, "b")))
+    samples = iter_samples(cfr, plan)
+    frames = [(f.t_ms, f.range_index, media.decode_index(f.image)) for f in samples]
+    # [0.8, 1.0) belongs to the first range; the second's 0.8 s target lands on 1.0 s.
+    assert frames == [(320, 0, 8), (800, 0, 20), (1000, 1, 25), (1320, 1, 33)]
+    assert samples.grabbed == 41  # stopped at the first frame past 1.6 s
+
+
+def test_range_past_the_end_gives_nothing(cfr: Path) -> None:
+    assert sample(cfr, SamplePlan(ranges=(Range(5.0, 6.0),))) == []
+    assert sample(cfr, SamplePlan(mode="count", count=3, ranges=(Range(5.0, None),))) == []
+
+
+def test_scene_mode_one_sample_per_shot(videos: Path) -> None:
+    path = media.make_video(videos / "shots.mp4", 100, pattern=media.shots([25, 50, 75]))
+    samples = iter_samples(path, SamplePlan(mode="scene"))
+    assert [f.frame_index for f in samples] == [0, 25, 50, 75]
+    assert samples.retrieved == 100
+    in_range = SamplePlan(mode="scene", ranges=(Range(0.4, 2.5),))
+    assert [f.frame_index for f in iter_samples(path, in_range)] == [10, 25, 50]
+    # The cut at 1.0 s comes 0.48 s after the range's first sample (at 0.52 s): within the
+    # minimum gap, so it is not sampled.
+    late_start = SamplePlan(mode="scene", ranges=(Range(0.5, 2.5),))
+    assert [f.frame_index for f in iter_samples(path, late_start)] == [13, 50]
+
+
+def test_scene_mode_min_gap_ignores_a_second_cut_too_soon(videos: Path) -> None:
+    path = media.make_video(videos / "flash.mp4", 100, pattern=media.shots([25, 30, 75]))
+    assert [f.frame_index for f in iter_samples(path, SamplePlan(mode="scene"))] == [0, 25, 75]
+    no_gap = SamplePlan(mode="scene", scene_min_gap_s=0)
+    assert [f.frame_index for f in iter_samples(path, no_gap)] == [0, 25, 30, 75]
+
+
+# --- sharpness -------------------------------------------------------------------------------
+
+def test_sharpness_function() -> None:
+    sharp = media.blurred_every(1000)(1, (320, 240))
+    assert sharpness(np.full((50, 50, 3), 128, np.uint8)) == 0.0
+    assert sharpness(sharp) > 100 * sharpness(cv2.GaussianBlur(sharp, (0, 0), 12))
+
+
+def test_min_sharpness_drops_blurred_frames_without_replacing_them(videos: Path) -> None:
+    path = media.make_video(videos / "blur.mp4", 20, pattern=media.blurred_every(5))
+    samples = iter_samples(path, SamplePlan(every_s=0.001, min_sharpness=100))
+    assert [f.frame_index for f in samples] == [i for i in range(20) if i % 5]
+    assert samples.dropped_blurry == 4
+    # Targets every 0.2 s hit exactly the blurred frames: all dropped, none replaced.
+    every_blurred = iter_samples(path, SamplePlan(every_s=0.2, min_sharpness=100))
+    assert list(every_blurred) == [] and every_blurred.dropped_blurry == 4
+
+
+# --- seeking ---------------------------------------------------------------------------------
+
+def test_seek_start_keeps_exact_timestamps_and_indexes(videos: Path) -> None:
+    path = media.make_video(videos / "long.mp4", 250, size=(160, 120))
+    plan = SamplePlan(every_s=0.5, ranges=(Range(7.0, 8.0),))
+    sequential = iter_samples(path, plan)
+    expected = [(f.t_ms, f.frame_index) for f in sequential]
+    assert expected == [(7000, 175), (7520, 188)]
+    seeking = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(7.0, 8.0),),
+                                            seek_start=True))
+    frames = [(f.t_ms, f.frame_index, media.decode_index(f.image)) for f in seeking]
+    assert frames == [(t, i, i) for t, i in expected]
+    assert seeking.seeked and seeking.grabbed < sequential.grabbed - 100
+
+
+def test_seek_that_overshoots_falls_back_to_sequential(videos: Path) -> None:
+    if media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    # Slow first (200 ms frames) then fast (20 ms): a seek by nominal frame number overshoots.
+    path = media.make_vfr_video(videos / "overshoot.mp4", frames=200, fast_ms=200,
+                                slow_ms=20, switch=30, size=(160, 120))
+    times = media.vfr_times_ms(200, fast_ms=200, slow_ms=20, switch=30)
+    samples = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(6.0, 7.0),),
+                                            seek_start=True))
+    assert [(f.t_ms, f.frame_index) for f in samples] == [(6000, 30), (6500, times.index(6500))]
+    sequential = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(6.0, 7.0),)))
+    list(sequential)
+    assert not samples.seeked
+    assert samples.grabbed == sequential.grabbed + 1  # the seek was tried, then abandoned
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+TRUNCATED_SCRIPT = """
+import json, sys
+sys.path[:0] = [sys.argv[2], sys.argv[2] + "/tests"]
+from media import decode_index
+from pipeline.video import SamplePlan, VideoError, iter_samples
+try:
+    frames = [(f.t_ms, f.frame_index, decode_index(f.image))
+              for f in iter_samples(sys.argv[1], SamplePlan(every_s=0.001))]
+    print(json.dumps({"frames": frames}))
+except VideoError as error:
+    print(json.dumps({"error": str(error)}))
+"""
+
+
+@pytest.mark.parametrize("name", ["cfr.mp4", "faststart.mp4", "raw.264"])
+def test_truncated_file_yields_a_prefix_or_video_error(name: str, tmp_path: Path,
+                                                       cfr: Path, videos: Path) -> None:
+    """Decodable frames come out in order, or a VideoError. Runs in a subprocess so that a
+    hang or a crash in the decoder fails the test instead of killing the run."""
+    if name == "cfr.mp4":
+        source = cfr
+    elif media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    else:
+        source = media.make_h264_video(videos / name, frames=50, faststart=True)
+    data = source.read_bytes()
+    truncated = tmp_path / name
+    truncated.write_bytes(data[:len(data) // 2])
+    done = subprocess.run([sys.executable, "-c", TRUNCATED_SCRIPT, str(truncated), str(ROOT)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if "error" in result:
+        assert str(truncated) in result["error"]
+        return
+    times, indexes, contents = zip(*result["frames"])
+    assert 0 < len(contents) < 50
+    assert list(contents) == sorted(set(contents)) and list(times) == sorted(set(times))
+    assert list(indexes) == list(range(len(indexes)))  # the count of decoded frames
+    if name == "raw.264":
+        # No timestamps: a frame lost at the cut (a B-frame whose data came after the next
+        # P-frame) shifts the estimated times of those after it.
+        assert times == tuple(40 * i for i in indexes)
+    else:
+        assert times == tuple(40 * c for c in contents)  # timestamps name the real frame
+
+
+def test_plan_validation() -> None:
+    for bad in [dict(mode="slow"), dict(mode="fps"), dict(mode="count", count=0),
+                dict(every_s=0), dict(ranges=(Range(2.0, 1.0),)), dict(min_sharpness=-1)]:
+        with pytest.raises(ValueError, match="invalid sample plan"):
+            SamplePlan(**bad)
+    assert SamplePlan(ranges=[Range(1.0)]).ranges == (Range(1.0),)
+
+
+# --- real footage ----------------------------------------------------------------------------
+
+@pytest.mark.testdata
+def test_real_raw_stream_with_garbage_frame_count(testdata: Path) -> None:
+    path = testdata / "broken" / "error_i_p.264"
+    info = probe(path)
+    assert info.frame_count is None and (info.width, info.height) == (352, 288)
+    samples = iter_samples(path, ALL_FRAMES, info)
+    times = [f.t_ms for f in samples]
+    assert len(times) == 6 and times == sorted(set(times))
+    assert samples.estimated_timestamps == 5
+
+
+@pytest.mark.testdata
+def test_real_bframes_match_a_plain_read_loop(testdata: Path) -> None:
+    path = testdata / "faces" / "man_640x320_bframes.mp4"
+    cap = cv2.VideoCapture(str(path))
+    reference = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        reference.append((round(cap.get(cv2.CAP_PROP_POS_MSEC)), image))
+    cap.release()
+    frames = list(iter_samples(path, ALL_FRAMES))
+    assert [f.t_ms for f in frames] == [t for t, _ in reference]
+    assert all(a.t_ms < b.t_ms for a, b in zip(frames, frames[1:]))
+    assert all(np.array_equal(f.image, image) for f, (_, image) in zip(frames, reference))
+
+
+@pytest.mark.testdata
+def test_real_scene_cuts(testdata: Path) -> None:
+    path = testdata / "negatives" / "bikes_scenecuts.mp4"
+    samples = iter_samples(path, SamplePlan(mode="scene"))
+    frames = [(f.frame_index, f.t_ms) for f in samples]
+    # 5 hard cuts in 10 s (content deltas 33..59; the strongest non-cut, a fast pan, ~19).
+    assert frames == [(0, 0), (30, 1200), (76, 3040), (137, 5480), (187, 7480), (242, 9680)]
