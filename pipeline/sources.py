@@ -34,13 +34,13 @@ def safe_part(text: str, limit: int = 60) -> str:
 def url_source_id(extractor: str, video_id: str, url: str) -> str:
     """``<extractor>-<video id>``; ids that needed cleaning, and generic URLs, get a hash suffix.
 
-    The generic extractor names a video after its file name, so two servers' ``video.mp4`` would
-    collide without the URL hash.
+    Generic extractors name a video after its file or page name, so two servers' ``video.mp4``
+    would collide without the URL hash.
     """
     ext = safe_part(extractor.lower(), 30)
     vid = safe_part(video_id)
     sid = f"{ext}-{vid}"
-    if vid != video_id or ext == "generic":
+    if vid != video_id or ext in _GENERIC_EXTRACTORS:
         sid += f"-{short_hash(url)}"
     return sid
 
@@ -89,32 +89,43 @@ def _path_videos(spec: Source, index: int) -> list[Video]:
                   tuple(spec.segments), f.stem) for f in files]
 
 
-def _entry_url(entry: dict[str, Any]) -> str:
-    return entry.get("webpage_url") or entry.get("url") or entry.get("original_url") or ""
+_GENERIC_EXTRACTORS = frozenset({"generic", "html5", "html5mediaembed"})
+"""Extractors whose ids come from file or page names, so they repeat across sites."""
 
 
-def _flatten(info: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Yield the video entries of a yt-dlp info dict, descending into nested playlists."""
+def _video_entries(info: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(entry, URL to download it again) for each video of a yt-dlp result.
+
+    A playlist entry's ``url`` is the video's own page (or, for HTML5 embeds, the media file);
+    its ``webpage_url`` may be the playlist's page. A single video's ``url`` is a short-lived
+    media link, so its ``webpage_url`` is the one to keep.
+    """
     if info.get("_type") in ("playlist", "multi_video"):
         for entry in info.get("entries") or []:
-            if entry:
-                yield from _flatten(entry)
+            if not entry:
+                continue
+            if entry.get("_type") in ("playlist", "multi_video"):
+                yield from _video_entries(entry)
+            else:
+                yield entry, entry.get("url") or entry.get("webpage_url") or ""
     else:
-        yield info
+        yield info, info.get("webpage_url") or info.get("original_url") or info.get("url") or ""
 
 
 def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    """Ask yt-dlp what videos ``url`` stands for, without downloading or resolving formats."""
+    """Ask yt-dlp what videos ``url`` stands for, without downloading them.
+
+    ``extract_flat="in_playlist"`` lists a playlist's or search's videos without visiting each.
+    """
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
             "skip_download": True, **(ytdlp_options or {})}
     with yt_dlp.YoutubeDL(opts) as ydl:
-        info = ydl.extract_info(url, download=False, process=False)
+        info = ydl.extract_info(url, download=False)
     entries = []
-    for e in _flatten(info or {}):
-        video_url = _entry_url(e)
-        extractor = e.get("ie_key") or e.get("extractor_key") or e.get("extractor") or "generic"
+    for e, video_url in _video_entries(info or {}):
+        extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
         video_id = str(e.get("id") or short_hash(video_url))
         entries.append({"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
                         "title": e.get("title") or ""})

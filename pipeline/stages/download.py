@@ -95,6 +95,7 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
         "no_warnings": True,
         "noprogress": not progress,
         "restrictfilenames": True,
+        "logger": _QuietLogger(),
     }
     ffmpeg = find_ffmpeg()
     if ffmpeg:
@@ -110,8 +111,10 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
             log.warning("%s: no ffmpeg found (install it or `pip install imageio-ffmpeg`): "
                         "downloading the whole video instead of its segments", video.sid)
     opts.update(d.ytdlp)
-    opts["outtmpl"] = {"default": str(outdir / f"{video.sid}.%(section_start)s.%(ext)s")
-                       if "download_ranges" in opts else str(outdir / f"{video.sid}.%(ext)s")}
+    # Each section needs its own name, or yt-dlp skips the second one as "already downloaded".
+    name = f"{video.sid}.%(section_start)s-%(section_end)s.%(ext)s" if "download_ranges" in opts \
+        else f"{video.sid}.%(ext)s"
+    opts["outtmpl"] = {"default": str(outdir / name)}
     opts["paths"] = {}
     return opts
 
@@ -140,6 +143,12 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     opts = ytdlp_options(video, config, outdir, progress)
     if progress:
         opts["progress_hooks"] = [_TqdmHook(video.sid)]
+    if opts.get("ffmpeg_location"):
+        # yt-dlp's check for ffmpeg before a partial download ignores the ffmpeg_location
+        # option; the post-processor's context variable is what it reads (per thread).
+        from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+        FFmpegPostProcessor._ffmpeg_location.set(opts["ffmpeg_location"])
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(video.location, download=True)
@@ -161,6 +170,22 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     write_json(info_path, meta)
     outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
     return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
+
+
+class _QuietLogger:
+    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
 
 
 class _TqdmHook:

@@ -1,0 +1,46 @@
+"""Shared pytest fixtures.  Others may append fixtures below."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# tests/ holds helper modules (httpserver.py, media.py) imported by plain name.
+_TESTS_DIR = Path(__file__).resolve().parent
+if str(_TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTS_DIR))
+
+from httpserver import LocalHTTPServer  # noqa: E402
+
+
+def testdata_dir() -> Path:
+    """Where the real test videos are: $PIPELINE_TESTDATA, else ../shared/testdata
+    beside the repository.  The folder may not exist (use the ``testdata`` fixture
+    to skip then)."""
+    env = os.environ.get("PIPELINE_TESTDATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """Path of the real test videos folder (read-only); skips the test when absent."""
+    path = testdata_dir()
+    if not path.is_dir():
+        pytest.skip(f"real test videos not found at {path} (set PIPELINE_TESTDATA)")
+    return path
+
+
+@pytest.fixture
+def http_server(tmp_path) -> LocalHTTPServer:
+    """A running LocalHTTPServer on 127.0.0.1:<free port> serving ``tmp_path/"www"``
+    (``http_server.root``; put files there, or register routes).  Stopped, with all
+    its threads joined, after the test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with LocalHTTPServer(root) as server:
+        yield server
