@@ -44,3 +44,13 @@ def http_server(tmp_path) -> LocalHTTPServer:
     root.mkdir()
     with LocalHTTPServer(root) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """The read-only test weights folder: $PIPELINE_TEST_MODELS, else ../shared/models."""
+    env = os.environ.get("PIPELINE_TEST_MODELS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "models"
+    if not path.is_dir():
+        pytest.skip(f"{path} not found: test model weights absent (set PIPELINE_TEST_MODELS)")
+    return path

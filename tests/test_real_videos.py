@@ -1,0 +1,116 @@
+"""The whole pipeline on real footage with ground truth (skipped when the test videos are absent)."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from boxes import matched
+from pipeline.config import parse_config
+from pipeline.detections import Detections
+from pipeline.run import run
+from pipeline.state import read_jsonl
+
+pytestmark = pytest.mark.testdata
+
+
+def detections_by_frame(root: Path, sid: str) -> dict[int, Detections]:
+    return {row["frame_index"]: Detections.from_json(row)
+            for row in read_jsonl(root / "detections" / f"{sid}.jsonl")}
+
+
+def manifest(root: Path) -> list[dict]:
+    with open(root / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_frame_of_a_labelled_clip(testdata, tmp_path):
+    clip = testdata / "faces" / "ytf_aaron_guiel5.avi"
+    cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(clip)}],
+                        "sample": {"fps": 30}, "detect": {"min_score": 0.5, "min_size": 20}})
+    report = run(cfg, progress=False)
+    assert report.exit_code == 0
+    [outcome] = report.outcomes
+    labels = np.loadtxt(testdata / "faces" / "ytf_aaron_guiel5.labeled_faces.txt",
+                        delimiter=",", usecols=(2, 3, 4, 5), ndmin=2)
+    found = detections_by_frame(cfg.output_dir, outcome.sid)
+    assert sorted(found) == list(range(len(labels))), "every frame sampled once"
+    gt = np.column_stack([labels[:, :2] - labels[:, 2:] / 2, labels[:, 2:]])
+    hits = [bool(matched(gt[i][None], found[i])[0]) for i in range(len(gt))]
+    recall = float(np.mean(hits))
+    print(f"pipeline yunet recall on ytf_aaron_guiel5, every frame, IoU>=0.5: {recall:.3f}")
+    assert recall >= 0.9
+    frames = read_jsonl(cfg.output_dir / "frames" / outcome.sid / "frames.jsonl")
+    times = [f["t_ms"] for f in frames]
+    assert times == sorted(times) and abs(times[30] - 1000) <= 1  # 30 fps: frame 30 at 1.000 s
+    rows = manifest(cfg.output_dir)
+    assert {r["frame_index"] for r in rows} <= {str(i) for i in range(len(labels))}
+
+
+def test_two_people_give_two_crops_per_frame(testdata, tmp_path):
+    cfg = parse_config({"output": str(tmp_path / "out"),
+                        "sources": [{"path": str(testdata / "faces" / "two_people_320x192.mp4")}],
+                        "sample": {"every": 0.1}, "detect": {"min_size": 20}})
+    assert run(cfg, progress=False).exit_code == 0
+    rows = manifest(cfg.output_dir)
+    per_frame: dict[str, list] = {}
+    for r in rows:
+        per_frame.setdefault(r["t_s"], []).append(r)
+    assert per_frame and all(len(v) == 2 for v in per_frame.values())
+    for v in per_frame.values():
+        xs = sorted(float(r["box_x"]) for r in v)
+        assert xs[1] - xs[0] > 100, "two different people, side by side"
+
+
+def test_people_on_tud_campus(testdata, shared_models, tmp_path, monkeypatch):
+    pb = shared_models / "ssdlite_pedestrian_frozen_inference_graph.pb"
+    cache = tmp_path / "models"
+    cache.mkdir()
+    shutil.copy(pb, cache / pb.name)
+    monkeypatch.setenv("PIPELINE_MODELS", str(cache))
+    cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(testdata / "persons" / "tud_campus.mp4"), "label": "walker"}],
+                        "sample": {"fps": 25}, "detect": {"model": "ssdlite-person", "min_score": 0.5, "min_size": 20},
+                        "crop": {"aspect": 0.5, "size": 256, "padding": 0.1}})
+    report = run(cfg, progress=False)
+    assert report.exit_code == 0, report.failed
+    gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
+    found = detections_by_frame(cfg.output_dir, report.outcomes[0].sid)
+    hit = total = 0
+    for index, dets in found.items():
+        people = gt[gt[:, 0] == index + 1, 2:6]
+        tall = people[people[:, 3] > 120]
+        hit += int(matched(tall, dets).sum())
+        total += len(tall)
+    recall = hit / total
+    print(f"pipeline ssdlite-person recall on tud_campus (people > 120 px, IoU>=0.5): {recall:.3f}")
+    assert recall >= 0.6
+    rows = manifest(cfg.output_dir)
+    assert rows and {r["class"] for r in rows} == {"person"} and {r["label"] for r in rows} == {"walker"}
+    assert {(r["out_w"], r["out_h"]) for r in rows} == {("128", "256")}
+
+
+def test_raw_stream_without_timestamps(testdata, tmp_path):
+    cfg = parse_config({"output": str(tmp_path / "out"),
+                        "sources": [{"path": str(testdata / "broken" / "error_i_p.264")}],
+                        "sample": {"every": 0.04}})
+    report = run(cfg, progress=False)
+    assert report.exit_code == 0
+    frames = read_jsonl(cfg.output_dir / "frames" / report.outcomes[0].sid / "frames.jsonl")
+    times = [f["t_ms"] for f in frames]
+    assert len(times) >= 5 and times == sorted(set(times))
+
+
+def test_scene_sampling_takes_one_frame_per_shot(testdata, tmp_path):
+    cfg = parse_config({"output": str(tmp_path / "out"),
+                        "sources": [{"path": str(testdata / "negatives" / "bikes_scenecuts.mp4")}],
+                        "sample": {"scene": {"threshold": 27}}})
+    report = run(cfg, progress=False)
+    assert report.exit_code == 0
+    summary = json.loads((cfg.output_dir / "summary.json").read_text())
+    frames = read_jsonl(cfg.output_dir / "frames" / report.outcomes[0].sid / "frames.jsonl")
+    assert [f["frame_index"] for f in frames] == [0, 30, 76, 137, 187, 242]
+    assert summary["frames"] == 6
