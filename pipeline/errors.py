@@ -18,7 +18,7 @@ NOT_FOUND = "not-found"
 ERROR = "error"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|not available in your "
+    (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|available in your "
                             r"country|blocked it in your country|HTTP Error 429|cookies", re.I)),
     (UNAVAILABLE, re.compile(r"video unavailable|private video|has been removed|account .*terminated|"
                              r"no longer available|HTTP Error 40[34]|members.only|is not available|"
@@ -27,7 +27,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                              r"cannot open video|no decodable|no video stream", re.I)),
     (NETWORK, re.compile(r"timed? ?out|connection|network|temporary failure|name or service|"
                          r"getaddrinfo|HTTP Error 5\d\d|incomplete|urlopen error|remote end closed|"
-                         r"reset by peer|unreachable|ssl", re.I)),
+                         r"reset by peer|unreachable|ssl|bytes read|more expected", re.I)),
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from . import progress
 from .config import Config
-from .dataset import DatasetReport, build_dataset, write_summary
+from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record
 from .sources import Expansion, Video, expand_sources
 from .stages import crop, detect, download, sample
@@ -34,6 +34,7 @@ class SourceOutcome:
     message: str | None = None
     detector: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
 
     @property
     def ok(self) -> bool:
@@ -47,6 +48,7 @@ class RunReport:
     dataset: DatasetReport | None
     seconds: float
     interrupted: bool = False
+    sheets: Any = None  # pipeline.sheet.SheetReport, None when not built
 
     @property
     def failed(self) -> list[SourceOutcome]:
@@ -117,10 +119,12 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
             marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
             state.finish(stage, video.sid, marker)
             outcome.stages[stage] = "ran"
+            outcome.seconds[stage] = marker.seconds
         results[stage] = marker.result
         upstream = fp
     outcome.detector = results["detect"].get("detector")
     outcome.counts = {"frames": results["sample"].get("frames", 0),
+                      "dropped_blurry": results["sample"].get("dropped_blurry", 0),
                       "detections": results["detect"].get("detections", 0),
                       "crops": results["crop"].get("crops", 0)}
     if not outcome.title:
@@ -183,12 +187,17 @@ def _preflight_detector(config: Config) -> None:
 
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
         progress: bool = True, refresh_sources: bool = False,
-        log: Callable[[str], None] = print) -> RunReport:
-    """Run (or resume) everything the config asks for; returns what happened."""
+        log: Callable[[str], None] = print, rejects: Path | str | None = None) -> RunReport:
+    """Run (or resume) everything the config asks for; returns what happened.
+
+    ``rejects``: a file of crop ids to leave out of ``dataset/`` (default ``<output>/rejects.txt``
+    when present); it is a global step only, so it never makes a stage run again.
+    """
     unknown = set(force) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
     root = config.output_dir
+    rejects_file_for(root, rejects)  # a given file that does not exist fails before any work
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with RunLock(root):
@@ -212,10 +221,25 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             log("interrupted: finished units are kept; run the same command again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True)
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
-        report = build_dataset(config, root, expansion.videos, done)
-        result = RunReport(root, outcomes, report, time.monotonic() - started)
+        report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
+        if report.unknown_rejects:
+            log(f"warning: {len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match no "
+                f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
+        result = RunReport(root, outcomes, report, time.monotonic() - started,
+                           sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
     return result
+
+
+def _build_sheets(config: Config, root: Path, log: Callable[[str], None]):
+    """The contact sheets and review page; a failure there is reported, not fatal to the run."""
+    from .sheet import build_sheets
+
+    try:
+        return build_sheets(config, root, by=config.sheet.by)
+    except Exception as exc:  # cosmetic output: the dataset and manifest are already written
+        log(f"warning: contact sheets not built: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _bar(total: int, enabled: bool):
@@ -236,13 +260,20 @@ def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
         "sources": {"total": len(report.outcomes), "done": sum(o.ok for o in report.outcomes),
                     "failed": len(report.failed)},
         "stages": stages,
+        "stage_seconds": {s: round(sum(o.seconds.get(s, 0.0) for o in report.outcomes), 2)
+                          for s in STAGES},
         "frames": sum(o.counts.get("frames", 0) for o in report.outcomes),
+        "dropped_blurry": sum(o.counts.get("dropped_blurry", 0) for o in report.outcomes),
         "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
-        "crops": {"total": len(ds.rows) if ds else 0,
+        "crops": {"total": len(ds.rows) if ds else 0, "kept": ds.kept if ds else 0,
+                  "rejected": ds.rejected if ds else 0,
                   "per_label": dict(sorted((ds.per_label if ds else {}).items())),
                   "per_split": dict(sorted((ds.per_split if ds else {}).items()))},
         "failed": [{"source_id": o.sid, "stage": o.failed_stage, "class": o.error_class,
                     "message": o.message} for o in report.failed],
+        "rejects": {"file": str(ds.rejects_file) if ds and ds.rejects_file else None,
+                    "unknown": len(ds.unknown_rejects) if ds else 0},
+        "sheets": str(report.sheets.index.relative_to(report.root)) if report.sheets else None,
     }
 
 

@@ -273,3 +273,15 @@ def test_cli_run_prints_a_summary_and_exit_codes(tmp_path):
     bad.write_text("sources: [{path: x.mp4}]\nsample: {every: 0}\n")
     res = _cli("run", str(bad), cwd=tmp_path)
     assert res.returncode == 2 and "sample.every: must be greater than 0 (line 2)" in res.stderr
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_crop_formats(tmp_path, fmt):
+    raw = make_config(tmp_path, crop={"format": fmt, "size": 96, "policy": "largest"})
+    raw["sources"] = raw["sources"][:1]
+    cfg = parse_config(raw)
+    assert run(cfg, progress=False).exit_code == 0
+    rows = read_manifest(cfg.output_dir)
+    assert rows and all(r["file"].endswith(f".{fmt}") for r in rows)
+    img = cv2.imread(str(cfg.output_dir / rows[0]["dataset_file"]))
+    assert img is not None and img.shape == (96, 96, 3)
