@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .config import Config, ConfigError, load_config
+from .errors import OutputUnwritable
 from .state import STAGES, LockError
 
 
@@ -39,18 +40,28 @@ def main() -> None:
 @click.option("--refresh-sources", is_flag=True,
               help="List playlists, channels and searches again instead of using the saved list.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--rejects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Crop ids to leave out of dataset/, one a line (as saved by sheets/index.html). "
+                   "Default: <output>/rejects.txt when present. Nothing is recomputed.")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool) -> None:
+        quiet: bool, rejects: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .run import run as run_pipeline
 
     cfg = _load(config)
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
-                              refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True))
+                              refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True),
+                              rejects=rejects)
     except LockError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OutputUnwritable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:  # before the sources loop, which handles it itself
+        click.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)
     if report.interrupted:
         sys.exit(report.exit_code)
     _print_report(report)
@@ -66,7 +77,8 @@ def _print_report(report) -> None:
     if ds is not None:
         labels = ", ".join(f"{k}: {v}" for k, v in sorted(ds.per_label.items())) or "none"
         splits = " / ".join(f"{k} {ds.per_split.get(k, 0)}" for k in ("train", "val", "test"))
-        click.echo(f"crops: {len(ds.rows)} ({labels}; {splits})")
+        click.echo(f"crops: {ds.kept} ({labels}; {splits}), rejected: {ds.rejected}"
+                   + (f" (from {ds.rejects_file})" if ds.rejects_file else ""))
     if report.failed:
         click.echo("failed sources:")
         for o in report.failed:
@@ -74,6 +86,8 @@ def _print_report(report) -> None:
         click.echo("  (rerun with --retry-failed to try them again)")
     root = report.root
     click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
+    if report.sheets is not None:
+        click.echo(f"sheets: {report.sheets.index}  (review page; contact sheets in {report.sheets.dir}/)")
 
 
 @main.command()
@@ -105,6 +119,30 @@ def status(config: str) -> None:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--by", type=click.Choice(["label", "split"]), default=None,
+              help="label: a sheet per label; split: also one per split (default: the config's sheet.by).")
+def sheet(config: str, by: str | None) -> None:
+    """(Re)build the contact sheets and the review page from the manifest only."""
+    from .sheet import SheetError, build_sheets
+    from .state import RunLock
+
+    cfg = _load(config)
+    if not (cfg.output_dir / "manifest.jsonl").is_file():
+        click.echo(f"error: no manifest in {cfg.output_dir}/ yet: run the pipeline first", err=True)
+        sys.exit(2)
+    try:
+        with RunLock(cfg.output_dir):
+            report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,  # type: ignore[arg-type]
+                                      force=True)
+    except (SheetError, LockError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"sheets: {len(report.images)} image(s) in {report.dir}/")
+    click.echo(f"review page: {report.index}")
 
 
 @main.group()

@@ -2,6 +2,11 @@
 
 They are recomputed from the per-source results on every run (cheap: they only read small JSONL
 files and make hard links), so they always agree with what is on disk, whatever was resumed.
+
+A review can leave crops out: the crop ids listed in a rejects file (``<output>/rejects.txt``, as
+saved by ``sheets/index.html``) get ``status`` ``rejected`` in the manifest and no place in
+``dataset/``. Rejecting is a global step only, never part of a stage fingerprint, so applying or
+changing a review recomputes nothing, and the crop files stay under ``crops/`` to be restored.
 """
 from __future__ import annotations
 
@@ -22,12 +27,15 @@ from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_j
 SPLITS = ("train", "val", "test")
 
 MANIFEST_COLUMNS = (
-    "crop_id", "file", "dataset_file", "label", "split", "source_id", "source_url", "title",
+    "crop_id", "file", "dataset_file", "label", "split", "status", "source_id", "source_url", "title",
     "uploader", "license", "video_width", "video_height", "fps", "frame_index", "t_s", "segment",
     "detector", "class", "score", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
     "crop_w", "crop_h", "out_w", "out_h", "sharpness", "landmarks",
 )
 METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", "t_s", "class", "score")
+KEPT, REJECTED = "kept", "rejected"
+REJECTS_FILE = "rejects.txt"
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def _rank_key(seed: int, sid: str) -> str:
@@ -81,9 +89,65 @@ class SourceResult:
 
 @dataclass
 class DatasetReport:
+    """All manifest rows (kept and rejected); the counts are of what is in ``dataset/``."""
+
     rows: list[dict[str, Any]] = field(default_factory=list)
     per_label: dict[str, int] = field(default_factory=dict)
     per_split: dict[str, int] = field(default_factory=dict)
+    rejects_file: Path | None = None
+    unknown_rejects: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        return sum(r["status"] == KEPT for r in self.rows)
+
+    @property
+    def rejected(self) -> int:
+        return sum(r["status"] == REJECTED for r in self.rows)
+
+
+def read_rejects(path: Path) -> list[str]:
+    """Crop ids from a rejects file, in file order without repeats.
+
+    Tolerant because people edit it by hand: blank lines, ``#`` comments (whole or trailing),
+    a BOM, CRLF and surrounding spaces are ignored, and a line naming a crop file (``crops/<sid>/
+    <crop_id>.jpg`` or ``.../<crop_id>.jpg``) counts as its crop id.
+    """
+    ids: dict[str, None] = {}
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        name = item.replace("\\", "/").rsplit("/", 1)[-1]
+        if name.lower().endswith(_IMAGE_SUFFIXES):
+            name = name.rsplit(".", 1)[0]
+        ids[name] = None
+    return list(ids)
+
+
+def rejects_file_for(root: Path, given: Path | str | None = None) -> Path | None:
+    """The rejects file a run applies: the one given, else ``<output>/rejects.txt`` when present.
+
+    A file that was given must exist (a typo must not silently put every crop back).
+    """
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise FileNotFoundError(f"rejects file not found: {path}")
+        return path
+    default = root / REJECTS_FILE
+    return default if default.is_file() else None
+
+
+def apply_rejects(rows: list[dict[str, Any]], rejects: Iterable[str]) -> list[str]:
+    """Mark the listed rows ``rejected`` (no dataset file); returns the ids that match no row."""
+    rejects = list(rejects)
+    wanted = set(rejects)
+    for row in rows:
+        if row["crop_id"] in wanted:
+            row["status"], row["dataset_file"] = REJECTED, None
+    known = {row["crop_id"] for row in rows}
+    return [i for i in rejects if i not in known]
 
 
 def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> list[SourceResult]:
@@ -109,7 +173,7 @@ def manifest_rows(results: list[SourceResult], splits: dict[str, str]) -> list[d
             rows.append({
                 **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
                 "dataset_file": f"dataset/{split}/{label}/{name}",
-                "label": label, "split": split,
+                "label": label, "split": split, "status": KEPT,
                 "source_url": r.info.get("webpage_url") or r.video.location,
                 "title": r.info.get("title") or r.video.title, "uploader": r.info.get("uploader"),
                 "license": r.info.get("license"), "video_width": r.info.get("width"),
@@ -187,17 +251,23 @@ def _parquet_schema(pa: Any) -> Any:
 
 
 def build_dataset(config: Config, root: Path, videos: list[Video],
-                  detectors: dict[str, str]) -> DatasetReport:
-    """All global outputs from the finished sources: splits, tree, manifests."""
+                  detectors: dict[str, str], rejects_file: Path | None = None) -> DatasetReport:
+    """All global outputs from the finished sources: splits, tree, manifests.
+
+    Splits are assigned before rejects are applied, so a review never moves a source to another
+    split; rejected crops stay in the manifest (``status`` ``rejected``) but not in ``dataset/``.
+    """
     results = load_results(root, videos, detectors)
     with_crops = [r.video.sid for r in results if r.crops]
     splits = assign_splits(with_crops, config.split.ratios(), config.split.seed)
     splits.update({r.video.sid: "train" for r in results if not r.crops})
     rows = manifest_rows(results, splits)
-    build_tree(root, rows)
+    unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
+    kept = [row for row in rows if row["status"] == KEPT]
+    build_tree(root, kept)
     write_manifests(root, rows)
-    report = DatasetReport(rows)
-    for row in rows:
+    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown)
+    for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1
     return report

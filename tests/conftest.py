@@ -54,3 +54,18 @@ def shared_models() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not found: test model weights absent (set PIPELINE_TEST_MODELS)")
     return path
+
+
+@pytest.fixture(scope="session")
+def review_demo(tmp_path_factory):
+    """One real run of the demo videos for the sheet and review-page tests (copy it to change it)."""
+    from reviewkit import DemoRun, copy_videos, demo_config
+
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    tmp = tmp_path_factory.mktemp("review-demo")
+    raw = demo_config(copy_videos(tmp / "videos"), tmp / "out")
+    report = run(parse_config(raw), progress=False, log=lambda _m: None)
+    assert report.exit_code == 0 and report.sheets is not None
+    return DemoRun(raw, tmp / "out")

@@ -1,0 +1,84 @@
+"""Helpers for the sheet and review-page tests: a demo run to copy, and a headless Chromium.
+
+One real run of the demo videos is made per test session (``review_demo`` in conftest.py); a test
+that changes the output works on a copy (``copy_run``), which a rerun resumes with every stage
+skipped because fingerprints never depend on the output folder.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo" / "videos"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+# Flags that keep a headless Chromium off the network and quiet in a container.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def demo_config(videos: Path, output: Path, **overrides: Any) -> dict:
+    """The demo's three sources and segments (three labels, several splits), small sheets."""
+    cfg = {
+        "name": "review",
+        "output": str(output),
+        "sources": [
+            {"path": str(videos / "astronaut_zoom.mp4"), "label": "astronaut"},
+            {"path": str(videos / "hopper_pan.mp4"), "label": "hopper"},
+            {"path": str(videos / "cameraman_hopper_pan.mp4"), "label": "hopper",
+             "segments": [{"start": 0, "end": 1.7, "label": "cameraman"}, {"start": 4.5}]},
+        ],
+        "sample": {"every": 0.5},
+        "split": {"train": 0.34, "val": 0.33, "test": 0.33},
+        "sheet": {"columns": 4, "thumb": 96, "max_per_label": 6},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def copy_videos(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("astronaut_zoom.mp4", "hopper_pan.mp4", "cameraman_hopper_pan.mp4"):
+        shutil.copy2(DEMO / name, dest / name)
+    return dest
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A finished run: its raw config (to derive others from) and its output folder."""
+
+    raw: dict
+    root: Path
+
+    def config(self, **overrides: Any) -> Config:
+        return parse_config({**self.raw, **overrides})
+
+
+def copy_run(base: DemoRun, dest: Path) -> DemoRun:
+    """The same run in another output folder (same videos, so nothing needs recomputing)."""
+    shutil.copytree(base.root, dest, symlinks=True)
+    (dest / "run.lock").unlink(missing_ok=True)
+    return DemoRun({**base.raw, "output": str(dest)}, dest)
+
+
+def read_manifest(root: Path) -> list[dict]:
+    with open(root / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def chromium_path() -> str | None:
+    """The Debian Chromium (or $PIPELINE_CHROMIUM), if installed."""
+    env = os.environ.get("PIPELINE_CHROMIUM")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for candidate in CHROMIUM_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("chromium")
