@@ -6,8 +6,10 @@ not a video).
 """
 from __future__ import annotations
 
+import errno
 import re
 import traceback
+from pathlib import Path
 from typing import Any
 
 UNAVAILABLE = "unavailable"
@@ -15,7 +17,36 @@ GEO_OR_BOT = "geo-or-bot-check"
 NETWORK = "network"
 NOT_A_VIDEO = "not-a-video"
 NOT_FOUND = "not-found"
+CONFIG = "config"
 ERROR = "error"
+
+
+class SourceConfigError(ValueError):
+    """The config asks something of a source that the source cannot give (a segment after its
+    end); the message starts with the key path, like config errors do."""
+
+
+class OutputUnwritable(RuntimeError):
+    """The output folder is full or read-only: every further unit would fail the same way, so
+    the run stops (its finished units are kept) instead of failing source after source."""
+
+
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def unwritable_output(exc: BaseException, root: Path) -> OutputUnwritable | None:
+    """An ``OutputUnwritable`` when ``exc`` is a write failure inside ``root``, else None."""
+    if not isinstance(exc, OSError) or exc.errno not in _FATAL_ERRNOS:
+        return None
+    where = Path(str(exc.filename)) if exc.filename else None
+    inside = where is not None and str(where.resolve()).startswith(str(Path(root).resolve()))
+    if exc.errno != errno.ENOSPC and not inside:
+        return None
+    reason = {errno.ENOSPC: "is full", errno.EDQUOT: "is over its quota",
+              errno.EROFS: "is on a read-only file system"}.get(exc.errno, "is not writable")
+    return OutputUnwritable(
+        f"the output folder {root} {reason} ({exc.strerror}: {exc.filename}); finished work is "
+        "kept: free space or fix permissions, then run the same command again")
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|available in your "
@@ -24,6 +55,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                              r"no longer available|HTTP Error 40[34]|members.only|is not available|"
                              r"does not exist", re.I)),
     (NOT_A_VIDEO, re.compile(r"unsupported url|no video formats|no video could be found|not a video|"
+                             r"invalid data found|moov atom not found|"
                              r"cannot open video|no decodable|no video stream", re.I)),
     (NETWORK, re.compile(r"timed? ?out|connection|network|temporary failure|name or service|"
                          r"getaddrinfo|HTTP Error 5\d\d|incomplete|urlopen error|remote end closed|"
@@ -40,6 +72,12 @@ def classify(exc: BaseException) -> tuple[str, str]:
     message = next((line for line in lines if line), type(exc).__name__)
     if isinstance(exc, FileNotFoundError):
         return NOT_FOUND, message
+    if isinstance(exc, SourceConfigError):
+        return CONFIG, message
+    from .video import VideoError  # here: video.py is a leaf module that must not import us
+
+    if isinstance(exc, VideoError):
+        return NOT_A_VIDEO, message
     for kind, pattern in _PATTERNS:
         if pattern.search(message):
             return kind, message

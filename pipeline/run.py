@@ -7,16 +7,16 @@ and writes files, so the executor (inline, or a process pool of ``workers``) onl
 from __future__ import annotations
 
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import progress
 from .config import Config
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
-from .errors import error_record
+from .errors import error_record, unwritable_output
 from .sources import Expansion, Video, expand_sources
 from .stages import crop, detect, download, sample
 from .state import STAGES, Marker, RunLock, State
@@ -115,7 +115,14 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
             try:
                 outputs, result = _run_stage(stage, video, config, root, results, progress)
             except Exception as exc:
+                state.discard_partial(video.sid)
+                fatal = unwritable_output(exc, root)
+                if fatal is not None:
+                    raise fatal from exc
                 return _failed(outcome, state, stage, video, exc, fp)
+            except BaseException:  # Ctrl-C: leave no half-written folder behind
+                state.discard_partial(video.sid)
+                raise
             marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
             state.finish(stage, video.sid, marker)
             outcome.stages[stage] = "ran"
@@ -159,18 +166,22 @@ def _map_videos(videos: list[Video], config: Config, root: Path, force: frozense
         for v in videos:
             yield process_video(v, config, root, force, retry_failed, progress)
         return
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=get_context("spawn")) as pool:
-        pending: set[Future] = {pool.submit(process_video, v, config, root, force, retry_failed, False)
-                                for v in videos}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    # multiprocessing's Pool (not concurrent.futures) because it can terminate its workers:
+    # Ctrl-C must stop the run within seconds, not after every running video has finished.
+    pool = get_context("spawn").Pool(processes=min(config.workers, len(videos)))
+    try:
+        jobs = [(v, config, root, force, retry_failed, False) for v in videos]
+        yield from pool.imap_unordered(_process_video_args, jobs)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _process_video_args(args: tuple) -> SourceOutcome:
+    return process_video(*args)
 
 
 def _preflight_detector(config: Config) -> None:
@@ -198,10 +209,10 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
     root = config.output_dir
     rejects_file_for(root, rejects)  # a given file that does not exist fails before any work
-    root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with RunLock(root):
+    with _output_lock(root):
         state = State(root)
+        state.sweep_partial()
         expansion = expand_sources(config, state, refresh=refresh_sources)
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config)
@@ -218,6 +229,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         finally:
             bar.close()
         if interrupted:
+            state.sweep_partial()  # workers were stopped mid-unit; their scratch goes
             log("interrupted: finished units are kept; run the same command again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True)
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
@@ -231,13 +243,40 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     return result
 
 
+@contextmanager
+def _output_lock(root: Path) -> Iterator[RunLock]:
+    """The run lock, with a full or read-only output folder reported as such."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(root)
+        lock.acquire()
+    except OSError as exc:
+        fatal = unwritable_output(exc, root)
+        if fatal is None:
+            raise
+        raise fatal from exc
+    try:
+        yield lock
+    except OSError as exc:  # the global steps writing into a full disk
+        fatal = unwritable_output(exc, root)
+        if fatal is None:
+            raise
+        raise fatal from exc
+    finally:
+        lock.release()
+
+
 def _build_sheets(config: Config, root: Path, log: Callable[[str], None]):
     """The contact sheets and review page; a failure there is reported, not fatal to the run."""
     from .sheet import build_sheets
 
+    from .errors import unwritable_output
+
     try:
         return build_sheets(config, root, by=config.sheet.by)
     except Exception as exc:  # cosmetic output: the dataset and manifest are already written
+        if unwritable_output(exc, root) is not None:
+            raise  # a full or read-only output folder stops the run, as in any other step
         log(f"warning: contact sheets not built: {type(exc).__name__}: {exc}")
         return None
 

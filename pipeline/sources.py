@@ -7,6 +7,8 @@ expansion of a URL is cached under ``state/sources/`` so a resumed run does not 
 from __future__ import annotations
 
 import hashlib
+import os
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from .state import State, write_json
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
                               ".h264", ".hevc", ".265"})
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -29,6 +32,12 @@ def safe_part(text: str, limit: int = 60) -> str:
     """A piece of a file name that is valid on Linux, macOS and Windows whatever ``text`` holds."""
     cleaned = _UNSAFE.sub("_", text).strip("_")[:limit]
     return cleaned or "x"
+
+
+def printable(text: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by
+    Python as lone surrogates) become U+FFFD."""
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def url_source_id(extractor: str, video_id: str, url: str) -> str:
@@ -49,6 +58,22 @@ def file_source_id(path: Path) -> str:
     """``file-<stem>-<8 hex of the absolute path hash>``."""
     absolute = str(path.resolve())
     return f"file-{safe_part(path.stem, 40)}-{short_hash(absolute)}"
+
+
+class QuietLogger:
+    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
 
 
 @dataclass(frozen=True)
@@ -86,7 +111,7 @@ def _path_videos(spec: Source, index: int) -> list[Video]:
         raise FileNotFoundError(f"no video files in folder {path} "
                                 f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     return [Video(file_source_id(f), "file", str(f.resolve()), index, spec.label,
-                  tuple(spec.segments), f.stem) for f in files]
+                  tuple(spec.segments), printable(f.stem)) for f in files]
 
 
 _GENERIC_EXTRACTORS = frozenset({"generic", "html5", "html5mediaembed"})
@@ -120,7 +145,7 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[di
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
-            "skip_download": True, **(ytdlp_options or {})}
+            "skip_download": True, "logger": QuietLogger(), **(ytdlp_options or {})}
     with yt_dlp.YoutubeDL(opts) as ydl:
         info = ydl.extract_info(url, download=False)
     entries = []

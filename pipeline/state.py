@@ -37,6 +37,18 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
+def write_image(path: Path, image: Any, params: list[int]) -> None:
+    """Encode with OpenCV, write with Python: a full or read-only disk then raises an OSError
+    that says so (``cv2.imwrite`` only returns False)."""
+    import cv2
+
+    ok, data = cv2.imencode(path.suffix, image, params)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode {path.suffix} images")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
 
@@ -120,6 +132,22 @@ class State:
             return json.loads(self.error_path(stage, sid).read_text())
         except (OSError, ValueError):
             return None
+
+    def discard_partial(self, sid: str) -> None:
+        """Remove a unit's scratch folders (``<stage dir>/.<sid>.tmp``) after it failed or was
+        interrupted, so nothing half-written stays next to finished outputs."""
+        for tmp in self.root.glob(f"*/.{sid}.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def sweep_partial(self) -> None:
+        """At the start of a run (under the lock): drop every scratch file or folder a killed run
+        left. They are never taken for finished outputs, but they take space. yt-dlp's ``.part``
+        files are kept: they let an interrupted download resume."""
+        for tmp in self.root.glob("**/.*.tmp"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
     def invalidate(self, stage: str, sid: str) -> None:
         self.marker_path(stage, sid).unlink(missing_ok=True)

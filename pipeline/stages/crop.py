@@ -17,7 +17,7 @@ import numpy as np
 from ..config import Config, Crop
 from ..detections import CLASS_NAMES, Detections
 from ..sources import Video
-from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_jsonl
+from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
 from ..video import sharpness
 
 VERSION = "1"
@@ -168,8 +168,7 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
                                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
             cid = crop_id(video.sid, det_row["t_ms"], k)
             name = f"{cid}.{c.format}"
-            if not cv2.imwrite(str(tmp / name), pixels, params):
-                raise OSError(f"could not write {tmp / name}")
+            write_image(tmp / name, pixels, params)
             marks = dets.landmarks[i]
             rows.append({
                 "crop_id": cid, "file": f"crops/{video.sid}/{name}", "source_id": video.sid,

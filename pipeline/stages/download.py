@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import Config
 from ..progress import bar
-from ..sources import Video
+from ..sources import QuietLogger, Video, printable
 from ..state import fingerprint, write_json
 from ..video import probe
 
@@ -66,15 +67,33 @@ def find_ffmpeg() -> str | None:
         return None
 
 
+def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
+    """The path to decode a local file from, and the outputs that path adds.
+
+    Local files are used in place. A file name that is not valid UTF-8 cannot be handed to
+    OpenCV, so such a file is reached through a symlink named after its source id instead.
+    """
+    try:
+        video.location.encode("utf-8")
+        return video.location, []
+    except UnicodeEncodeError:
+        link = root / "videos" / f"{video.sid}{Path(video.location).suffix.encode('ascii', 'replace').decode()}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(video.location)
+        return str(link), [str(link.relative_to(root))]
+
+
 def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
     info_path = root / "videos" / f"{video.sid}.info.json"
-    vi = probe(video.location)
-    info = {"id": video.sid, "title": Path(video.location).name, "uploader": None, "license": None,
-            "duration": vi.duration_s, "webpage_url": Path(video.location).as_uri(),
-            "original_url": video.location, "extractor": "file", "upload_date": None,
+    path, extra = _openable_path(video, root)
+    vi = probe(path)
+    info = {"id": video.sid, "title": printable(Path(video.location).name), "uploader": None,
+            "license": None, "duration": vi.duration_s, "webpage_url": Path(video.location).as_uri(),
+            "original_url": printable(video.location), "extractor": "file", "upload_date": None,
             "width": vi.width, "height": vi.height, "fps": vi.fps}
     write_json(info_path, info)
-    return [str(info_path.relative_to(root))], {"parts": [asdict(VideoPart(video.location))], "info": info}
+    return [str(info_path.relative_to(root)), *extra], {"parts": [asdict(VideoPart(path))], "info": info}
 
 
 def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) -> dict[str, Any]:
@@ -95,7 +114,7 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
         "no_warnings": True,
         "noprogress": not progress,
         "restrictfilenames": True,
-        "logger": _QuietLogger(),
+        "logger": QuietLogger(),
     }
     ffmpeg = find_ffmpeg()
     if ffmpeg:
@@ -117,6 +136,26 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
     opts["outtmpl"] = {"default": str(outdir / name)}
     opts["paths"] = {}
     return opts
+
+
+@contextmanager
+def _ffmpeg_for_ytdlp(location: str | None) -> Iterator[None]:
+    """Point yt-dlp at ``location`` for the duration of one download.
+
+    yt-dlp's check for ffmpeg before a partial download ignores the ``ffmpeg_location`` option;
+    it reads the post-processor's context variable, which is set here and restored after, so
+    nothing leaks into later yt-dlp use in the same thread.
+    """
+    if not location:
+        yield
+        return
+    from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+    token = FFmpegPostProcessor._ffmpeg_location.set(location)
+    try:
+        yield
+    finally:
+        FFmpegPostProcessor._ffmpeg_location.reset(token)
 
 
 def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPart]:
@@ -143,14 +182,8 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     opts = ytdlp_options(video, config, outdir, progress)
     if progress:
         opts["progress_hooks"] = [_TqdmHook(video.sid)]
-    if opts.get("ffmpeg_location"):
-        # yt-dlp's check for ffmpeg before a partial download ignores the ffmpeg_location
-        # option; the post-processor's context variable is what it reads (per thread).
-        from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
-
-        FFmpegPostProcessor._ffmpeg_location.set(opts["ffmpeg_location"])
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
+        with _ffmpeg_for_ytdlp(opts.get("ffmpeg_location")), yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(video.location, download=True)
     finally:
         for hook in opts.get("progress_hooks", []):
@@ -170,22 +203,6 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     write_json(info_path, meta)
     outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
     return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
-
-
-class _QuietLogger:
-    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
 
 
 class _TqdmHook:

@@ -1,0 +1,285 @@
+"""Fault injection: kill runs at many moments and feed bad sources, then check the promises.
+
+    python scripts/faults.py            # >= 20 kill points and every bad-source case
+    python scripts/faults.py --quick    # the short form the test suite runs
+
+Part 1 (crash equivalence): a run is killed with SIGKILL at the start of each stage, during the
+global steps and at random moments, then rerun with the same command; its dataset/, manifest and
+sheets must equal those of a run that was never interrupted. Part 2 (bad sources): one run over
+broken local files and misbehaving URLs (a local HTTP server on 127.0.0.1) must finish, fail each
+bad source alone with the expected class, and keep the good ones.
+
+Prints one table row per case (case, expected, observed, pass) and exits 1 if any row fails.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo" / "videos"
+
+
+@dataclass
+class Row:
+    case: str
+    expected: str
+    observed: str
+
+    @property
+    def ok(self) -> bool:
+        """``expected`` may list alternatives: ``ok | sample: not-a-video``."""
+        return self.observed in [e.strip() for e in self.expected.split("|")]
+
+
+# ----------------------------------------------------------------------------- part 1: kills
+
+def _config(work: Path, output: Path) -> Path:
+    videos = work / "videos"
+    if not videos.exists():
+        videos.mkdir(parents=True)
+        for name in sorted(os.listdir(DEMO)):
+            shutil.copy(DEMO / name, videos / name)
+    cfg = {"name": "faults", "output": str(output),
+           "sources": [{"path": str(videos / n), "label": n.split("_")[0]} for n in sorted(os.listdir(videos))],
+           "sample": {"every": 0.5}, "split": {"train": 0.34, "val": 0.33, "test": 0.33}}
+    path = work / f"{output.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "-q"],
+                          capture_output=True, text=True, timeout=600)
+
+
+def snapshot(root: Path) -> tuple:
+    """What must not depend on interruptions: dataset files, manifest rows, sheet files."""
+    dataset = sorted(str(p.relative_to(root)) for p in (root / "dataset").rglob("*") if p.is_file())
+    with open(root / "manifest.csv", newline="") as f:
+        rows = [tuple(r.items()) for r in csv.DictReader(f)]
+    sheets = sorted(p.name for p in (root / "sheets").glob("*")) if (root / "sheets").exists() else []
+    metadata = sorted((str(p.relative_to(root)), p.read_text()) for p in (root / "dataset").rglob("metadata.csv"))
+    return dataset, rows, sheets, metadata
+
+
+def _trigger(kind: str, root: Path):
+    """A function telling when to kill: a marker/scratch path appears, or a time has passed."""
+    if kind.startswith("after "):
+        delay = float(kind.split()[1].rstrip("s"))
+        start = time.monotonic()
+        return lambda: time.monotonic() - start >= delay
+    folder, pattern = {
+        "start of download": (root, "run.lock"),
+        "start of sample": (root / "frames", ".*.tmp"),
+        "start of detect": (root / "state" / "sample", "*.json"),
+        "start of crop": (root / "state" / "detect", "*.json"),
+        "global steps": (root, ".dataset.tmp"),
+    }[kind]
+    return lambda: folder.exists() and any(folder.glob(pattern))
+
+
+def kill_once(config: Path, root: Path, kind: str, timeout: float = 120) -> str:
+    """Start a run, SIGKILL it when ``kind`` happens; say what was reached."""
+    trigger = _trigger(kind, root)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline and not trigger():
+        time.sleep(0.005)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return "killed"
+    return "finished before the kill"
+
+
+def crash_rows(work: Path, kills: int, seed: int) -> list[Row]:
+    reference_cfg = _config(work, work / "reference")
+    started = time.monotonic()
+    done = _run(reference_cfg)
+    if done.returncode != 0:
+        return [Row("reference run", "exit 0", f"exit {done.returncode}: {done.stderr[-200:]}")]
+    duration = time.monotonic() - started
+    expected = snapshot(work / "reference")
+    rng = random.Random(seed)
+    kinds = ["start of download", "start of sample", "start of detect", "start of crop",
+             "global steps"]
+    kinds += [f"after {rng.uniform(0.3, duration):.2f}s" for _ in range(max(0, kills - len(kinds)))]
+    kinds = kinds[:kills] if kills < len(kinds) else kinds
+    rows = []
+    for i, kind in enumerate(kinds):
+        output = work / f"killed{i}"
+        config = _config(work, output)
+        reached = kill_once(config, output, kind)
+        if i % 4 == 3:  # now and then, kill the resumed run too
+            kill_once(config, output, f"after {rng.uniform(0.2, duration / 2):.2f}s")
+        resumed = _run(config)
+        if resumed.returncode != 0:
+            observed = f"resume exit {resumed.returncode}: {resumed.stderr.strip()[-160:]}"
+        elif snapshot(output) != expected:
+            observed = "differs from an uninterrupted run"
+        elif list(output.glob("**/.*.tmp")):
+            observed = "scratch files left"
+        else:
+            observed = "identical"
+        rows.append(Row(f"SIGKILL at {kind} ({reached})", "identical", observed))
+        shutil.rmtree(output, ignore_errors=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------- part 2: bad sources
+
+def _ffmpeg() -> str | None:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _local_cases(folder: Path) -> list[tuple[str, dict, str]]:
+    """(case, source entry, expected 'ok' or 'stage: class') for broken local inputs."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zero.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("this is a text file\n" * 50)
+    whole = (DEMO / "hopper_pan.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+
+    def video(name: str, frames: int, size: tuple[int, int]) -> Path:
+        writer = cv2.VideoWriter(str(folder / name), cv2.VideoWriter_fourcc(*"mp4v"), 5, size)
+        for i in range(frames):
+            writer.write(np.full((size[1], size[0], 3), 40 * i % 255, np.uint8))
+        writer.release()
+        return folder / name
+
+    cases = [
+        ("zero-byte file", {"path": str(folder / "zero.mp4")}, "download: not-a-video"),
+        ("text file named .mp4", {"path": str(folder / "text.mp4")}, "download: not-a-video"),
+        ("truncated MP4 (first half)", {"path": str(folder / "truncated.mp4")},
+         "ok | download: not-a-video | sample: not-a-video"),
+        ("1-frame video", {"path": str(video("one.mp4", 1, (320, 240)))}, "ok"),
+        ("portrait video", {"path": str(video("portrait.mp4", 3, (360, 640)))}, "ok"),
+        ("4K video", {"path": str(video("uhd.mp4", 2, (3840, 2160)))}, "ok"),
+        ("missing local path", {"path": str(folder / "nowhere.mp4")}, "download: not-found"),
+        ("segment after the end", {"path": str(DEMO / "astronaut_zoom.mp4"),
+                                   "segments": [{"start": "9:00"}]}, "sample: config"),
+    ]
+    ffmpeg = _ffmpeg()
+    if ffmpeg:
+        audio = folder / "audio_only.mp4"
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1",
+                        "-c:a", "aac", str(audio)], check=True)
+        cases.append(("audio only, no video stream", {"path": str(audio)}, "download: not-a-video"))
+    broken = REPO.parent / "shared" / "testdata" / "broken" / "error_i_p.264"
+    if broken.exists():
+        cases.append(("corrupt H.264 stream", {"path": str(broken)}, "ok"))
+    return cases
+
+
+def _http_cases(server, www: Path) -> list[tuple[str, dict, str]]:
+    shutil.copy(DEMO / "hopper_pan.mp4", www / "good.mp4")
+    server.not_found("/404.mp4")
+    server.forbidden("/403.mp4")
+    server.server_error("/500.mp4")
+    server.stall("/stall.mp4", seconds=20, after_bytes=2000, file=DEMO / "hopper_pan.mp4")
+    server.drop("/cut.mp4", after_bytes=3000, drop_ranged=True, file=DEMO / "hopper_pan.mp4")
+    shutil.copy(DEMO / "astronaut_zoom.mp4", www / "a.mp4")
+    server.not_found("/gone.mp4")
+    server.page("/list.html", "<html><head><title>One gone</title></head><body>"
+                "<video src='a.mp4'></video><video src='gone.mp4'></video></body></html>")
+    url = server.url
+    return [
+        ("HTTP 200 (control)", {"url": url("/good.mp4")}, "ok"),
+        ("HTTP 404", {"url": url("/404.mp4")}, "download: unavailable"),
+        ("HTTP 403", {"url": url("/403.mp4")}, "download: unavailable"),
+        ("HTTP 500", {"url": url("/500.mp4")}, "download: network"),
+        ("server stalls (timeout)", {"url": url("/stall.mp4")}, "download: network"),
+        ("connection cut every time", {"url": url("/cut.mp4")}, "download: network"),
+        ("playlist: its good entry", {"url": url("/list.html")}, "ok"),
+        ("playlist: its unavailable entry", None, "download: unavailable"),
+    ]
+
+
+def bad_source_rows(work: Path) -> list[Row]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from httpserver import LocalHTTPServer
+
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    www = work / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    with LocalHTTPServer(www) as server:
+        cases = _local_cases(work / "bad") + _http_cases(server, www)
+        entries = [c[1] for c in cases if c[1] is not None]
+        cfg = parse_config({"output": str(work / "bad-out"), "sources": entries,
+                            "sample": {"every": 1.0},
+                            "download": {"retries": 1, "socket_timeout": 2}})
+        report = run(cfg, progress=False)
+    rows = []
+    by_index: dict[int, list] = {}
+    from pipeline.sources import expand_sources
+    from pipeline.state import State
+
+    for video in expand_sources(cfg, State(cfg.output_dir)).videos:
+        by_index.setdefault(video.spec_index, []).append(video.sid)
+    outcome = {o.sid: o for o in report.outcomes}
+    expansion_failed = {o.title: o for o in report.outcomes if o.title and o.title.startswith("sources.")}
+    index = 0
+    for case, entry, expected in cases:
+        if entry is None:  # the playlist's second entry: the one after the previous case's first
+            sids = by_index.get(index - 1, [])
+            o = outcome.get(sids[1]) if len(sids) > 1 else None
+        else:
+            sids = by_index.get(index, [])
+            o = outcome.get(sids[0]) if sids else expansion_failed.get(f"sources.{index}")
+            index += 1
+        observed = "no outcome" if o is None else ("ok" if o.ok else f"{o.failed_stage}: {o.error_class}")
+        rows.append(Row(case, expected, observed))
+    rows.append(Row("run finishes with exit 1 (some failed)", "1", str(report.exit_code)))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 kill points (the test suite's form)")
+    parser.add_argument("--kills", type=int, default=None, help="number of kill points (default 22)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    kills = args.kills or (4 if args.quick else 22)
+    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+        work = Path(tmp)
+        rows = crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
+    width = max(len(r.case) for r in rows)
+    expected_width = max(len(r.expected) for r in rows)
+    observed_width = max(len(r.observed) for r in rows)
+    print(f"{'case':<{width}}  {'expected':<{expected_width}}  {'observed':<{observed_width}}  pass")
+    for r in rows:
+        print(f"{r.case:<{width}}  {r.expected:<{expected_width}}  {r.observed:<{observed_width}}  "
+              f"{'PASS' if r.ok else 'FAIL'}")
+    failed = sum(not r.ok for r in rows)
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
