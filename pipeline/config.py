@@ -86,11 +86,17 @@ Time = Annotated[float, BeforeValidator(parse_time)]
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
 
 
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
 def _check_label(v: str) -> str:
     """Labels become folder names on every OS, so only a portable character set is allowed."""
     if not _LABEL_RE.match(v) or v.rstrip(". ") != v:
         raise ValueError("must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
                          "starting with a letter or digit and not ending with '.' or space")
+    if v.split(".")[0].upper() in _WINDOWS_RESERVED:
+        raise ValueError(f"'{v}' is a reserved file name on Windows")
     return v
 
 
@@ -151,6 +157,14 @@ class Sample(_Model):
     scene: SceneOptions | None = None
     min_sharpness: Annotated[float, _at_least(0)] = 0.0
     quality: Annotated[int, _between(1, 100)] = 95
+    # true: each target time takes exactly the first frame at or after it. false: it may take
+    # the nearest keyframe within half a step instead (its real time is recorded), so sparse
+    # sampling decodes keyframes only (needs the `fast` extra, PyAV).
+    exact: bool = True
+    # How frames are decoded; the frames are the same either way. auto: keyframe-aware
+    # ("seek": decode only what the kept frames need) when PyAV is installed and at most half
+    # of the frames are kept, else sequential (decode every frame); scene mode is sequential.
+    strategy: Literal["auto", "sequential", "seek"] = "auto"
 
     @model_validator(mode="after")
     def _one_mode(self) -> "Sample":
@@ -241,6 +255,7 @@ class Sheet(_Model):
     columns: Annotated[int, _between(1, 50)] = 10
     thumb: Annotated[int, _between(32, 512)] = 128
     max_per_label: PositiveInt = 300
+    by: Literal["label", "split"] = "label"  # "split": also one sheet per split
 
 
 class Config(_Model):

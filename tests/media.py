@@ -153,6 +153,23 @@ def make_h264_video(path: Path | str, frames: int = 50, fps: float = 25.0,
     return _encode(path, frames, fps, size, pattern, args)
 
 
+def make_gop_video(path: Path | str, frames: int = 100, fps: float = 25.0, gop: int = 25,
+                   bframes: int = 3, open_gop: bool = False, size: Size = (160, 120),
+                   pattern: Pattern = index_frame, codec: str = "libx264") -> Path:
+    """H.264 (or ``codec="libx265"``: HEVC) with a keyframe exactly every ``gop`` frames
+    (scene-cut detection off: the index pattern changes a lot from frame to frame), B-frames
+    (with x264's B-pyramid: reference and non-reference B-frames) and, with ``open_gop``,
+    leading B-frames that refer to the previous GOP. The container follows the suffix."""
+    if codec == "libx265":
+        params = ["-x265-params", f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+                  f":open-gop={int(open_gop)}:log-level=error"]
+    else:
+        params = ["-bf", str(bframes), "-x264-params",
+                  f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop={int(open_gop)}"]
+    args = ["-c:v", codec, "-preset", "veryfast", *params, "-pix_fmt", "yuv420p"]
+    return _encode(Path(path), frames, fps, size, pattern, args)
+
+
 def vfr_times_ms(frames: int, fast_ms: int = 40, slow_ms: int = 100, switch: int = 10) -> list[int]:
     """The presentation times ``make_vfr_video`` gives its frames: ``switch`` frames ``fast_ms``
     apart, then the rest ``slow_ms`` apart."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 import media
-from pipeline.video import (Range, SamplePlan, VideoError, VideoInfo, _Clock, iter_samples,
-                            probe, sharpness)
+import pipeline.video as video
+from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError, VideoInfo, _Clock,
+                            _runs, index_packets, iter_samples, probe, pyav_available, sharpness)
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_FRAMES = SamplePlan(mode="every", every_s=0.001)
@@ -22,6 +24,8 @@ CFR_MS = [40 * i for i in range(50)]
 
 needs_ffmpeg = pytest.mark.skipif(media.ffmpeg_exe() is None,
                                   reason="imageio-ffmpeg (ffmpeg binary) is not installed")
+needs_pyav = pytest.mark.skipif(not pyav_available(),
+                                reason="PyAV (the 'fast' extra) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +139,7 @@ def test_clock_repairs_missing_and_backward_timestamps() -> None:
 # --- modes -----------------------------------------------------------------------------------
 
 def test_every_mode_takes_first_frame_at_or_after_each_target(cfr: Path) -> None:
-    samples = iter_samples(cfr, SamplePlan(every_s=0.5))
+    samples = iter_samples(cfr, SamplePlan(every_s=0.5, strategy="sequential"))
     assert [(f.t_ms, f.frame_index) for f in samples] == [(0, 0), (520, 13), (1000, 25),
                                                           (1520, 38)]
     assert all(f.range_index == -1 for f in iter_samples(cfr, SamplePlan(every_s=0.5)))
@@ -183,7 +187,10 @@ def test_ranges_labels_and_early_stop(cfr: Path) -> None:
     frames = [(f.t_ms, f.range_index, media.decode_index(f.image)) for f in samples]
     # [0.8, 1.0) belongs to the first range; the second's 0.8 s target lands on 1.0 s.
     assert frames == [(320, 0, 8), (800, 0, 20), (1000, 1, 25), (1320, 1, 33)]
-    assert samples.grabbed == 41  # stopped at the first frame past 1.6 s
+    assert samples.strategy == "seek"  # 4 frames of 50: auto decodes only what it needs
+    sequential = iter_samples(cfr, replace(plan, strategy="sequential"))
+    assert [(f.t_ms, f.range_index, media.decode_index(f.image)) for f in sequential] == frames
+    assert sequential.grabbed == 41  # stopped at the first frame past 1.6 s
 
 
 def test_range_past_the_end_gives_nothing(cfr: Path) -> None:
@@ -233,7 +240,7 @@ def test_min_sharpness_drops_blurred_frames_without_replacing_them(videos: Path)
 
 def test_seek_start_keeps_exact_timestamps_and_indexes(videos: Path) -> None:
     path = media.make_video(videos / "long.mp4", 250, size=(160, 120))
-    plan = SamplePlan(every_s=0.5, ranges=(Range(7.0, 8.0),))
+    plan = SamplePlan(every_s=0.5, ranges=(Range(7.0, 8.0),), strategy="sequential")
     sequential = iter_samples(path, plan)
     expected = [(f.t_ms, f.frame_index) for f in sequential]
     assert expected == [(7000, 175), (7520, 188)]
@@ -254,10 +261,179 @@ def test_seek_that_overshoots_falls_back_to_sequential(videos: Path) -> None:
     samples = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(6.0, 7.0),),
                                             seek_start=True))
     assert [(f.t_ms, f.frame_index) for f in samples] == [(6000, 30), (6500, times.index(6500))]
-    sequential = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(6.0, 7.0),)))
+    sequential = iter_samples(path, SamplePlan(every_s=0.5, ranges=(Range(6.0, 7.0),),
+                                               strategy="sequential"))
     list(sequential)
     assert not samples.seeked
     assert samples.grabbed == sequential.grabbed + 1  # the seek was tried, then abandoned
+
+
+# --- strategies: keyframe-aware decoding gives what a sequential decode gives ------------------
+
+def _frames(path: Path, plan: SamplePlan, strategy: str) -> tuple[Sampler, list]:
+    samples = iter_samples(path, replace(plan, strategy=strategy))
+    return samples, [(f.t_ms, f.frame_index, f.range_index, f.image) for f in samples]
+
+
+def assert_same_as_sequential(path: Path, plan: SamplePlan) -> tuple[Sampler, Sampler]:
+    """The ``seek`` strategy yields the frames of a plain sequential decode: same times, indexes,
+    ranges, and the same pixels (each image also shows its own frame index)."""
+    sequential, expected = _frames(path, plan, "sequential")
+    seek, got = _frames(path, plan, "seek")
+    assert (sequential.strategy, seek.strategy) == ("sequential", "seek")
+    assert [f[:3] for f in got] == [f[:3] for f in expected]
+    for (_, index, _, image), (*_, reference) in zip(got, expected):
+        assert media.decode_index(image) == index
+        assert np.array_equal(image, reference)
+    assert seek.unreadable == 0
+    return sequential, seek
+
+
+@pytest.fixture(scope="module")
+def gop_videos(videos: Path) -> dict[str, Path]:
+    """Videos with a known GOP: closed-GOP H.264 with B-pyramid, open-GOP HEVC (leading
+    pictures that refer to the previous GOP), H.264 in Matroska, plus the module's mp4v and VFR."""
+    if media.ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    return {
+        "h264_gop25": media.make_gop_video(videos / "gop25.mp4", frames=250, gop=25),
+        "h264_gop60_mkv": media.make_gop_video(videos / "gop60.mkv", frames=250, gop=60),
+        "hevc_open_gop": media.make_gop_video(videos / "hevc.mp4", frames=150, gop=25,
+                                              codec="libx265", open_gop=True, bframes=4),
+    }
+
+
+PLANS = {
+    "all": ALL_FRAMES,
+    "every_0.3": SamplePlan(every_s=0.3),
+    "every_1": SamplePlan(every_s=1.0),
+    "every_2.2": SamplePlan(every_s=2.2),
+    "fps_3": SamplePlan(mode="fps", fps=3),
+    "count_7": SamplePlan(mode="count", count=7),
+    "ranges": SamplePlan(every_s=0.7, ranges=(Range(0.5, 2.9, "a"), Range(2.5, 4.1, "b"),
+                                              Range(6.3, None))),
+    "sharp": SamplePlan(every_s=0.5, min_sharpness=1.0),
+}
+
+
+@needs_pyav
+@pytest.mark.parametrize("seek_gap", [0, video.SEEK_GAP_PACKETS])
+@pytest.mark.parametrize("plan", PLANS.values(), ids=PLANS.keys())
+@pytest.mark.parametrize("name", ["h264_gop25", "h264_gop60_mkv", "hevc_open_gop", "cfr",
+                                  "vfr", "bframes"])
+def test_seek_strategy_matches_sequential_decode(name: str, plan: SamplePlan, seek_gap: int,
+                                                 gop_videos: dict[str, Path],
+                                                 request: pytest.FixtureRequest,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every plan, on every kind of GOP, with a real seek across every gap (seek_gap 0) or
+    demuxing through them: the frames of a plain sequential decode."""
+    monkeypatch.setattr(video, "SEEK_GAP_PACKETS", seek_gap)
+    path = gop_videos.get(name) or request.getfixturevalue(name)
+    assert_same_as_sequential(path, plan)
+
+
+@needs_pyav
+def test_seek_strategy_decodes_only_what_it_needs(gop_videos: dict[str, Path]) -> None:
+    path = gop_videos["h264_gop25"]  # 250 frames, a keyframe every 25 (1 s)
+    assert index_packets(path).keyframe_interval_s == 1.0
+    # Every 2 s: only keyframes are picked, and only they are decoded.
+    _, seek = assert_same_as_sequential(path, SamplePlan(every_s=2.0))
+    assert seek.grabbed == seek.retrieved == 5
+    # Every 0.5 s: the second half of each GOP is skipped (packets of frames 0..12 of 25).
+    sequential, seek = assert_same_as_sequential(path, SamplePlan(every_s=0.5))
+    assert sequential.grabbed == 250 and seek.grabbed < 0.6 * 250
+
+
+@needs_pyav
+def test_leading_pictures_of_an_open_gop(gop_videos: dict[str, Path],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEVC open GOP: the 4 frames shown just before each keyframe (CRA) are decoded after it
+    and refer to the previous GOP; picking them needs the previous GOP decoded too."""
+    monkeypatch.setattr(video, "SEEK_GAP_PACKETS", 0)
+    path = gop_videos["hevc_open_gop"]
+    index = index_packets(path)
+    key = int(np.flatnonzero(index.key)[1])
+    assert index.pts[key + 1] < index.pts[key]  # a leading picture follows the keyframe
+    plan = SamplePlan(every_s=1.0, ranges=(Range(0.88, None),))  # frames 22, 47, ...: leading
+    _, seek = assert_same_as_sequential(path, plan)
+    assert [f.frame_index for f in iter_samples(path, plan)] == [22, 47, 72, 97, 122, 147]
+
+
+def test_runs_start_at_the_keyframe_or_the_gop_before_a_leading_picture() -> None:
+    # Decode order: I0 P3 B1 B2 | I6 B4 B5 P8 B7 | I9 P10: packet 5 (pts 4) leads keyframe 4.
+    pts = [0, 3, 1, 2, 6, 4, 5, 8, 7, 9, 10]
+    key = [i in (0, 4, 9) for i in range(len(pts))]
+    index = PacketIndex(pts, pts, key, [True] * len(pts), [40.0 * p for p in pts], "h264",
+                        16, 16)
+    assert _runs(index, [2]) == [(0, 2)]
+    assert _runs(index, [7]) == [(4, 7)]
+    assert _runs(index, [5]) == [(0, 5)]  # the leading picture needs the previous GOP
+    assert _runs(index, [0, 10]) == [(0, 0), (9, 10)]
+    assert _runs(index, [1, 4, 8]) == [(0, 1), (4, 8)]
+    assert _runs(index, [3, 4, 8]) == [(0, 8)]  # adjacent runs merge
+
+
+@needs_pyav
+def test_auto_strategy_picks_by_how_much_is_kept(gop_videos: dict[str, Path], raw264: Path,
+                                                 videos: Path) -> None:
+    path = gop_videos["h264_gop25"]
+    assert iter_samples(path, SamplePlan(every_s=1.0)).strategy == "seek"  # sparse
+    assert iter_samples(path, SamplePlan(every_s=0.05)).strategy == "sequential"  # dense
+    assert iter_samples(path, SamplePlan(mode="scene")).strategy == "sequential"
+    forced = iter_samples(path, SamplePlan(every_s=1.0, strategy="sequential"))
+    assert forced.strategy == "sequential"
+    # No timestamps to index (raw H.264): sequential, even when asked for seek.
+    assert iter_samples(raw264, SamplePlan(every_s=1.0, strategy="seek")).strategy == "sequential"
+    # Display rotation (OpenCV turns the frames): sequential.
+    rotated = videos / "rotated.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                    "-display_rotation", "90", "-i", str(path), "-c", "copy", str(rotated)],
+                   check=True)
+    assert probe(rotated).rotation in (90, 270)
+    assert iter_samples(rotated, SamplePlan(every_s=1.0)).strategy == "sequential"
+
+
+def test_seek_without_pyav_falls_back_to_sequential(cfr: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
+    assert not pyav_available() and index_packets(cfr) is None
+    samples = iter_samples(cfr, SamplePlan(every_s=0.5, strategy="seek"))
+    assert [f.frame_index for f in samples] == [0, 13, 25, 38]
+    assert samples.strategy == "sequential" and samples.keyframe_interval_s is None
+
+
+@needs_pyav
+def test_not_exact_takes_keyframes_within_half_a_step(gop_videos: dict[str, Path]) -> None:
+    path = gop_videos["h264_gop25"]  # keyframes at 0, 1, 2 ... 9 s
+    exact = [f.t_ms for f in iter_samples(path, SamplePlan(every_s=2.3))]
+    assert exact == [0, 2320, 4600, 6920, 9200]
+    samples = iter_samples(path, SamplePlan(every_s=2.3, exact=False))
+    frames = [(f.t_ms, f.frame_index, media.decode_index(f.image)) for f in samples]
+    assert frames == [(0, 0, 0), (2000, 50, 50), (5000, 125, 125), (7000, 175, 175),
+                      (9000, 225, 225)]
+    assert samples.grabbed == 5  # keyframes only
+    # Without a keyframe within half a step, the exact frame.
+    dense = iter_samples(path, SamplePlan(every_s=0.4, exact=False))
+    assert [f.t_ms for f in dense][:5] == [0, 400, 1000, 1200, 1600]  # 800 -> 1000: half a step
+
+
+@needs_pyav
+def test_a_file_that_does_not_demux_as_indexed_goes_on_sequentially(
+        gop_videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    expect = Sampler._expect
+
+    def fail_at_packet_100(packet, index, i):
+        if i == 100:
+            raise video._IndexMismatch(i)
+        expect(packet, index, i)
+
+    monkeypatch.setattr(Sampler, "_expect", staticmethod(fail_at_packet_100))
+    path = gop_videos["h264_gop25"]
+    plan = SamplePlan(every_s=0.7)
+    _, expected = _frames(path, plan, "sequential")
+    samples, got = _frames(path, plan, "seek")
+    assert samples.strategy == "seek+sequential"
+    assert [f[:3] for f in got] == [f[:3] for f in expected]
 
 
 # --- robustness ------------------------------------------------------------------------------
@@ -268,16 +444,19 @@ sys.path[:0] = [sys.argv[2], sys.argv[2] + "/tests"]
 from media import decode_index
 from pipeline.video import SamplePlan, VideoError, iter_samples
 try:
+    plan = SamplePlan(every_s=0.001, strategy=sys.argv[3])
     frames = [(f.t_ms, f.frame_index, decode_index(f.image))
-              for f in iter_samples(sys.argv[1], SamplePlan(every_s=0.001))]
+              for f in iter_samples(sys.argv[1], plan)]
     print(json.dumps({"frames": frames}))
 except VideoError as error:
     print(json.dumps({"error": str(error)}))
 """
 
 
-@pytest.mark.parametrize("name", ["cfr.mp4", "faststart.mp4", "raw.264"])
-def test_truncated_file_yields_a_prefix_or_video_error(name: str, tmp_path: Path,
+@pytest.mark.parametrize("name, strategy", [
+    ("cfr.mp4", "sequential"), ("faststart.mp4", "sequential"), ("raw.264", "sequential"),
+    pytest.param("faststart.mp4", "seek", marks=needs_pyav)])
+def test_truncated_file_yields_a_prefix_or_video_error(name: str, strategy: str, tmp_path: Path,
                                                        cfr: Path, videos: Path) -> None:
     """Decodable frames come out in order, or a VideoError. Runs in a subprocess so that a
     hang or a crash in the decoder fails the test instead of killing the run."""
@@ -290,7 +469,8 @@ def test_truncated_file_yields_a_prefix_or_video_error(name: str, tmp_path: Path
     data = source.read_bytes()
     truncated = tmp_path / name
     truncated.write_bytes(data[:len(data) // 2])
-    done = subprocess.run([sys.executable, "-c", TRUNCATED_SCRIPT, str(truncated), str(ROOT)],
+    done = subprocess.run([sys.executable, "-c", TRUNCATED_SCRIPT, str(truncated), str(ROOT),
+                           strategy],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -13,6 +13,7 @@ import cv2
 
 from ..config import Config, Detect
 from ..detections import Detections
+from ..overlap import prefetch
 from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
@@ -44,8 +45,10 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
     frames = read_jsonl(frames_dir / "frames.jsonl")
     rows = []
     total = 0
-    for frame in bar(frames, enabled=progress, desc=f"detect {video.sid[:30]}", unit="frame"):
-        image = cv2.imread(str(frames_dir / frame["file"]))
+    # JPEGs are read and decoded a few frames ahead on a helper thread, while the detector runs.
+    images = prefetch(lambda row: cv2.imread(str(frames_dir / row["file"])), frames)
+    for frame, image in bar(images, enabled=progress, desc=f"detect {video.sid[:30]}",
+                            unit="frame", total=len(frames)):
         if image is None:
             raise OSError(f"cannot read frame {frames_dir / frame['file']}")
         found: Detections = detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame)

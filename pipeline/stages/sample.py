@@ -6,16 +6,19 @@ into place, so a crash never leaves half a folder that looks finished.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from ..config import Config, Sample
+from ..errors import SourceConfigError
+from ..overlap import Background
 from ..progress import bar
 from ..sources import Video
-from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_jsonl
-from ..video import Range, SamplePlan, iter_samples
+from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
+from ..video import Range, SamplePlan, iter_samples, probe
 from .download import VideoPart
 
 VERSION = "1"
@@ -23,15 +26,27 @@ VERSION = "1"
 
 def stage_fingerprint(video: Video, config: Config, upstream: str) -> str:
     ranges = [(s.start, s.end) for s in video.segments]
-    return fingerprint(VERSION, config.sample.model_dump(), ranges, upstream)
+    # ``strategy`` changes how frames are decoded, never which: not part of the fingerprint;
+    # ``exact`` only when off, so fingerprints from before these keys existed stay valid.
+    section = config.sample.model_dump(exclude={"strategy"})
+    if section.get("exact", True):
+        section.pop("exact", None)
+    return fingerprint(VERSION, section, ranges, upstream)
 
 
-def plan_for(sample: Sample, ranges: tuple[Range, ...]) -> SamplePlan:
+def decoder_threads(workers: int) -> int:
+    """Decoder threads per source: the decoder's default (one per core) for one worker, else
+    the cores shared between the workers, so parallel sources do not oversubscribe them."""
+    return 0 if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+
+
+def plan_for(sample: Sample, ranges: tuple[Range, ...], threads: int = 0) -> SamplePlan:
     """The sampler's plan from the config's ``sample`` section."""
     every = sample.every if sample.every is not None else 1.0
     return SamplePlan(mode=sample.mode, every_s=every, fps=sample.fps, count=sample.count,
                       scene_threshold=sample.scene.threshold if sample.scene else 27.0,
-                      ranges=ranges, min_sharpness=sample.min_sharpness)
+                      ranges=ranges, min_sharpness=sample.min_sharpness,
+                      strategy=sample.strategy, exact=sample.exact, threads=threads)
 
 
 def _part_ranges(video: Video, part: VideoPart) -> tuple[tuple[Range, ...], list[int]]:
@@ -46,31 +61,50 @@ def _part_ranges(video: Video, part: VideoPart) -> tuple[tuple[Range, ...], list
     return ranges, list(range(len(ranges)))
 
 
+def check_segments(video: Video, duration_s: float | None) -> None:
+    """A segment that starts after the video ends is a config mistake: say which one."""
+    if not duration_s:
+        return
+    for i, seg in enumerate(video.segments):
+        if seg.start >= duration_s:
+            raise SourceConfigError(
+                f"sources.{video.spec_index}.segments.{i}: starts at {seg.start:g} s, after the end "
+                f"of the video ({duration_s:.1f} s)")
+
+
 def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         progress: bool = False) -> tuple[list[str], dict[str, Any]]:
     final = root / "frames" / video.sid
     tmp = fresh_tmp_dir(final)
     rows: list[dict[str, Any]] = []
     dropped = 0
+    strategies: set[str] = set()
     params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
     for raw in parts:
         part = VideoPart(**raw)
         path = Path(part.path) if Path(part.path).is_absolute() else root / part.path
         ranges, segment_of = _part_ranges(video, part)
-        samples = iter_samples(str(path), plan_for(config.sample, ranges))
-        for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}", unit="frame"):
-            t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
-            name = f"{t_ms:09d}.jpg"
-            if not cv2.imwrite(str(tmp / name), frame.image, params):
-                raise OSError(f"could not write {tmp / name}")
-            segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
-                part.segment if part.segment >= 0 else -1)
-            rows.append({"t_ms": t_ms, "frame_index": frame.frame_index, "file": name,
-                         "sharpness": round(float(frame.sharpness), 2), "segment": segment,
-                         "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])})
+        info = probe(path)
+        if ranges:
+            check_segments(video, info.duration_s)
+        samples = iter_samples(str(path), plan_for(config.sample, ranges,
+                                                   decoder_threads(config.workers)), info)
+        # JPEGs are encoded and written on a helper thread while the next frames decode.
+        with Background() as writer:
+            for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}",
+                             unit="frame"):
+                t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
+                name = f"{t_ms:09d}.jpg"
+                writer.submit(write_image, tmp / name, frame.image, params)
+                segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
+                    part.segment if part.segment >= 0 else -1)
+                rows.append({"t_ms": t_ms, "frame_index": frame.frame_index, "file": name,
+                             "sharpness": round(float(frame.sharpness), 2), "segment": segment,
+                             "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])})
         dropped += samples.dropped_blurry
+        strategies.add(samples.strategy)
     rows.sort(key=lambda r: r["t_ms"])
     write_jsonl(tmp / "frames.jsonl", rows)
     replace_dir(tmp, final)
-    return [f"frames/{video.sid}/frames.jsonl"], {"frames": len(rows), "dropped_blurry": dropped}
-
+    return [f"frames/{video.sid}/frames.jsonl"], {"frames": len(rows), "dropped_blurry": dropped,
+                                                  "strategy": "+".join(sorted(strategies))}
