@@ -142,17 +142,6 @@ def crash_rows(work: Path, kills: int, seed: int) -> list[Row]:
 
 # ----------------------------------------------------------------------------- part 2: bad sources
 
-def _ffmpeg() -> str | None:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        return None
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def _local_cases(folder: Path) -> list[tuple[str, dict, str]]:
     """(case, source entry, expected 'ok' or 'stage: class') for broken local inputs."""
     import cv2
@@ -183,7 +172,9 @@ def _local_cases(folder: Path) -> list[tuple[str, dict, str]]:
         ("segment after the end", {"path": str(DEMO / "astronaut_zoom.mp4"),
                                    "segments": [{"start": "9:00"}]}, "sample: config"),
     ]
-    ffmpeg = _ffmpeg()
+    from pipeline.stages.download import find_ffmpeg
+
+    ffmpeg = find_ffmpeg()
     if ffmpeg:
         audio = folder / "audio_only.mp4"
         subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1",
