@@ -24,6 +24,8 @@ CASES = [
      "network"),
     ("ERROR: \r[download] Got error: 100 bytes read, 133979 more expected. Giving up after 1 retries",
      "network"),
+    ("ERROR: \r[download] Got error: Downloaded 200 bytes, expected 134079 bytes. Giving up after 1 "
+     "retries", "network"),  # the same, from yt-dlp's urllib handler (no requests installed)
     ("ERROR: Unsupported URL: https://example.org/page", "not-a-video"),
 ]
 
