@@ -1,9 +1,9 @@
 """Probe a video and pick the frames to keep from it: the sampling library of the sample stage.
 
-Everything here decodes *sequentially*: ``grab()`` on every frame (demux + decode, cheap) and
+The *sequential* strategy: ``grab()`` on every frame (demux + decode, cheap) and
 ``retrieve()`` (colour conversion into a numpy array) only for the frames that are kept, so the
-cost is bounded by decoding and memory stays at one frame. Random access is avoided (bar the
-opt-in, verified ``SamplePlan.seek_start``) because
+cost is bounded by decoding and memory stays at one frame. OpenCV's random access is avoided
+(bar the opt-in, verified ``SamplePlan.seek_start``) because
 ``CAP_PROP_POS_FRAMES``/``CAP_PROP_POS_MSEC`` seeks are approximate on many files (they are
 computed from the nominal frame rate), and ``CAP_PROP_FRAME_COUNT`` is only a container header
 hint (raw ``.264`` streams report nonsense such as -192153584101141), so a loop never stops on
@@ -24,7 +24,10 @@ Two strategies give the same frames with the same timestamps and indexes (tests 
   only what the kept frames need is decoded: from the keyframe before each kept frame up to it,
   with non-reference frames skipped (``skip_frame``: no other frame depends on them), and the
   rest of the video is skipped, with a real seek across long gaps. Dense sampling (1 s in a 2 s
-  GOP) then decodes about half of the frames, sparse sampling (5 s, 30 s) about the keyframes.
+  GOP) then decodes about half of the frames, sparse sampling (5 s, 30 s) little more than the
+  keyframes. Runs start at keyframes, so they are spread over one decoder thread per core.
+  Timestamps are computed with OpenCV's formula from the packets' own, frame indexes are ranks
+  in presentation order: both equal what the sequential strategy reports.
 
 ``strategy="auto"`` takes ``seek`` when PyAV can index the file and at most half of the frames
 are kept, else ``sequential``. With ``exact=False`` a target may take the nearest keyframe

@@ -6,7 +6,6 @@ into place, so a crash never leaves half a folder that looks finished.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import cv2
 
 from ..config import Config, Sample
 from ..errors import SourceConfigError
-from ..overlap import Background
+from ..overlap import Background, threads_per_worker
 from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
@@ -32,12 +31,6 @@ def stage_fingerprint(video: Video, config: Config, upstream: str) -> str:
     if section.get("exact", True):
         section.pop("exact", None)
     return fingerprint(VERSION, section, ranges, upstream)
-
-
-def decoder_threads(workers: int) -> int:
-    """Decoder threads per source: the decoder's default (one per core) for one worker, else
-    the cores shared between the workers, so parallel sources do not oversubscribe them."""
-    return 0 if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
 
 def plan_for(sample: Sample, ranges: tuple[Range, ...], threads: int = 0) -> SamplePlan:
@@ -88,7 +81,7 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         if ranges:
             check_segments(video, info.duration_s)
         samples = iter_samples(str(path), plan_for(config.sample, ranges,
-                                                   decoder_threads(config.workers)), info)
+                                                   threads_per_worker(config.workers)), info)
         # JPEGs are encoded and written on a helper thread while the next frames decode.
         with Background() as writer:
             for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}",

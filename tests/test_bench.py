@@ -1,0 +1,30 @@
+"""scripts/bench.py --quick: the benchmark runs end to end and prints its table (a smoke test of
+the script, on a tiny generated video; its speed ratios are not asserted here)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import media
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.bench
+@pytest.mark.skipif(media.ffmpeg_exe() is None, reason="imageio-ffmpeg is not installed")
+def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick",
+                           "--workdir", str(tmp_path), "--skip", "workers", "--skip", "memory"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for line in ["machine:", "ffmpeg decode-only", "ffmpeg keyframes-only", "ours/decode",
+                 "whole pipeline at 1 s", "peak RSS", "targets:"]:
+        assert line in out, out
+    rows = [line.split() for line in out.splitlines()
+            if line.strip().startswith(("0.5 s", "1 s", "5 s", "30 s"))]
+    assert [r[0] for r in rows][:4] == ["0.5", "1", "5", "30"]
+    assert all({"seek", "sequential"} & set(r) for r in rows)
