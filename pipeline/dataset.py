@@ -3,6 +3,11 @@
 They are recomputed from the per-source results on every run (cheap: they only read small JSONL
 files and make hard links), so they always agree with what is on disk, whatever was resumed.
 
+Crops the crop stage dropped (quality filters, ``crop.per_track``) come with their reason; the
+global ``dedupe`` step then drops near-duplicates among the kept ones (``pipeline.dedupe``). Both
+stay in the manifest (``status`` ``dropped``, ``drop_reason``, ``duplicate_of``) and leave
+``dataset/`` and the sheets.
+
 A review can leave crops out: the crop ids listed in a rejects file (``<output>/rejects.txt``, as
 saved by ``sheets/index.html``) get ``status`` ``rejected`` in the manifest and no place in
 ``dataset/``. Rejecting is a global step only, never part of a stage fingerprint, so applying or
@@ -21,19 +26,23 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import Config
+from .dedupe import dedupe
+from .quality import DROPPED, KEPT, reason_counts
 from .sources import Video
 from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_json
 
 SPLITS = ("train", "val", "test")
 
 MANIFEST_COLUMNS = (
-    "crop_id", "file", "dataset_file", "label", "split", "status", "source_id", "source_url", "title",
-    "uploader", "license", "video_width", "video_height", "fps", "frame_index", "t_s", "segment",
-    "detector", "class", "score", "box_x", "box_y", "box_w", "box_h", "crop_x", "crop_y",
-    "crop_w", "crop_h", "out_w", "out_h", "sharpness", "landmarks",
+    "crop_id", "file", "dataset_file", "label", "split", "status", "drop_reason", "duplicate_of",
+    "source_id", "source_url", "title", "uploader", "license", "video_width", "video_height", "fps",
+    "frame_index", "t_s", "segment", "track_id", "detector", "class", "score", "box_x", "box_y",
+    "box_w", "box_h", "crop_x", "crop_y", "crop_w", "crop_h", "out_w", "out_h", "sharpness",
+    "quality", "phash", "landmarks",
 )
-METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", "t_s", "class", "score")
-KEPT, REJECTED = "kept", "rejected"
+METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", "t_s", "class", "score",
+                    "track_id")
+REJECTED = "rejected"  # statuses: KEPT, REJECTED (review), DROPPED (filters, selection, dedupe)
 REJECTS_FILE = "rejects.txt"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -105,6 +114,17 @@ class DatasetReport:
     def rejected(self) -> int:
         return sum(r["status"] == REJECTED for r in self.rows)
 
+    @property
+    def tracks(self) -> int:
+        """Tracks (per source) with at least one crop in ``dataset/``."""
+        return len({(r["source_id"], r.get("track_id")) for r in self.rows
+                    if r["status"] == KEPT and (r.get("track_id") or 0) >= 0})
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """{drop reason: crops} of the dropped rows (``duplicate``, ``blurry``, ...)."""
+        return reason_counts(r.get("drop_reason") for r in self.rows if r["status"] == DROPPED)
+
 
 def read_rejects(path: Path) -> list[str]:
     """Crop ids from a rejects file, in file order without repeats.
@@ -140,11 +160,12 @@ def rejects_file_for(root: Path, given: Path | str | None = None) -> Path | None
 
 
 def apply_rejects(rows: list[dict[str, Any]], rejects: Iterable[str]) -> list[str]:
-    """Mark the listed rows ``rejected`` (no dataset file); returns the ids that match no row."""
+    """Mark the listed rows ``rejected`` (no dataset file); returns the ids that match no row.
+    A dropped crop stays dropped (it is not in ``dataset/`` either way)."""
     rejects = list(rejects)
     wanted = set(rejects)
     for row in rows:
-        if row["crop_id"] in wanted:
+        if row["crop_id"] in wanted and row["status"] == KEPT:
             row["status"], row["dataset_file"] = REJECTED, None
     known = {row["crop_id"] for row in rows}
     return [i for i in rejects if i not in known]
@@ -169,11 +190,12 @@ def manifest_rows(results: list[SourceResult], splits: dict[str, str]) -> list[d
         for c in r.crops:
             label = crop_label(r.video, c.get("segment", -1), c["class"])
             split = splits[r.video.sid]
-            name = Path(c["file"]).name
+            status = c.get("status") or KEPT  # crops.jsonl written before dropping existed
+            name = Path(c["file"]).name if c.get("file") else None
             rows.append({
                 **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
-                "dataset_file": f"dataset/{split}/{label}/{name}",
-                "label": label, "split": split, "status": KEPT,
+                "dataset_file": f"dataset/{split}/{label}/{name}" if status == KEPT else None,
+                "label": label, "split": split, "status": status,
                 "source_url": r.info.get("webpage_url") or r.video.location,
                 "title": r.info.get("title") or r.video.title, "uploader": r.info.get("uploader"),
                 "license": r.info.get("license"), "video_width": r.info.get("width"),
@@ -244,8 +266,8 @@ def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
 
 def _parquet_schema(pa: Any) -> Any:
     ints = {"video_width", "video_height", "frame_index", "segment", "crop_x", "crop_y", "crop_w",
-            "crop_h", "out_w", "out_h"}
-    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness"}
+            "crop_h", "out_w", "out_h", "track_id"}
+    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness", "quality"}
     return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.string())
                       for c in MANIFEST_COLUMNS])
 
@@ -263,6 +285,8 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     splits.update({r.video.sid: "train" for r in results if not r.crops})
     rows = manifest_rows(results, splits)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
+    if config.dedupe is not None:
+        apply_dedupe(rows, config.dedupe.max_distance, config.dedupe.scope)
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
     write_manifests(root, rows)
@@ -271,6 +295,18 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1
     return report
+
+
+def apply_dedupe(rows: list[dict[str, Any]], max_distance: int, scope: str) -> int:
+    """Mark kept rows that nearly duplicate a better kept row ``dropped``/``duplicate`` with
+    ``duplicate_of`` (see ``pipeline.dedupe``); returns how many. Rejected rows take no part,
+    so a crop a reviewer threw out never stands for the copies of a good one."""
+    duplicate_of = dedupe([r for r in rows if r["status"] == KEPT], max_distance, scope)  # type: ignore[arg-type]
+    for row in rows:
+        if row["crop_id"] in duplicate_of:
+            row.update(status=DROPPED, drop_reason="duplicate", dataset_file=None,
+                       duplicate_of=duplicate_of[row["crop_id"]])
+    return len(duplicate_of)
 
 
 def write_summary(root: Path, summary: dict[str, Any]) -> None:

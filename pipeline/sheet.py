@@ -33,14 +33,15 @@ from typing import Any, Iterable, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .config import Config
-from .dataset import KEPT, REJECTED, SPLITS
+from .dataset import DROPPED, KEPT, REJECTED, SPLITS
+from .quality import reason_counts
 from .state import fingerprint, fresh_tmp_dir, replace_dir, write_atomic, write_json
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
            "json_for_script", "layout_for", "page_data", "page_names", "read_manifest",
            "render_index", "render_sheet", "sheet_order", "short_ids", "source_link"]
 
-VERSION = "1"  # bump when the drawing changes: cached sheets are then redrawn
+VERSION = "2"  # bump when the drawing changes: cached sheets are then redrawn (2: dropped counts)
 SHEETS_DIR = "sheets"
 INDEX = "index.html"
 BUILT = ".built.json"  # what the folder was built from (see build_sheets)
@@ -238,6 +239,7 @@ class Header:
     page: int = 1
     pages: int = 1
     rejected: int = 0
+    dropped: tuple[tuple[str, int], ...] = ()  # (reason, crops) left out by filters and dedupe
 
 
 def _font(px: int):
@@ -259,7 +261,10 @@ def header_lines(h: Header) -> tuple[str, str]:
     pages = f" · page {h.page} of {h.pages}" if h.pages > 1 else ""
     crops = f"{h.count} crop{'s' if h.count != 1 else ''}"
     rejected = f" ({h.rejected} rejected, not shown)" if h.rejected else ""
-    return f"{h.run} · {h.group}", f"{crops}{rejected}{pages} · {h.date}"
+    n_dropped = sum(n for _, n in h.dropped)
+    dropped = (f" · {n_dropped} dropped: " + ", ".join(f"{r.replace('_', ' ')} {n}" for r, n in h.dropped)
+               if n_dropped else "")
+    return f"{h.run} · {h.group}", f"{crops}{rejected}{dropped}{pages} · {h.date}"
 
 
 def caption_lines(row: dict[str, Any], short: str, with_label: bool = False
@@ -393,6 +398,7 @@ class SheetReport:
     crops: int = 0
     rejected: int = 0
     cached: bool = False  # the folder was already built from the same inputs
+    dropped: int = 0  # left out by quality filters, selection and dedupe (not on the page)
 
 
 def _group_pages(rows: list[dict[str, Any]], key: str, layout: Layout) -> dict[str, list[list[dict]]]:
@@ -407,6 +413,9 @@ def _inputs_fingerprint(config: Config, root: Path, rows: list[dict[str, Any]], 
     """Everything the sheets depend on: rows, crop files (size, mtime), settings, this code."""
     files = []
     for r in rows:
+        if not r.get("file"):  # dropped by the crop stage: no file
+            files.append(None)
+            continue
         try:
             st = (root / r["file"]).stat()
             files.append((st.st_size, st.st_mtime_ns))
@@ -424,7 +433,7 @@ def _cached(final: Path, fp: str) -> SheetReport | None:
     if built.get("fingerprint") != fp or not (final / INDEX).is_file() or not all(p.is_file() for p in images):
         return None
     return SheetReport(final, final / INDEX, images, built.get("crops", 0), built.get("rejected", 0),
-                       cached=True)
+                       cached=True, dropped=built.get("dropped", 0))
 
 
 def build_sheets(config: Config, root: Path | None = None, by: By = "label",
@@ -447,26 +456,33 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     kept = [r for r in rows if r["status"] == KEPT]
     short = short_ids(r["source_id"] for r in rows)
     tmp = fresh_tmp_dir(final)
-    report = SheetReport(final, final / INDEX, crops=len(rows),
-                         rejected=sum(r["status"] == REJECTED for r in rows))
+    report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
+                         rejected=sum(r["status"] == REJECTED for r in rows),
+                         dropped=sum(r["status"] == DROPPED for r in rows))
     jobs = [("label", "", False)] + ([("split", f"{SPLIT_SHEETS_DIR}/", True)] if by == "split" else [])
     for key, prefix, with_label in jobs:
         layout = layout_for(s.columns, s.thumb, s.max_per_label, 3 if with_label else 2)
         pages = _group_pages(kept, key, layout)
         names = page_names({g: len(p) for g, p in pages.items()}, prefix)
         rejected = {g: sum(r["status"] == REJECTED and r[key] == g for r in rows) for g in pages}
+        dropped = {g: tuple(reason_counts(r.get("drop_reason") for r in rows
+                                          if r["status"] == DROPPED and r[key] == g).items())
+                   for g in pages}
         for group, group_pages in sorted(pages.items()):
             count = sum(len(p) for p in group_pages)
             for k, page_rows in enumerate(group_pages, 1):
                 title = f"{group} split" if key == "split" else group
-                header = Header(config.name, title, count, date, k, len(group_pages), rejected[group])
+                header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
+                                dropped[group])
                 image = render_sheet(root, page_rows, header, layout, short, with_label)
                 path = tmp / names[(group, k)]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
                 report.images.append(final / names[(group, k)])
-    write_atomic(tmp / INDEX, render_index(rows, config.name, date, s.thumb))
+    shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
+    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb))
     write_json(tmp / BUILT, {"fingerprint": fp, "date": date, "crops": report.crops,
+                             "dropped": report.dropped,
                              "rejected": report.rejected,
                              "images": [str(p.relative_to(final)) for p in report.images]})
     replace_dir(tmp, final)

@@ -40,3 +40,20 @@ def matched(gt: np.ndarray, found: Detections, threshold: float = 0.5) -> np.nda
     if len(gt) == 0 or len(found) == 0:
         return np.zeros(len(gt), dtype=bool)
     return iou(gt, found.boxes).max(axis=1) >= threshold
+
+
+@lru_cache(maxsize=None)
+def detect_clip(path: Path, model: str, weights: Path, **options) -> tuple[tuple[Detections, ...], float]:
+    """Every frame's detections by ``model`` (the weights file given directly, no model cache)
+    with ``options`` (tiles, upscale, ...), and the milliseconds a frame it took; computed once
+    per test session, so tests that score the same detections share them."""
+    import time
+
+    from pipeline.detectors import create_detector
+
+    detector = create_detector(model, weights=str(weights), **options)
+    clip = frames(path)
+    detector.detect(clip[0])  # warm-up: network allocation is not a per-frame cost
+    started = time.perf_counter()
+    found = tuple(detector.detect(frame) for frame in clip)
+    return found, (time.perf_counter() - started) / len(clip) * 1000

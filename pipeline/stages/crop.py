@@ -3,6 +3,12 @@
 Output: ``crops/<sid>/<crop_id>.<ext>`` and ``crops/<sid>/crops.jsonl`` (one row per crop with
 its geometry). The geometry is a set of small pure functions so it can be checked by exact
 numbers; the box is always grown to reach the aspect ratio, never squashed.
+
+Every crop the policy picks gets a row, also the ones this stage drops (``status: dropped``,
+``drop_reason``: ``small``, ``outside`` or ``blurry`` from the quality filters, ``per_track`` when
+``crop.per_track`` keeps better shots of its track; see ``pipeline.quality``). Only kept crops
+get a file: the point of dropping 300 near-copies is not to store them. Each row also carries
+the crop's track, quality score and perceptual hash, for the global dedupe step.
 """
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ import cv2
 import numpy as np
 
 from ..config import Config, Crop
+from ..dedupe import phash_hex
 from ..detections import CLASS_NAMES, Detections
+from ..quality import (DROPPED, KEPT, Weights, frontalness, outside_fraction, quality_scores,
+                       reason_counts, select_per_track)
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
 from ..video import sharpness
 
-VERSION = "1"
+VERSION = "2"  # 2: dropped crops listed with their reason; track, quality and hash per crop
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,15 @@ def fit_in_frame(x0: float, y0: float, x1: float, y1: float, width: int, height:
     return x0, y0, x0 + w, y0 + h
 
 
+def padded_rect(box: tuple[float, float, float, float], crop: Crop) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of the box padded and grown to the aspect, before any clamping."""
+    p = crop.padding
+    return grow_to_aspect(*padded_box(box, (p.left, p.right, p.top, p.bottom)), crop.aspect)
+
+
 def crop_region(box: tuple[float, float, float, float], crop: Crop, width: int, height: int) -> Region:
     """The region to cut for a detection box in a ``width`` x ``height`` frame."""
-    p = crop.padding
-    rect = grow_to_aspect(*padded_box(box, (p.left, p.right, p.top, p.bottom)), crop.aspect)
+    rect = padded_rect(box, crop)
     if crop.outside == "clamp":
         rect = fit_in_frame(*rect, width, height)
     x0, y0, x1, y1 = rect
@@ -137,6 +151,17 @@ def _encode_params(crop: Crop) -> list[int]:
     return [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 
+def drop_reason(region: Region, outside: float, sharp: float, crop: Crop) -> str | None:
+    """The first quality filter the crop fails (``small``, ``outside``, ``blurry``), else None."""
+    if min(region.w, region.h) < crop.min_size:
+        return "small"
+    if outside > crop.max_outside:
+        return "outside"
+    if sharp < crop.min_sharpness:
+        return "blurry"
+    return None
+
+
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
     c = config.crop
     final = root / "crops" / video.sid
@@ -144,7 +169,6 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
     frames_dir = root / "frames" / video.sid
     params = _encode_params(c)
     rows: list[dict[str, Any]] = []
-    too_small = 0
     for det_row in read_jsonl(root / "detections" / f"{video.sid}.jsonl"):
         dets = Detections.from_json(det_row)
         keep = select(dets, c)
@@ -157,9 +181,6 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
         for k, i in enumerate(keep):
             box = tuple(float(v) for v in dets.boxes[i])
             region = crop_region(box, c, fw, fh)
-            if min(region.w, region.h) < c.min_size:
-                too_small += 1
-                continue
             pixels = cut(frame, region, tuple(c.border_color))
             out_w, out_h = output_size(region, c.size, c.aspect)
             if (out_w, out_h) != (region.w, region.h):
@@ -168,19 +189,52 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
                                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
             cid = crop_id(video.sid, det_row["t_ms"], k)
             name = f"{cid}.{c.format}"
-            write_image(tmp / name, pixels, params)
+            sharp = round(sharpness(pixels), 2)
+            outside = outside_fraction(padded_rect(box, c), fw, fh)
+            reason = drop_reason(region, outside, sharp, c)
+            if reason is None:  # written now, removed below if selection drops it
+                write_image(tmp / name, pixels, params)
             marks = dets.landmarks[i]
             rows.append({
                 "crop_id": cid, "file": f"crops/{video.sid}/{name}", "source_id": video.sid,
+                "status": KEPT if reason is None else DROPPED, "drop_reason": reason,
                 "t_ms": det_row["t_ms"], "frame_index": det_row["frame_index"],
                 "segment": det_row.get("segment", -1), "class": CLASS_NAMES[int(dets.class_id[i])],
-                "score": round(float(dets.scores[i]), 4),
+                "track_id": int(dets.track_id[i]), "score": round(float(dets.scores[i]), 4),
                 "box_x": round(box[0], 1), "box_y": round(box[1], 1),
                 "box_w": round(box[2], 1), "box_h": round(box[3], 1),
                 "crop_x": region.x, "crop_y": region.y, "crop_w": region.w, "crop_h": region.h,
-                "out_w": out_w, "out_h": out_h, "sharpness": round(sharpness(pixels), 2),
+                "out_w": out_w, "out_h": out_h, "sharpness": sharp, "outside": outside,
+                "frontal": frontalness(marks), "phash": phash_hex(pixels),
                 "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
             })
+    _score_and_select(rows, c)
+    for row in rows:
+        if row["status"] == DROPPED:
+            (tmp / Path(row["file"]).name).unlink(missing_ok=True)
+            row["file"] = None
     write_jsonl(tmp / "crops.jsonl", rows)
     replace_dir(tmp, final)
-    return [f"crops/{video.sid}/crops.jsonl"], {"crops": len(rows), "too_small": too_small}
+    dropped = reason_counts(r["drop_reason"] for r in rows)
+    return [f"crops/{video.sid}/crops.jsonl"], {
+        "crops": sum(r["status"] == KEPT for r in rows), "dropped": dropped,
+        "too_small": dropped.get("small", 0),
+        "tracks": len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0})}
+
+
+def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:
+    """Each row's ``quality`` (relative to its track's crops that passed the filters), then
+    ``crop.per_track``: rows it does not keep become ``dropped``/``per_track``."""
+    passed = [r for r in rows if r["status"] == KEPT]
+    weights = Weights(**c.per_track.weights.model_dump()) if c.per_track else Weights()
+    for r, q in zip(passed, quality_scores(passed, weights)):
+        r["quality"] = q
+    for r in rows:
+        r.setdefault("quality", None)
+    if c.per_track is None:
+        return
+    chosen = select_per_track(passed, [r["quality"] for r in passed], c.per_track.max,
+                              c.per_track.min_gap_s)
+    for i, r in enumerate(passed):
+        if i not in chosen:
+            r["status"], r["drop_reason"] = DROPPED, "per_track"

@@ -2,6 +2,11 @@
 
 Output: ``detections/<sid>.jsonl``, one row per sampled frame (also frames with no detection), so
 the crop stage can be re-tuned without detecting again and a user can audit what was found.
+
+The stage ends by joining the detections of consecutive frames into tracks (``pipeline.track``),
+written as each box's ``track_id``: tracks belong to the detections, so crop re-tuning never
+re-tracks. With ``detect.every: N`` the detector runs on every Nth sampled frame (and the last);
+the frames between get the boxes of the tracks interpolated (their rows say ``detected: false``).
 """
 from __future__ import annotations
 
@@ -10,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from ..config import Config, Detect
 from ..detections import Detections
-from ..overlap import prefetch
+from ..overlap import prefetch, threads_per_worker
 from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
+from ..track import TrackParams, interpolate, track
 
-VERSION = "1"
+VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
 
 @lru_cache(maxsize=4)
@@ -27,7 +34,8 @@ def _detector(section: Detect):
     from ..detectors import create_detector
 
     return create_detector(section.model, backend=section.backend, weights=section.weights,
-                           input_size=section.input_size)
+                           input_size=section.input_size, tiles=section.tiles,
+                           upscale=section.upscale)
 
 
 def detector_for(config: Config):
@@ -38,23 +46,64 @@ def stage_fingerprint(config: Config, upstream: str) -> str:
     return fingerprint(VERSION, config.detect.model_dump(), detector_for(config).version, upstream)
 
 
+def runs(frames: list[dict[str, Any]]) -> list[range]:
+    """Positions of the frames split where the config segment changes: no track (and no
+    interpolated box) spans two segments, which may be minutes and a label apart."""
+    cuts = [i for i in range(1, len(frames)) if frames[i].get("segment") != frames[i - 1].get("segment")]
+    bounds = [0, *cuts, len(frames)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def detected_frames(frames: list[dict[str, Any]], every: int) -> list[int]:
+    """Positions of the frames the detector runs on: every ``every``-th of each segment's run,
+    and its last one (so the frames at the end lie between two detected ones)."""
+    return sorted({i for r in runs(frames) for i in (*r[::every], r[-1])})
+
+
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
     detector = detector_for(config)
     d = config.detect
+    if threads_per_worker(config.workers):  # parallel workers share the cores
+        cv2.setNumThreads(threads_per_worker(config.workers))
     frames_dir = root / "frames" / video.sid
     frames = read_jsonl(frames_dir / "frames.jsonl")
-    rows = []
-    total = 0
+    todo = [frames[i] for i in detected_frames(frames, d.every)]
+    found: list[Detections] = []
     # JPEGs are read and decoded a few frames ahead on a helper thread, while the detector runs.
-    images = prefetch(lambda row: cv2.imread(str(frames_dir / row["file"])), frames)
+    images = prefetch(lambda row: cv2.imread(str(frames_dir / row["file"])), todo)
     for frame, image in bar(images, enabled=progress, desc=f"detect {video.sid[:30]}",
-                            unit="frame", total=len(frames)):
+                            unit="frame", total=len(todo)):
         if image is None:
             raise OSError(f"cannot read frame {frames_dir / frame['file']}")
-        found: Detections = detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame)
-        total += len(found)
-        rows.append({**frame, **found.to_json()})
+        found.append(detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame))
+    all_dets, detected = _tracked(frames, found, d)
+    rows = [{**frame, **dets.to_json(), "detected": i in detected}
+            for i, (frame, dets) in enumerate(zip(frames, all_dets))]
     out = root / "detections" / f"{video.sid}.jsonl"
     write_jsonl(out, rows)
-    return [str(out.relative_to(root))], {"frames": len(rows), "detections": total,
+    tracks = {int(t) for dets in all_dets for t in dets.track_id}
+    return [str(out.relative_to(root))], {"frames": len(rows), "detected_frames": len(todo),
+                                          "detections": sum(len(x) for x in all_dets),
+                                          "tracks": len(tracks),
                                           "detector": f"{detector.name}/{detector.backend}"}
+
+
+def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
+             ) -> tuple[list[Detections], set[int]]:
+    """Every frame's detections with track ids (unique in the source), and the positions the
+    detector ran on (``found`` holds their detections, in order)."""
+    positions = detected_frames(frames, d.every)
+    by_position = dict(zip(positions, found))
+    p = d.track
+    params = TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed)
+    out: list[Detections] = []
+    next_id = 0
+    for r in runs(frames):
+        keys = [i for i in r if i in by_position]
+        tracked = track([by_position[i] for i in keys], params)
+        tracked = [t.with_track_ids(np.where(t.track_id >= 0, t.track_id + next_id, -1))
+                   for t in tracked]
+        next_id = 1 + max((int(t.track_id.max()) for t in tracked if len(t)), default=next_id - 1)
+        local = {i - r.start: t for i, t in zip(keys, tracked)}
+        out += interpolate(local, [frames[i]["t_ms"] / 1000 for i in r])
+    return out, set(positions)
