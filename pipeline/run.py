@@ -2,14 +2,15 @@
 
 ``run()`` is the library entry point the CLI wraps; a notebook user can call it directly. A unit
 of work is ``process_video(video, config, root, ...)``: a plain function of its inputs that reads
-and writes files, so the executor (inline, or a process pool of ``workers``) only maps it.
+and writes files, so the executor (``pipeline.executors``: inline or a process pool of ``workers``,
+or Ray tasks) only maps it; nothing here or in the stages depends on which one runs it.
 """
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -17,6 +18,7 @@ from . import progress
 from .config import Config
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record, unwritable_output
+from .executors import check_available, open_executor
 from .sources import Expansion, Video, expand_sources
 from .stages import crop, detect, download, sample
 from .state import STAGES, Marker, RunLock, State
@@ -159,29 +161,21 @@ def _expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcom
     return outcomes
 
 
-def _map_videos(videos: list[Video], config: Config, root: Path, force: frozenset[str],
-                retry_failed: bool, progress: bool) -> Iterable[SourceOutcome]:
-    """Yield outcomes as videos finish: inline for one worker, else a process pool."""
-    if config.workers == 1 or len(videos) <= 1:
-        for v in videos:
-            yield process_video(v, config, root, force, retry_failed, progress)
-        return
-    # multiprocessing's Pool (not concurrent.futures) because it can terminate its workers:
-    # Ctrl-C must stop the run within seconds, not after every running video has finished.
-    pool = get_context("spawn").Pool(processes=min(config.workers, len(videos)))
-    try:
-        jobs = [(v, config, root, force, retry_failed, False) for v in videos]
-        yield from pool.imap_unordered(_process_video_args, jobs)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+WORKER_LOST = "worker-lost"
 
 
-def _process_video_args(args: tuple) -> SourceOutcome:
-    return process_video(*args)
+def _lost_outcome(root: Path, video: Video, exc: BaseException) -> SourceOutcome:
+    """A unit whose worker (process or node) died more often than the executor retries it.
+
+    It is not recorded as failed: its finished stages are kept and the next run redoes the rest,
+    as after a crash.
+    """
+    state = State(root)
+    stage = next((s for s in STAGES if state.read(s, video.sid) is None), STAGES[-1])
+    return SourceOutcome(video.sid, video.title, {stage: "failed"}, stage, WORKER_LOST,
+                         f"its worker died and the retries (executor.max_retries) ran out "
+                         f"({type(exc).__name__}); finished stages are kept, the next run redoes "
+                         "the rest")
 
 
 def _preflight_detector(config: Config) -> None:
@@ -209,8 +203,10 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
     root = config.output_dir
     rejects_file_for(root, rejects)  # a given file that does not exist fails before any work
+    check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
     started = time.monotonic()
-    with _output_lock(root):
+    # The executor starts after the lock (Ray: connects, checks the output folder is shared).
+    with _output_lock(root), open_executor(config, root, log) as executor:
         state = State(root)
         state.sweep_partial()
         expansion = expand_sources(config, state, refresh=refresh_sources)
@@ -218,12 +214,15 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         _preflight_detector(config)
         bar = _bar(len(expansion.videos), progress)
         interrupted = False
+        units = executor.map(process_video, expansion.videos,
+                             (config, root, frozenset(force), retry_failed, progress and executor.inline),
+                             partial(_lost_outcome, root))
         try:
-            for outcome in _map_videos(expansion.videos, config, root, frozenset(force),
-                                       retry_failed, progress and config.workers == 1):
-                outcomes.append(outcome)
-                bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
-                bar.update(1)
+            with closing(units):  # leaving early stops the units still running
+                for outcome in units:
+                    outcomes.append(outcome)
+                    bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
+                    bar.update(1)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -306,6 +305,9 @@ def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
         "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
         "crops": {"total": len(ds.rows) if ds else 0, "kept": ds.kept if ds else 0,
                   "rejected": ds.rejected if ds else 0,
+                  "dropped": sum(ds.dropped.values()) if ds else 0,
+                  "dropped_by_reason": ds.dropped if ds else {},  # duplicate, blurry, per_track, ...
+                  "tracks": ds.tracks if ds else 0,
                   "per_label": dict(sorted((ds.per_label if ds else {}).items())),
                   "per_split": dict(sorted((ds.per_split if ds else {}).items()))},
         "failed": [{"source_id": o.sid, "stage": o.failed_stage, "class": o.error_class,

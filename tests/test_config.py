@@ -23,6 +23,22 @@ def test_sources_alone_is_a_complete_config(tmp_path):
     assert cfg.sample.mode == "every" and cfg.detect.model == "yunet"
     assert cfg.crop.padding.left == 0.3 and cfg.crop.size == 224
     assert str(cfg.output_dir) == "data/run"
+    assert cfg.executor.kind == "local"
+
+
+@pytest.mark.parametrize("text,kind,address", [
+    ("executor: local\n", "local", None),
+    ("executor: {kind: local}\n", "local", None),
+    ("executor: {kind: ray}\n", "ray", None),
+    ("executor: {kind: ray, address: auto, num_cpus: 0.5, num_gpus: 1, max_retries: 0}\n", "ray", "auto"),
+])
+def test_executor_forms(tmp_path, text, kind, address):
+    cfg = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n" + text))
+    assert (cfg.executor.kind, cfg.executor.address) == (kind, address)
+    if "num_cpus" in text:
+        assert (cfg.executor.num_cpus, cfg.executor.num_gpus, cfg.executor.max_retries) == (0.5, 1.0, 0)
+    else:
+        assert (cfg.executor.num_cpus, cfg.executor.num_gpus, cfg.executor.max_retries) == (1.0, 0.0, 3)
 
 
 @pytest.mark.parametrize("text,seconds", [(65, 65.0), (65.5, 65.5), ("1:05", 65.0),
@@ -56,12 +72,46 @@ BAD = [
      "crop.padding: must be between 0 and 10 (a fraction of the box size) (line 2)"),
     ("sources: [{path: a.mp4}]\ncrop: {policy: best}\n",
      "crop.policy: must be one of 'all', 'largest' or 'top-k' (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect: {tiles: 0}\n",
+     "detect.tiles: must be auto, off or a number of tiles along the long side (1-16) (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect: {tiles: many}\n",
+     "detect.tiles: must be auto, off or a number of tiles along the long side (1-16) (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect: {upscale: 0.5}\n",
+     "detect.upscale: must be auto, off or the largest enlargement factor (1-8) (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect: {every: 0}\n", "detect.every: must be between 1 and 1000 (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {min_iou: 2}\n",
+     "detect.track.min_iou: must be between 0.01 and 1 (line 3)"),
+    ("sources: [{path: a.mp4}]\ncrop: {per_track: {min_gap_s: 1}}\n", "crop.per_track.max: required (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {per_track: {max: 0}}\n", "crop.per_track.max: must be at least 1 (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {per_track: {max: 5, min_gap_s: -1}}\n",
+     "crop.per_track.min_gap_s: must be at least 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {per_track: {max: 5, weights: {blur: 1}}}\n",
+     "crop.per_track.weights.blur: unknown key (allowed: score, sharpness, size, frontal) (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {max_outside: 1.5}\n", "crop.max_outside: must be between 0 and 1 (line 2)"),
+    ("sources: [{path: a.mp4}]\ncrop: {min_sharpness: -3}\n", "crop.min_sharpness: must be at least 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\ndedupe: {scope: everywhere}\n",
+     "dedupe.scope: must be one of 'source' or 'all' (line 2)"),
+    ("sources: [{path: a.mp4}]\ndedupe: {max_distance: 64}\n",
+     "dedupe.max_distance: must be between 0 and 32 (line 2)"),
     ("sources: [{path: a.mp4}, {path: a.mp4}]\n",
      "sources.1: duplicate of an earlier source (a.mp4)"),
     ("sources: [{path: a.mp4, label: ../../etc}]\n",
      "sources.0.label: must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
      "starting with a letter or digit and not ending with '.' or space (line 1)"),
-    ("sources: [{path: a.mp4}]\nexecutor: ray\n", "executor: must be one of 'local' (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor: ray\n",
+     "executor: must be local, or a mapping such as {kind: ray, address: auto} (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor: {kind: dask}\n",
+     "executor.kind: must be one of 'local' or 'ray' (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor:\n  kind: ray\n  num_cpus: 0\n",
+     "executor.num_cpus: must be greater than 0 (line 4)"),
+    ("sources: [{path: a.mp4}]\nexecutor: {kind: ray, num_gpus: -1}\n",
+     "executor.num_gpus: must be at least 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor: {kind: ray, max_retries: -1}\n",
+     "executor.max_retries: must be between 0 and 100 (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor: {kind: ray, adress: auto}\n",
+     "executor.adress: unknown key (allowed: kind, address, num_cpus, num_gpus, max_retries) (line 2)"),
+    ("sources: [{path: a.mp4}]\nexecutor: {kind: ray, address: 6379}\n",
+     "executor.address: must be text (got int 6379) (line 2)"),
     ("- just\n- a list\n", "(top level): must be a mapping with at least 'sources'"),
     ("sources: [\n", "not valid YAML: expected the node content"),
 ]
