@@ -29,6 +29,7 @@ import pipeline.run
 from pipeline.config import parse_config
 from pipeline.executors import ExecutorError
 from pipeline.run import run
+from test_run import make_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
@@ -85,24 +86,8 @@ def ray_instance():
 
 
 def demo_config(tmp: Path, output: str, **overrides) -> dict:
-    videos = tmp / "videos"
-    if not videos.exists():
-        videos.mkdir()
-        for name in ("astronaut_zoom.mp4", "hopper_pan.mp4", "cameraman_hopper_pan.mp4"):
-            shutil.copy(DEMO / name, videos / name)
-    return {
-        "name": "t",
-        "output": str(tmp / output),
-        "sources": [
-            {"path": str(videos / "astronaut_zoom.mp4"), "label": "astronaut"},
-            {"path": str(videos / "hopper_pan.mp4"), "label": "hopper"},
-            {"path": str(videos / "cameraman_hopper_pan.mp4"), "label": "hopper",
-             "segments": [{"start": 0, "end": 1.7, "label": "cameraman"}, {"start": 4.5}]},
-        ],
-        "sample": {"every": 1.0},
-        "split": {"train": 0.34, "val": 0.33, "test": 0.33},
-        **overrides,
-    }
+    """tests/test_run.py's demo config, written to ``tmp / output``."""
+    return make_config(tmp, output=str(tmp / output), **overrides)
 
 
 RAY = {"kind": "ray"}
