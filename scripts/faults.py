@@ -1,6 +1,6 @@
 """Fault injection: kill runs at many moments and feed bad sources, then check the promises.
 
-    python scripts/faults.py            # >= 20 kill points and every bad-source case
+    python scripts/faults.py            # 24 kill points and every bad-source case
     python scripts/faults.py --quick    # the short form the test suite runs
 
 Part 1 (crash equivalence): a run is killed with SIGKILL at the start of each stage, during the
@@ -117,7 +117,8 @@ def crash_rows(work: Path, kills: int, seed: int) -> list[Row]:
     rng = random.Random(seed)
     kinds = ["start of download", "start of sample", "start of detect", "start of crop",
              "global steps"]
-    kinds += [f"after {rng.uniform(0.3, duration):.2f}s" for _ in range(max(0, kills - len(kinds)))]
+    # random moments inside the run (a resumed run is shorter, so stay well before the end)
+    kinds += [f"after {rng.uniform(0.3, 0.7 * duration):.2f}s" for _ in range(max(0, kills - len(kinds)))]
     kinds = kinds[:kills] if kills < len(kinds) else kinds
     rows = []
     for i, kind in enumerate(kinds):
@@ -253,10 +254,10 @@ def bad_source_rows(work: Path) -> list[Row]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 kill points (the test suite's form)")
-    parser.add_argument("--kills", type=int, default=None, help="number of kill points (default 22)")
+    parser.add_argument("--kills", type=int, default=None, help="number of kill points (default 24)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    kills = args.kills or (4 if args.quick else 22)
+    kills = args.kills or (4 if args.quick else 24)
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
         rows = crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
