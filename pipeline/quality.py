@@ -15,28 +15,19 @@ the box area (each divided by the track's largest), and for faces with landmarks
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["DROPPED", "DROP_REASONS", "KEPT", "Weights", "frontalness", "outside_fraction", "quality_scores",
+from .config import QualityWeights
+
+__all__ = ["DROPPED", "DROP_REASONS", "KEPT", "frontalness", "outside_fraction", "quality_scores",
            "reason_counts", "select_per_track"]
 
 KEPT, DROPPED = "kept", "dropped"
 """Manifest ``status`` values of this module's decisions (review adds ``rejected``)."""
 DROP_REASONS = ("small", "outside", "blurry", "per_track", "duplicate")
 """Every ``drop_reason`` a manifest row can have, in the order they are decided."""
-
-
-@dataclass(frozen=True)
-class Weights:
-    """How much each term counts in a crop's quality (``crop.per_track.weights``)."""
-
-    score: float = 1.0
-    sharpness: float = 1.0
-    size: float = 1.0
-    frontal: float = 1.0
 
 
 def frontalness(landmarks: np.ndarray | Sequence[Sequence[float]] | None) -> float | None:
@@ -79,7 +70,8 @@ def outside_fraction(rect: tuple[float, float, float, float], width: int, height
     return round(1.0 - iw * ih / area, 4)
 
 
-def quality_scores(crops: Sequence[dict[str, Any]], weights: Weights = Weights()) -> list[float]:
+def quality_scores(crops: Sequence[dict[str, Any]],
+                   weights: QualityWeights = QualityWeights()) -> list[float]:
     """A quality in [0, 1] per crop row (keys ``track_id``, ``score``, ``sharpness``, ``box_w``,
     ``box_h``, ``frontal``), its terms relative to the crop's track (``track_id`` < 0: alone)."""
     def track_of(i: int) -> Any:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.quality import (Weights, frontalness, outside_fraction, quality_scores, reason_counts,
+from pipeline.config import QualityWeights
+from pipeline.quality import (frontalness, outside_fraction, quality_scores, reason_counts,
                               select_per_track)
 from pipeline.run import run
 from pipeline.sheet import Header, header_lines
@@ -63,7 +64,7 @@ def test_quality_is_relative_to_the_track():
     assert q[2] == q[0]
     rows[0]["frontal"] = 0.0  # landmarks: the frontal term joins in
     assert quality_scores(rows)[0] == pytest.approx((0.9 + 1 + 1 + 0) / 4, abs=1e-4)
-    only_sharp = quality_scores(rows, Weights(score=0, size=0, frontal=0))
+    only_sharp = quality_scores(rows, QualityWeights(score=0, size=0, frontal=0))
     assert only_sharp[:2] == [1.0, 0.5]
 
 

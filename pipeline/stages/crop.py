@@ -20,10 +20,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config, Crop
+from ..config import Config, Crop, QualityWeights
 from ..dedupe import phash_hex
 from ..detections import CLASS_NAMES, Detections
-from ..quality import (DROPPED, KEPT, Weights, frontalness, outside_fraction, quality_scores,
+from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
@@ -226,7 +226,7 @@ def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:
     """Each row's ``quality`` (relative to its track's crops that passed the filters), then
     ``crop.per_track``: rows it does not keep become ``dropped``/``per_track``."""
     passed = [r for r in rows if r["status"] == KEPT]
-    weights = Weights(**c.per_track.weights.model_dump()) if c.per_track else Weights()
+    weights = c.per_track.weights if c.per_track else QualityWeights()
     for r, q in zip(passed, quality_scores(passed, weights)):
         r["quality"] = q
     for r in rows:
