@@ -59,13 +59,16 @@ def shared_models() -> Path:
 @pytest.fixture(scope="session")
 def review_demo(tmp_path_factory):
     """One real run of the demo videos for the sheet and review-page tests (copy it to change it)."""
-    from reviewkit import DemoRun, copy_videos, demo_config
+    from reviewkit import DemoRun
+    from test_run import make_config
 
     from pipeline.config import parse_config
     from pipeline.run import run
 
     tmp = tmp_path_factory.mktemp("review-demo")
-    raw = demo_config(copy_videos(tmp / "videos"), tmp / "out")
+    # the demo's three sources and segments (three labels, several splits), small sheets
+    raw = make_config(tmp, name="review", sample={"every": 0.5},
+                      sheet={"columns": 4, "thumb": 96, "max_per_label": 6})
     report = run(parse_config(raw), progress=False, log=lambda _m: None)
     assert report.exit_code == 0 and report.sheets is not None
     return DemoRun(raw, tmp / "out")

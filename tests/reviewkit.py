@@ -15,39 +15,11 @@ from typing import Any
 
 from pipeline.config import Config, parse_config
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "demo" / "videos"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # Flags that keep a headless Chromium off the network and quiet in a container.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-
-
-def demo_config(videos: Path, output: Path, **overrides: Any) -> dict:
-    """The demo's three sources and segments (three labels, several splits), small sheets."""
-    cfg = {
-        "name": "review",
-        "output": str(output),
-        "sources": [
-            {"path": str(videos / "astronaut_zoom.mp4"), "label": "astronaut"},
-            {"path": str(videos / "hopper_pan.mp4"), "label": "hopper"},
-            {"path": str(videos / "cameraman_hopper_pan.mp4"), "label": "hopper",
-             "segments": [{"start": 0, "end": 1.7, "label": "cameraman"}, {"start": 4.5}]},
-        ],
-        "sample": {"every": 0.5},
-        "split": {"train": 0.34, "val": 0.33, "test": 0.33},
-        "sheet": {"columns": 4, "thumb": 96, "max_per_label": 6},
-    }
-    cfg.update(overrides)
-    return cfg
-
-
-def copy_videos(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("astronaut_zoom.mp4", "hopper_pan.mp4", "cameraman_hopper_pan.mp4"):
-        shutil.copy2(DEMO / name, dest / name)
-    return dest
 
 
 @dataclass(frozen=True)
