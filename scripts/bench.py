@@ -159,7 +159,8 @@ class VideoFacts:
 
 def video_facts(path: Path) -> VideoFacts:
     sys.path.insert(0, str(REPO))
-    from pipeline.video import index_packets, probe
+    from pipeline.video.packets import index_packets
+    from pipeline.video.probe import probe
 
     info = probe(path)
     index = index_packets(path)

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import media
-import pipeline.video as video
-from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError, VideoInfo, _Clock,
-                            _runs, index_packets, iter_samples, probe, pyav_available, sharpness)
+import pipeline.video.pyav as pyav_source
+from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError, VideoInfo,
+                            index_packets, iter_samples, probe, pyav_available, sharpness)
+from pipeline.video.packets import IndexMismatch, runs_to_decode
+from pipeline.video.selection import Clock
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_FRAMES = SamplePlan(mode="every", every_s=0.001)
@@ -130,7 +132,7 @@ def test_raw_stream_timestamps_are_estimated(raw264: Path) -> None:
 
 
 def test_clock_repairs_missing_and_backward_timestamps() -> None:
-    clock = _Clock(frame_ms=40.0)
+    clock = Clock(frame_ms=40.0)
     readings = [0.0, 0.0, 0.0, 200.0, 150.0, float("nan"), 400.0, 400.0]
     assert [clock.stamp(r) for r in readings] == [0, 40, 80, 200, 240, 280, 400, 440]
     assert clock.estimated == 5
@@ -317,7 +319,7 @@ PLANS = {
 
 
 @needs_pyav
-@pytest.mark.parametrize("seek_gap", [0, video.SEEK_GAP_PACKETS])
+@pytest.mark.parametrize("seek_gap", [0, pyav_source.SEEK_GAP_PACKETS])
 @pytest.mark.parametrize("plan", PLANS.values(), ids=PLANS.keys())
 @pytest.mark.parametrize("name", ["h264_gop25", "h264_gop60_mkv", "hevc_open_gop", "cfr",
                                   "vfr", "bframes"])
@@ -327,7 +329,7 @@ def test_seek_strategy_matches_sequential_decode(name: str, plan: SamplePlan, se
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Every plan, on every kind of GOP, with a real seek across every gap (seek_gap 0) or
     demuxing through them: the frames of a plain sequential decode."""
-    monkeypatch.setattr(video, "SEEK_GAP_PACKETS", seek_gap)
+    monkeypatch.setattr(pyav_source, "SEEK_GAP_PACKETS", seek_gap)
     path = gop_videos.get(name) or request.getfixturevalue(name)
     assert_same_as_sequential(path, plan)
 
@@ -349,7 +351,7 @@ def test_leading_pictures_of_an_open_gop(gop_videos: dict[str, Path],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """HEVC open GOP: the 4 frames shown just before each keyframe (CRA) are decoded after it
     and refer to the previous GOP; picking them needs the previous GOP decoded too."""
-    monkeypatch.setattr(video, "SEEK_GAP_PACKETS", 0)
+    monkeypatch.setattr(pyav_source, "SEEK_GAP_PACKETS", 0)
     path = gop_videos["hevc_open_gop"]
     index = index_packets(path)
     key = int(np.flatnonzero(index.key)[1])
@@ -365,12 +367,12 @@ def test_runs_start_at_the_keyframe_or_the_gop_before_a_leading_picture() -> Non
     key = [i in (0, 4, 9) for i in range(len(pts))]
     index = PacketIndex(pts, pts, key, [True] * len(pts), [40.0 * p for p in pts], "h264",
                         16, 16)
-    assert _runs(index, [2]) == [(0, 2)]
-    assert _runs(index, [7]) == [(4, 7)]
-    assert _runs(index, [5]) == [(0, 5)]  # the leading picture needs the previous GOP
-    assert _runs(index, [0, 10]) == [(0, 0), (9, 10)]
-    assert _runs(index, [1, 4, 8]) == [(0, 1), (4, 8)]
-    assert _runs(index, [3, 4, 8]) == [(0, 8)]  # adjacent runs merge
+    assert runs_to_decode(index, [2]) == [(0, 2)]
+    assert runs_to_decode(index, [7]) == [(4, 7)]
+    assert runs_to_decode(index, [5]) == [(0, 5)]  # the leading picture needs the previous GOP
+    assert runs_to_decode(index, [0, 10]) == [(0, 0), (9, 10)]
+    assert runs_to_decode(index, [1, 4, 8]) == [(0, 1), (4, 8)]
+    assert runs_to_decode(index, [3, 4, 8]) == [(0, 8)]  # adjacent runs merge
 
 
 @needs_pyav
@@ -420,14 +422,14 @@ def test_not_exact_takes_keyframes_within_half_a_step(gop_videos: dict[str, Path
 @needs_pyav
 def test_a_file_that_does_not_demux_as_indexed_goes_on_sequentially(
         gop_videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    expect = Sampler._expect
+    expect = pyav_source.PyAVSource._expect
 
     def fail_at_packet_100(packet, index, i):
         if i == 100:
-            raise video._IndexMismatch(i)
+            raise IndexMismatch(i)
         expect(packet, index, i)
 
-    monkeypatch.setattr(Sampler, "_expect", staticmethod(fail_at_packet_100))
+    monkeypatch.setattr(pyav_source.PyAVSource, "_expect", staticmethod(fail_at_packet_100))
     path = gop_videos["h264_gop25"]
     plan = SamplePlan(every_s=0.7)
     _, expected = _frames(path, plan, "sequential")
