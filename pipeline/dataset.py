@@ -28,20 +28,12 @@ from typing import Any, Iterable
 from .config import Config
 from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
+from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, parquet_schema
 from .sources import Video
 from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_json
 
 SPLITS = ("train", "val", "test")
 
-MANIFEST_COLUMNS = (
-    "crop_id", "file", "dataset_file", "label", "split", "status", "drop_reason", "duplicate_of",
-    "source_id", "source_url", "title", "uploader", "license", "video_width", "video_height", "fps",
-    "frame_index", "t_s", "segment", "track_id", "detector", "class", "score", "box_x", "box_y",
-    "box_w", "box_h", "crop_x", "crop_y", "crop_w", "crop_h", "out_w", "out_h", "sharpness",
-    "quality", "phash", "landmarks",
-)
-METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", "t_s", "class", "score",
-                    "track_id")
 REJECTED = "rejected"  # statuses: KEPT, REJECTED (review), DROPPED (filters, selection, dedupe)
 REJECTS_FILE = "rejects.txt"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -257,19 +249,11 @@ def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
         (root / "manifest.parquet").unlink(missing_ok=True)
         return written
     table = pa.Table.from_pylist([{k: row.get(k) for k in MANIFEST_COLUMNS} for row in rows],
-                                 schema=_parquet_schema(pa))
+                                 schema=parquet_schema(pa))
     tmp = root / ".manifest.parquet.tmp"
     pq.write_table(table, tmp)
     os.replace(tmp, root / "manifest.parquet")
     return written + ["manifest.parquet"]
-
-
-def _parquet_schema(pa: Any) -> Any:
-    ints = {"video_width", "video_height", "frame_index", "segment", "crop_x", "crop_y", "crop_w",
-            "crop_h", "out_w", "out_h", "track_id"}
-    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness", "quality"}
-    return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.string())
-                      for c in MANIFEST_COLUMNS])
 
 
 def build_dataset(config: Config, root: Path, videos: list[Video],

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from pipeline import records
 from pipeline.config import parse_config
 from pipeline.run import run, status
 from pipeline.state import LockError, RunLock
@@ -132,6 +133,29 @@ def test_parquet_manifest_matches_csv(demo_run):
     tmp, cfg, _ = demo_run
     table = pq.read_table(cfg.output_dir / "manifest.parquet").to_pylist()
     assert [r["crop_id"] for r in table] == [r["crop_id"] for r in read_manifest(cfg.output_dir)]
+
+
+def test_outputs_carry_the_columns_of_the_crop_record(demo_run):
+    """crops.jsonl, the three manifests and metadata.csv have exactly the columns (and the
+    types) that pipeline.records defines."""
+    _, cfg, _ = demo_run
+    root = cfg.output_dir
+    crop_rows = [json.loads(line) for path in sorted((root / "crops").glob("*/crops.jsonl"))
+                 for line in path.read_text().splitlines()]
+    assert crop_rows and all(set(row) == set(records.CROP_COLUMNS) for row in crop_rows)
+    with open(root / "manifest.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == records.MANIFEST_COLUMNS
+    metadata = sorted((root / "dataset").glob("*/metadata.csv"))
+    assert metadata
+    for path in metadata:
+        with open(path, newline="") as f:
+            assert tuple(next(csv.reader(f))) == records.METADATA_COLUMNS
+    accepted = {str: str, int: int, float: (int, float)}
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert tuple(row) == records.MANIFEST_COLUMNS
+        for name, value in row.items():
+            assert value is None or isinstance(value, accepted[records.BY_NAME[name].type]), name
 
 
 def test_rerun_skips_everything_and_gives_the_same_dataset(tmp_path):

@@ -1,7 +1,7 @@
 """Crop stage: cut each kept detection out of its frame, padded and grown to the target aspect.
 
 Output: ``crops/<sid>/<crop_id>.<ext>`` and ``crops/<sid>/crops.jsonl`` (one row per crop with
-its geometry). The geometry is a set of small pure functions so it can be checked by exact
+its geometry; its columns are defined in ``pipeline.records``). The geometry is a set of small pure functions so it can be checked by exact
 numbers; the box is always grown to reach the aspect ratio, never squashed.
 
 Every crop the policy picks gets a row, also the ones this stage drops (``status: dropped``,

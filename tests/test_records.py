@@ -1,0 +1,45 @@
+"""The crop record (pipeline.records) is the one definition of the manifest's columns: the README
+documents exactly those, and the metadata.csv columns are among them."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline import records
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_manifest_table() -> str:
+    """The Markdown table under the README's "Manifest columns" heading."""
+    section = README.read_text(encoding="utf-8").split("### Manifest columns\n", 1)[1]
+    match = re.search(r"^(\|.*\n)+", section, flags=re.M)  # the first run of table lines
+    return match.group(0) if match else ""
+
+
+def test_readme_documents_every_manifest_column_and_no_other() -> None:
+    table = readme_manifest_table()
+    documented = re.findall(r"^\| (\w+) \|", table, flags=re.M)[1:]  # after the header row
+    missing = [c for c in records.MANIFEST_COLUMNS if c not in documented]
+    stale = [c for c in documented if c not in records.MANIFEST_COLUMNS]
+    assert not missing and not stale, f"README lacks {missing}, documents unknown {stale}"
+    assert documented == list(records.MANIFEST_COLUMNS), "README lists them in another order"
+
+
+def test_readme_table_is_the_one_records_makes() -> None:
+    expected = records.manifest_table()
+    assert readme_manifest_table() == expected, (
+        "the README's 'Manifest columns' table differs from pipeline/records.py; paste:\n"
+        + expected)
+
+
+def test_metadata_columns_are_columns_of_the_record() -> None:
+    assert records.METADATA_COLUMNS[0] == "file_name"  # what imagefolder looks for
+    assert set(records.METADATA_COLUMNS) == set(records.names(records.METADATA))
+    assert len(set(records.METADATA_COLUMNS)) == len(records.METADATA_COLUMNS)
+
+
+def test_every_column_has_one_name_a_type_and_a_doc() -> None:
+    assert len(records.BY_NAME) == len(records.COLUMNS)
+    for column in records.COLUMNS:
+        assert column.type in (str, int, float) and column.doc and column.outputs, column
