@@ -17,7 +17,8 @@ import numpy as np
 
 from .plan import SamplePlan
 from .probe import VideoInfo
-from .selection import Scenes, Span, Targets, last_end_ms, make_selector, measured_duration_ms, spans
+from .selection import (Scenes, Span, Targets, last_end_ms, make_selector, measured_duration_ms,
+                        spans)
 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for timestamp estimates when the container gives none."""
