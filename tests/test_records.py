@@ -2,12 +2,16 @@
 documents exactly those, and the metadata.csv columns are among them."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from pipeline import records
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def readme_manifest_table() -> str:
@@ -43,3 +47,23 @@ def test_every_column_has_one_name_a_type_and_a_doc() -> None:
     assert len(records.BY_NAME) == len(records.COLUMNS)
     for column in records.COLUMNS:
         assert column.type in (str, int, float) and column.doc and column.outputs, column
+
+
+def keys_read(path: Path) -> set[str]:
+    """The string keys a module reads from dicts: ``row["key"]`` and ``row.get("key")``."""
+    keys = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            keys.add(node.slice.value)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "get" and node.args and isinstance(node.args[0], ast.Constant)):
+            keys.add(node.args[0].value)
+    return {key for key in keys if isinstance(key, str)}
+
+
+@pytest.mark.parametrize("module", ["quality.py", "dedupe.py"])
+def test_crop_row_readers_read_only_record_columns(module: str) -> None:
+    """These modules work on crop rows only: a column renamed in the record must not leave
+    them reading a key that no longer exists."""
+    read = keys_read(REPO / "pipeline" / module)
+    assert read and read <= set(records.BY_NAME), sorted(read - set(records.BY_NAME))
