@@ -7,7 +7,6 @@ length of the video.
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,13 +18,6 @@ R = TypeVar("R")
 
 DEPTH = 4
 """Items in flight: enough to smooth out uneven frame times, small enough to not matter."""
-
-
-def threads_per_worker(workers: int) -> int:
-    """Threads for a source's decoder and detector: 0 (the library's default, one per core)
-    for one worker, else the cores shared between the workers, so that parallel sources do
-    not oversubscribe the cores."""
-    return 0 if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
 
 class Background:

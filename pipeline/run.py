@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from . import progress
 from .config import Config
+from .cpus import limit_native_threads, threads_for
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
@@ -91,6 +92,7 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
     for the same fingerprint is not retried unless ``retry_failed``: a removed video should not be
     asked for again on every resume.
     """
+    limit_native_threads(threads_for(config))  # before this process loads a detector
     state = State(root)
     outcome = SourceOutcome(video.sid, video.title)
     results: dict[str, Any] = {}
@@ -202,6 +204,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
     root = config.output_dir
+    limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
     rejects_file_for(root, rejects)  # a given file that does not exist fails before any work
     check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
     started = time.monotonic()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import Config, Detect
 from ..detections import Detections
-from ..overlap import prefetch, threads_per_worker
+from ..overlap import prefetch
 from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
@@ -63,8 +63,6 @@ def detected_frames(frames: list[dict[str, Any]], every: int) -> list[int]:
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
     detector = detector_for(config)
     d = config.detect
-    if threads_per_worker(config.workers):  # parallel workers share the cores
-        cv2.setNumThreads(threads_per_worker(config.workers))
     frames_dir = root / "frames" / video.sid
     frames = read_jsonl(frames_dir / "frames.jsonl")
     todo = [frames[i] for i in detected_frames(frames, d.every)]

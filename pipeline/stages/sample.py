@@ -13,7 +13,8 @@ import cv2
 
 from ..config import Config, Sample
 from ..errors import SourceConfigError
-from ..overlap import Background, threads_per_worker
+from ..cpus import threads_for
+from ..overlap import Background
 from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
@@ -81,7 +82,7 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         if ranges:
             check_segments(video, info.duration_s)
         samples = iter_samples(str(path), plan_for(config.sample, ranges,
-                                                   threads_per_worker(config.workers)), info)
+                                                   threads_for(config)), info)
         # JPEGs are encoded and written on a helper thread while the next frames decode.
         with Background() as writer:
             for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}",
