@@ -299,22 +299,18 @@ class RayExecutor:
                         os.getcwd(), _probe, str(self.root), driver_file, f"{driver_file}-{i}",
                         token)
                     for i, (opts, _) in enumerate(placements)]
-            try:
-                answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
-            except ray.exceptions.GetTimeoutError:
-                for ref in refs:
-                    ray.cancel(ref, force=True)
+            _, late = ray.wait(refs, num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
+            answers = [self._probe_answer(ref) for ref in refs if ref not in late]
+            for ref in late:
+                ray.cancel(ref, force=True)
+            if late or all(answer is None for answer in answers):
                 raise ExecutorError(
                     f"executor: no Ray worker ran a probe task within {PROBE_TIMEOUT_S:.0f} s; does "
                     f"the cluster have a node with {self.settings.num_cpus:g} CPU(s) and "
-                    f"{self.settings.num_gpus:g} GPU(s) (executor.num_cpus, executor.num_gpus)?"
-                ) from None
-            except ray.exceptions.RayError as exc:
-                raise ExecutorError(
-                    f"executor: a Ray worker cannot run this project's code ({type(exc).__name__}: "
-                    f"{_first_line(exc)}); install it on every node ({RAY_INSTALL_HINT}, same Python "
-                    "and Ray versions as here)") from exc
+                    f"{self.settings.num_gpus:g} GPU(s) (executor.num_cpus, executor.num_gpus)?")
             for i, ((_, ip), answer) in enumerate(zip(placements, answers)):
+                if answer is None:  # a node that went away runs no unit
+                    continue
                 problem = answer["error"]
                 if problem is None:
                     theirs = state / f"{driver_file}-{i}"
@@ -330,13 +326,27 @@ class RayExecutor:
                         f"the Ray workers: a task on node {answer['host']} ({ip}) {problem}. With "
                         "the ray executor the output folder must be on storage every node mounts "
                         "at the same path (NFS, a cluster file system); give it as an absolute path.")
-            return len(placements)
+            return sum(answer is not None for answer in answers)
         finally:
             for path in written:
                 try:
                     path.unlink()
                 except OSError:
                     pass
+
+    def _probe_answer(self, ref: Any) -> dict[str, Any] | None:
+        """A probe's answer; None when its node is gone (Ray lists a dead node as alive for a
+        while after it died, and a probe pinned there cannot run)."""
+        ray = self.ray
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.TaskUnschedulableError, ray.exceptions.NodeDiedError):
+            return None
+        except ray.exceptions.RayError as exc:
+            raise ExecutorError(
+                f"executor: a Ray worker cannot run this project's code ({type(exc).__name__}: "
+                f"{_first_line(exc)}); install it on every node ({RAY_INSTALL_HINT}, same Python "
+                "and Ray versions as here)") from exc
 
     # --- mapping
 

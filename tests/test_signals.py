@@ -194,3 +194,19 @@ def test_the_portable_parent_watch_ends_an_orphan(tmp_path):
     middle.kill()
     middle.wait()
     assert survivors([orphan], within=3) == [], "it ends once its parent is gone"
+
+
+def test_under_nohup_a_run_outlives_its_terminal(tmp_path):
+    """SIGHUP ignored by the caller (``nohup``) stays ignored: the run goes on."""
+    config = project(tmp_path, workers=1)
+    root = tmp_path / "out"
+    proc = subprocess.Popen(["nohup", *command(config, "-q")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_work(root, proc, workers=1)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(2.0)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)  # the run still stops cleanly on SIGTERM
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "interrupted by SIGTERM" in err, (out, err)
+    assert_clean_stop(root)
