@@ -218,7 +218,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config)
         bar = _bar(len(expansion.videos), progress)
-        interrupted: BaseException | None = None
+        interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
                              (config, root, frozenset(force), retry_failed, progress and executor.inline),
                              partial(_lost_outcome, root))
@@ -229,7 +229,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                     bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
                     bar.update(1)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
-            interrupted = exc
+            interrupted = signal_of(exc)  # not exc: its traceback would keep the pool alive
         finally:
             bar.close()
         if interrupted is not None:
@@ -237,7 +237,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             log(f"interrupted{_by(interrupted)}: finished units are kept; run the same command "
                 "again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True,
-                             signum=signal_of(interrupted))
+                             signum=interrupted)
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:
@@ -249,9 +249,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     return result
 
 
-def _by(exc: BaseException) -> str:
+def _by(signum: int) -> str:
     """' by SIGTERM' for a signal; nothing for Ctrl-C, which the user knows they pressed."""
-    return f" by {exc}" if signal_of(exc) != signal.SIGINT else ""
+    return f" by {signal.Signals(signum).name}" if signum != signal.SIGINT else ""
 
 
 @contextmanager

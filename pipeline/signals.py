@@ -26,9 +26,15 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # the stop signals taken in the current (or last) ``stop_on_signals``
+
+
 def signal_of(exc: BaseException) -> int:
-    """The signal behind an interruption: Ctrl-C's SIGINT unless it was a ``Stopped``."""
-    return exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT)
+    """The signal behind an interruption. Ray turns any exception a signal handler raises
+    during its calls into a plain ``KeyboardInterrupt``, so the signal taken counts too."""
+    if isinstance(exc, Stopped):
+        return exc.signum
+    return _received[-1] if _received else int(signal.SIGINT)
 
 
 def exit_code(signum: int) -> int:
@@ -39,6 +45,7 @@ def exit_code(signum: int) -> int:
 def _raise_stopped(signum: int, _frame) -> None:
     for other in STOP_SIGNALS:  # a second signal must not interrupt the cleanup of the first
         signal.signal(other, signal.SIG_IGN)
+    _received.append(signum)
     raise Stopped(signum)
 
 
@@ -51,6 +58,7 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received.clear()
     previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS
                 if signal.getsignal(s) is not signal.SIG_IGN}
     try:
