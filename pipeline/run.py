@@ -229,7 +229,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                     bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
                     bar.update(1)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
-            interrupted = signal_of(exc)  # not exc: its traceback would keep the pool alive
+            interrupted = signal_of(exc)
         finally:
             bar.close()
         if interrupted is not None:
