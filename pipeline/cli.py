@@ -1,7 +1,7 @@
 """The command line: a thin shell over ``pipeline.run`` and friends.
 
 Exit codes: 0 all sources done; 1 the run finished but some sources failed; 2 usage or config
-error (nothing was done); 130 interrupted.
+error (nothing was done); interrupted: 130 by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 
 from .config import Config, ConfigError, load_config
 from .errors import OutputUnwritable
+from .signals import exit_code, signal_of
 from .state import STAGES, LockError
 
 
@@ -57,21 +58,29 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
-                              refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True),
-                              rejects=rejects)
+                              refresh_sources=refresh_sources, log=_log, rejects=rejects)
     except (LockError, ExecutorError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OutputUnwritable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:  # before the sources loop, which handles it itself
-        click.echo("interrupted: run the same command again to resume", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # before the sources loop, which handles it itself
+        _log("interrupted: run the same command again to resume")
+        sys.exit(exit_code(signal_of(exc)))
     if report.interrupted:
         sys.exit(report.exit_code)
     _print_report(report)
     sys.exit(report.exit_code)
+
+
+def _log(message: str) -> None:
+    """A line on stderr; a terminal that is gone (SIGHUP) must not turn a clean stop into a
+    traceback."""
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
 
 
 def _print_report(report) -> None:

@@ -12,20 +12,27 @@ every node shares. Both are used the same way::
 ``fn(item, *common)`` must be a module-level function (it is pickled to other processes or
 nodes). ``lost(item, exc)`` turns a unit whose worker died for good (Ray: more than
 ``max_retries`` times) into a result, so one lost unit does not end the run. Closing the results
-early (Ctrl-C, an error) stops the units still running: the process pool is terminated, the Ray
-tasks are cancelled. Nothing here knows what a unit does.
+early (Ctrl-C, SIGTERM, SIGHUP, an error) stops the units still running: the process pool is
+terminated, the Ray tasks are cancelled. Pool workers also die with the run's process when it
+is killed outright. Nothing here knows what a unit does.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import socket
+import sys
+import threading
 import time
 import uuid
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from .signals import keep_handlers
 
 T = TypeVar("T")
 Lost = Callable[[Any, BaseException], T]
@@ -58,6 +65,37 @@ def _call(fn: Callable[..., T], common: tuple, item: Any) -> T:
     return fn(item, *common)
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker initializer: end this worker when the run's process ends, even by SIGKILL.
+
+    An orphaned worker would go on writing into the output folder while a restarted run cleans
+    it, and record healthy sources as failed. Linux: the kernel kills the worker when its
+    parent dies (prctl PR_SET_PDEATHSIG; the parent may have died before the call, hence the
+    pid check). Elsewhere (macOS) a daemon thread notices the parent pid change within
+    ``PARENT_POLL_S``.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            if ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL)) == 0:
+                if os.getppid() != parent:
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):  # no prctl in this libc: poll instead
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process once its parent ``parent`` is gone (it is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 class LocalExecutor:
     """Inline for one worker (or one item), else a spawn ``multiprocessing`` pool.
 
@@ -88,7 +126,8 @@ class LocalExecutor:
             for item in items:
                 yield fn(item, *common)
             return
-        pool = get_context("spawn").Pool(processes=min(self.workers, len(items)))
+        pool = get_context("spawn").Pool(processes=min(self.workers, len(items)),
+                                         initializer=_die_with_parent, initargs=(os.getpid(),))
         try:
             yield from pool.imap_unordered(partial(_call, fn, common), items)
             pool.close()
@@ -202,13 +241,15 @@ class RayExecutor:
         # the model cache the driver uses (e.g. on the shared storage), for the same weights
         runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k == "PIPELINE_MODELS"}}
         try:
-            if address in (None, "local"):
-                # A Ray instance of this run only, on this machine: no dashboard, no usage stats.
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                ray.init(address="local", include_dashboard=False, runtime_env=runtime_env)
-            else:
-                _check_reachable(address)  # ray.init would wait for an absent head node forever
-                ray.init(address=address, runtime_env=runtime_env)
+            # ray.init replaces the SIGTERM handler (by one exiting without cleanup): keep ours
+            with keep_handlers():
+                if address in (None, "local"):
+                    # A Ray instance of this run only, on this machine: no dashboard, no usage stats.
+                    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                    ray.init(address="local", include_dashboard=False, runtime_env=runtime_env)
+                else:
+                    _check_reachable(address)  # ray.init would wait for an absent head node forever
+                    ray.init(address=address, runtime_env=runtime_env)
         except ExecutorError:
             raise
         except Exception as exc:
@@ -258,22 +299,18 @@ class RayExecutor:
                         os.getcwd(), _probe, str(self.root), driver_file, f"{driver_file}-{i}",
                         token)
                     for i, (opts, _) in enumerate(placements)]
-            try:
-                answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
-            except ray.exceptions.GetTimeoutError:
-                for ref in refs:
-                    ray.cancel(ref, force=True)
+            _, late = ray.wait(refs, num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
+            answers = [self._probe_answer(ref) for ref in refs if ref not in late]
+            for ref in late:
+                ray.cancel(ref, force=True)
+            if late or all(answer is None for answer in answers):
                 raise ExecutorError(
                     f"executor: no Ray worker ran a probe task within {PROBE_TIMEOUT_S:.0f} s; does "
                     f"the cluster have a node with {self.settings.num_cpus:g} CPU(s) and "
-                    f"{self.settings.num_gpus:g} GPU(s) (executor.num_cpus, executor.num_gpus)?"
-                ) from None
-            except ray.exceptions.RayError as exc:
-                raise ExecutorError(
-                    f"executor: a Ray worker cannot run this project's code ({type(exc).__name__}: "
-                    f"{_first_line(exc)}); install it on every node ({RAY_INSTALL_HINT}, same Python "
-                    "and Ray versions as here)") from exc
+                    f"{self.settings.num_gpus:g} GPU(s) (executor.num_cpus, executor.num_gpus)?")
             for i, ((_, ip), answer) in enumerate(zip(placements, answers)):
+                if answer is None:  # a node that went away runs no unit
+                    continue
                 problem = answer["error"]
                 if problem is None:
                     theirs = state / f"{driver_file}-{i}"
@@ -289,13 +326,27 @@ class RayExecutor:
                         f"the Ray workers: a task on node {answer['host']} ({ip}) {problem}. With "
                         "the ray executor the output folder must be on storage every node mounts "
                         "at the same path (NFS, a cluster file system); give it as an absolute path.")
-            return len(placements)
+            return sum(answer is not None for answer in answers)
         finally:
             for path in written:
                 try:
                     path.unlink()
                 except OSError:
                     pass
+
+    def _probe_answer(self, ref: Any) -> dict[str, Any] | None:
+        """A probe's answer; None when its node is gone (Ray lists a dead node as alive for a
+        while after it died, and a probe pinned there cannot run)."""
+        ray = self.ray
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.TaskUnschedulableError, ray.exceptions.NodeDiedError):
+            return None
+        except ray.exceptions.RayError as exc:
+            raise ExecutorError(
+                f"executor: a Ray worker cannot run this project's code ({type(exc).__name__}: "
+                f"{_first_line(exc)}); install it on every node ({RAY_INSTALL_HINT}, same Python "
+                "and Ray versions as here)") from exc
 
     # --- mapping
 

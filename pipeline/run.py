@@ -7,6 +7,7 @@ or Ray tasks) only maps it; nothing here or in the stages depends on which one r
 """
 from __future__ import annotations
 
+import signal
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .cpus import limit_native_threads, threads_for
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
+from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, expand_sources
 from .stages import crop, detect, download, sample
 from .state import STAGES, Marker, RunLock, State
@@ -51,6 +53,7 @@ class RunReport:
     dataset: DatasetReport | None
     seconds: float
     interrupted: bool = False
+    signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
     sheets: Any = None  # pipeline.sheet.SheetReport, None when not built
 
     @property
@@ -59,9 +62,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all sources done, 1 some failed (DESIGN's exit codes; 2 is the CLI's usage error)."""
+        """0 all sources done, 1 some failed (2 is the CLI's usage error); interrupted: 128 +
+        the signal, as a shell reports it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
         if self.interrupted:
-            return 130
+            return exit_code(self.signum)
         return 1 if self.failed else 0
 
 
@@ -209,14 +213,15 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
-    with _output_lock(root), open_executor(config, root, log) as executor:
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.signals).
+    with stop_on_signals(), _output_lock(root), open_executor(config, root, log) as executor:
         state = State(root)
         state.sweep_partial()
         expansion = expand_sources(config, state, refresh=refresh_sources)
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config)
         bar = _bar(len(expansion.videos), progress)
-        interrupted = False
+        interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
                              (config, root, frozenset(force), retry_failed, progress and executor.inline),
                              partial(_lost_outcome, root))
@@ -226,14 +231,16 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                     outcomes.append(outcome)
                     bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
                     bar.update(1)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
+            interrupted = signal_of(exc)
         finally:
             bar.close()
-        if interrupted:
+        if interrupted is not None:
             state.sweep_partial()  # workers were stopped mid-unit; their scratch goes
-            log("interrupted: finished units are kept; run the same command again to resume")
-            return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True)
+            log(f"interrupted{_by(interrupted)}: finished units are kept; run the same command "
+                "again to resume")
+            return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True,
+                             signum=interrupted)
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:
@@ -243,6 +250,11 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
     return result
+
+
+def _by(signum: int) -> str:
+    """' by SIGTERM' for a signal; nothing for Ctrl-C, which the user knows they pressed."""
+    return f" by {signal.Signals(signum).name}" if signum != signal.SIGINT else ""
 
 
 @contextmanager

@@ -1,13 +1,16 @@
 """Fault injection: kill runs at many moments and feed bad sources, then check the promises.
 
-    python scripts/faults.py            # 24 kill points and every bad-source case
+    python scripts/faults.py            # 24 kill points, every bad-source and signal case
     python scripts/faults.py --quick    # the short form the test suite runs
 
 Part 1 (crash equivalence): a run is killed with SIGKILL at the start of each stage, during the
 global steps and at random moments, then rerun with the same command; its dataset/, manifest and
 sheets must equal those of a run that was never interrupted. Part 2 (bad sources): one run over
 broken local files and misbehaving URLs (a local HTTP server on 127.0.0.1) must finish, fail each
-bad source alone with the expected class, and keep the good ones.
+bad source alone with the expected class, and keep the good ones. Part 3 (signals): SIGTERM and
+SIGHUP, with one worker and with two, must stop a run as Ctrl-C does, and a SIGKILL of the run's
+process must leave no pool worker running; the same command then finishes with the dataset of
+an uninterrupted run.
 
 Prints one table row per case (case, expected, observed, pass) and exits 1 if any row fails.
 """
@@ -251,6 +254,91 @@ def bad_source_rows(work: Path) -> list[Row]:
     return rows
 
 
+# ----------------------------------------------------------------------------- part 3: signals
+
+SIGNAL_CASES = [  # (signal, workers, in the short form)
+    ("SIGTERM", 1, False), ("SIGTERM", 2, True), ("SIGHUP", 1, False), ("SIGHUP", 2, False),
+    ("SIGKILL", 2, True),
+]
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a parent that never reaps it)."""
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+    return state.returncode == 0 and not state.stdout.strip().startswith("Z")
+
+
+def stop_once(config: Path, root: Path, name: str, workers: int, timeout: float = 120) -> str:
+    """Start a run, send it ``name`` once its units run; what was wrong afterwards, or ''."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    markers, kids = root / "state" / "sample", []
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if markers.exists() and any(markers.glob("*.json")):
+            kids = _children(proc.pid)
+            if len(kids) >= workers or workers == 1:
+                break
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        return "finished before the signal"
+    proc.send_signal(getattr(signal, name))
+    _, err = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 5
+    while any(_running(p) for p in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [p for p in kids if _running(p)]
+    if left:
+        return f"{len(left)} worker(s) left running"
+    if name == "SIGKILL":
+        return ""  # the process cannot clean up; the next run must
+    problems = []
+    if proc.returncode != 128 + getattr(signal, name):
+        problems.append(f"exit {proc.returncode}")
+    if "run the same command again to resume" not in err or "Traceback" in err:
+        problems.append(f"stderr: {err.strip()[-120:]!r}")
+    if (root / "run.lock").exists():
+        problems.append("lock left")
+    if list(root.glob("**/.*.tmp")):
+        problems.append("scratch left")
+    return ", ".join(problems)
+
+
+def signal_rows(work: Path, quick: bool) -> list[Row]:
+    """SIGTERM and SIGHUP stop a run as Ctrl-C does (exit 128 + signal, hint, lock released,
+    scratch removed, no worker left); after a SIGKILL of the run's process its pool workers die
+    too. The same command then gives the dataset of an uninterrupted run, with no source failed."""
+    reference = _config(work, work / "reference")
+    done = _run(reference)
+    if done.returncode != 0:
+        return [Row("signals: reference run", "exit 0", f"exit {done.returncode}")]
+    expected = snapshot(work / "reference")
+    rows = []
+    for name, workers, short in SIGNAL_CASES:
+        if quick and not short:
+            continue
+        output = work / f"{name.lower()}-{workers}"
+        config = _config(work, output)
+        config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "workers": workers}))
+        want = "all workers gone, resumed identical" if name == "SIGKILL" else \
+            f"exit {128 + getattr(signal, name)}, clean stop, resumed identical"
+        problem = stop_once(config, output, name, workers)
+        if not problem:
+            resumed = _run(config)
+            if resumed.returncode != 0:
+                problem = f"resume exit {resumed.returncode}: {resumed.stderr.strip()[-120:]}"
+            elif snapshot(output) != expected:
+                problem = "resume differs from an uninterrupted run"
+        rows.append(Row(f"{name} with workers: {workers}", want, problem or want))
+        shutil.rmtree(output, ignore_errors=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 kill points (the test suite's form)")
@@ -261,6 +349,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
         rows = crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
+        rows += signal_rows(work / "signals", args.quick)
     width = max(len(r.case) for r in rows)
     expected_width = max(len(r.expected) for r in rows)
     observed_width = max(len(r.observed) for r in rows)

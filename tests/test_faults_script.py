@@ -1,4 +1,5 @@
-"""The short form of scripts/faults.py: kills at each stage's start, and every bad-source case."""
+"""The short form of scripts/faults.py: kills at each stage's start, every bad-source case, and
+SIGTERM and SIGKILL of a run with two workers."""
 from __future__ import annotations
 
 import subprocess
@@ -15,6 +16,7 @@ def test_fault_script_quick_form_passes_every_row():
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     kills = [line for line in lines if line.startswith("SIGKILL at ")]
     assert len(kills) == 4 and all(line.rstrip().endswith("PASS") for line in kills)
-    for case in ("zero-byte file", "HTTP 404", "server stalls (timeout)", "playlist: its unavailable entry"):
+    for case in ("zero-byte file", "HTTP 404", "server stalls (timeout)", "playlist: its unavailable entry",
+                 "SIGTERM with workers: 2", "SIGKILL with workers: 2"):
         assert any(line.startswith(case) and line.rstrip().endswith("PASS") for line in lines), case
     assert not any(line.rstrip().endswith("FAIL") for line in lines)

@@ -338,8 +338,11 @@ def _cli_env(**extra: str) -> dict:
     return {**env, **LOCAL_ONLY, **extra}
 
 
-def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path):
-    """--executor ray on a config whose executor is local (its address is kept); Ctrl-C."""
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "SIGTERM"])
+def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path, sig, code):
+    """--executor ray on a config whose executor is local (its address is kept); Ctrl-C, or
+    SIGTERM (ray.init installs a SIGTERM handler of its own, which must not replace the run's)."""
     videos = tmp_path / "videos"
     videos.mkdir()
     for i in range(4):
@@ -359,11 +362,12 @@ def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path):
         time.sleep(0.01)
     assert proc.poll() is None, proc.communicate()
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10, "Ctrl-C must stop the run within seconds"
-    assert proc.returncode == 130, (out, err)
+    assert proc.returncode == code, (out, err)
     assert "run the same command again to resume" in err and "Traceback" not in err
+    assert sig == signal.SIGINT or "interrupted by SIGTERM" in err
     root = tmp_path / "out"
     assert not (root / "run.lock").exists()
     assert not list(root.glob("*/.*.tmp")), "nothing half-written is left"
