@@ -111,7 +111,7 @@ def validate(config: str) -> None:
 
     cfg = _load(config)
     try:
-        check_output(cfg.output_dir, identity_of(cfg.name, config))
+        check_output(cfg.output_dir, identity_of(cfg.name, config, cfg.output_dir))
     except OutputRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

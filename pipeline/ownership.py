@@ -2,7 +2,7 @@
 
 A run writes and deletes only what it created, so it must know which folder is its own. The
 output folder holds ``.pipeline-run.json`` with the identity of the config that made it (its
-``name`` and a fingerprint of the config file's resolved path). Refused before anything is
+``name`` and a fingerprint of the config file's path relative to the output folder). Refused before anything is
 written (``OutputRefused``, exit 2 in the CLI): ``/``, the home folder, a path that is a file,
 an existing non-empty folder without the marker (it holds someone's files), and a folder whose
 marker names another config unless the user takes it over. A folder made by an earlier version
@@ -10,6 +10,7 @@ of this tool (``state/`` with stage folders, no marker) is adopted: the marker i
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,11 +43,15 @@ class Identity:
         return f"'{self.name}'" + (f" ({self.config_file})" if self.config_file else "")
 
 
-def identity_of(name: str, config_file: Path | str | None) -> Identity:
+def identity_of(name: str, config_file: Path | str | None, root: Path) -> Identity:
+    """The config's name and a fingerprint of where its file is, seen from the output folder:
+    a project folder moved or checked out elsewhere (config and output together) stays the
+    same config, while another config file is another config even with the same name."""
     if config_file is None:
         return Identity(name)
-    resolved = str(Path(config_file).expanduser().resolve())
-    return Identity(name, fingerprint(resolved), resolved)
+    resolved = Path(config_file).expanduser().resolve()
+    return Identity(name, fingerprint(os.path.relpath(resolved, Path(root).resolve())),
+                    str(resolved))
 
 
 def read_marker(root: Path) -> Identity | None:

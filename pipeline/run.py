@@ -214,7 +214,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     if rejects_path is not None:
         read_rejects(rejects_path)
     check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
-    claim = check_output(root, identity_of(config.name, config_file), take_over)  # writes nothing
+    claim = check_output(root, identity_of(config.name, config_file, root), take_over)  # writes nothing
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
     with _output_lock(root, claim, log), open_executor(config, root, log) as executor:
