@@ -30,7 +30,8 @@ from .config import Config
 from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
 from .sources import Video
-from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_json
+from .state import (fresh_tmp_dir, read_json_object, read_jsonl, replace_dir, write_atomic,
+                    write_json)
 
 SPLITS = ("train", "val", "test")
 
@@ -215,7 +216,7 @@ def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> 
         info_file = root / "videos" / f"{v.sid}.info.json"
         if v.sid not in detectors or not crops_file.exists():
             continue
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        info = read_json_object(info_file) or {}
         results.append(SourceResult(v, info, read_jsonl(crops_file), detectors[v.sid]))
     return results
 

@@ -183,17 +183,15 @@ class State:
 
     def is_done(self, stage: str, sid: str, fp: str) -> Marker | None:
         """The marker when the unit is complete for fingerprint ``fp``, else None: every output
-        it lists exists and, when the marker recorded digests, still has its size and hash."""
+        it lists exists and, when the marker recorded its digest (markers of earlier versions
+        did not), still has that size and hash."""
         marker = self.read(stage, sid)
         if marker is None or marker.fingerprint != fp:
             return None
         for output in marker.outputs:
-            path = self.root / output
+            path, recorded = self.root / output, (marker.digests or {}).get(output)
             try:
-                if marker.digests is None:
-                    if not path.exists():
-                        return None
-                elif file_digest(path) != marker.digests.get(output):
+                if not path.exists() or (recorded is not None and file_digest(path) != recorded):
                     return None
             except OSError:
                 return None
