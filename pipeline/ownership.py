@@ -20,6 +20,9 @@ from .state import STAGES, fingerprint, read_json_object, write_json
 
 MARKER = ".pipeline-run.json"
 _OLD_STATE_NAMES = frozenset({*STAGES, "sources"})
+# A folder holding only these counts as empty: a run killed as it started, and what file
+# managers drop into a folder they show (never deleted by a run either way).
+_AS_EMPTY = frozenset({"run.lock", ".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 class OutputRefused(Exception):
@@ -105,8 +108,8 @@ def check_output(root: Path, identity: Identity, take_over: bool = False) -> Cla
                             "own, such as ~/datasets/<name>")
     if root.exists() and not root.is_dir():
         raise OutputRefused(f"output {root} is a file, not a folder; set output to a folder path")
-    if not root.exists() or {p.name for p in root.iterdir()} <= {"run.lock"}:
-        return Claim(root, identity, "new")  # run.lock alone: a run killed as it started
+    if not root.exists() or {p.name for p in root.iterdir()} <= _AS_EMPTY:
+        return Claim(root, identity, "new")
     owner = read_marker(root)
     if owner is None:
         if _made_by_earlier_version(root):
