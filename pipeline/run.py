@@ -18,9 +18,11 @@ from typing import Any, Callable, Iterable, Iterator
 from . import progress
 from .config import Config
 from .cpus import limit_native_threads, threads_for
-from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
+from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
+                      write_summary)
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
+from .ownership import Claim, check_output, identity_of
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, expand_sources
 from .stages import crop, detect, download, sample
@@ -92,7 +94,8 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
                   retry_failed: bool = False, progress: bool = False) -> SourceOutcome:
     """Run the stages a video still needs; skip the ones whose marker matches.
 
-    Forcing a stage forces every later one (their inputs are redone). A unit recorded as failed
+    Forcing a stage forces every later one (their inputs are redone), and so does a stage that
+    ran because its outputs were missing or damaged. A unit recorded as failed
     for the same fingerprint is not retried unless ``retry_failed``: a removed video should not be
     asked for again on every resume.
     """
@@ -134,6 +137,7 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
             marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
             state.finish(stage, video.sid, marker)
             outcome.stages[stage] = "ran"
+            forced = True  # a redone unit (e.g. a repaired one) redoes the stages after it
             outcome.seconds[stage] = marker.seconds
         results[stage] = marker.result
         upstream = fp
@@ -198,25 +202,32 @@ def _preflight_detector(config: Config) -> None:
 
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
         progress: bool = True, refresh_sources: bool = False,
-        log: Callable[[str], None] = print, rejects: Path | str | None = None) -> RunReport:
+        log: Callable[[str], None] = print, rejects: Path | str | None = None,
+        config_file: Path | str | None = None, take_over: bool = False) -> RunReport:
     """Run (or resume) everything the config asks for; returns what happened.
 
     ``rejects``: a file of crop ids to leave out of ``dataset/`` (default ``<output>/rejects.txt``
     when present); it is a global step only, so it never makes a stage run again.
+    ``config_file``: the file the config came from, part of the identity that owns the output
+    folder (``pipeline.ownership``); ``take_over`` lets this config have another config's folder.
     """
     unknown = set(force) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
     root = config.output_dir
     limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
-    rejects_file_for(root, rejects)  # a given file that does not exist fails before any work
+    # a given file that does not exist, or one that cannot be decoded, fails before any work
+    rejects_path = rejects_file_for(root, rejects)
+    if rejects_path is not None:
+        read_rejects(rejects_path)
     check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
+    claim = check_output(root, identity_of(config.name, config_file, root), take_over)  # writes nothing
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.signals).
-    with stop_on_signals(), _output_lock(root), open_executor(config, root, log) as executor:
+    with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
         state = State(root)
-        state.sweep_partial()
+        state.sweep_partial(swap_tests(root))
         expansion = expand_sources(config, state, refresh=refresh_sources)
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config)
@@ -236,7 +247,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         finally:
             bar.close()
         if interrupted is not None:
-            state.sweep_partial()  # workers were stopped mid-unit; their scratch goes
+            state.sweep_partial(swap_tests(root))  # workers were stopped mid-unit; their scratch goes
             log(f"interrupted{_by(interrupted)}: finished units are kept; run the same command "
                 "again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True,
@@ -258,10 +269,12 @@ def _by(signum: int) -> str:
 
 
 @contextmanager
-def _output_lock(root: Path) -> Iterator[RunLock]:
-    """The run lock, with a full or read-only output folder reported as such."""
+def _output_lock(root: Path, claim: Claim, log: Callable[[str], None]) -> Iterator[RunLock]:
+    """The run marker (first) and the run lock, with a full or read-only output folder reported
+    as such."""
     try:
         root.mkdir(parents=True, exist_ok=True)
+        claim.write(log)
         lock = RunLock(root)
         lock.acquire()
     except OSError as exc:
@@ -278,6 +291,13 @@ def _output_lock(root: Path) -> Iterator[RunLock]:
         raise fatal from exc
     finally:
         lock.release()
+
+
+def swap_tests(root: Path) -> dict[str, Callable[[str, Path], bool]]:
+    """For the sweep: which files of an old ``dataset/`` or ``sheets/`` copy are ours to delete."""
+    from .sheet import ours_in_sheets
+
+    return {"dataset": ours_in_dataset(root), "sheets": ours_in_sheets}
 
 
 def _build_sheets(config: Config, root: Path, log: Callable[[str], None]):

@@ -35,7 +35,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from .config import Config
 from .dataset import DROPPED, KEPT, REJECTED, SPLITS
 from .quality import reason_counts
-from .state import fingerprint, fresh_tmp_dir, replace_dir, write_atomic, write_json
+from .state import (fingerprint, fresh_tmp_dir, read_json_object, replace_dir, write_atomic,
+                    write_json)
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
            "json_for_script", "layout_for", "page_data", "page_names", "read_manifest",
@@ -425,11 +426,10 @@ def _inputs_fingerprint(config: Config, root: Path, rows: list[dict[str, Any]], 
 
 
 def _cached(final: Path, fp: str) -> SheetReport | None:
-    try:
-        built = json.loads((final / BUILT).read_text())
-    except (OSError, ValueError):
+    built = read_json_object(final / BUILT)
+    if built is None or not isinstance(built.get("images", []), list):
         return None
-    images = [final / name for name in built.get("images", [])]
+    images = [final / str(name) for name in built.get("images", [])]
     if built.get("fingerprint") != fp or not (final / INDEX).is_file() or not all(p.is_file() for p in images):
         return None
     return SheetReport(final, final / INDEX, images, built.get("crops", 0), built.get("rejected", 0),
@@ -485,8 +485,17 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
                              "dropped": report.dropped,
                              "rejected": report.rejected,
                              "images": [str(p.relative_to(final)) for p in report.images]})
-    replace_dir(tmp, final)
+    replace_dir(tmp, final, ours_in_sheets)
     return report
+
+
+def ours_in_sheets(rel: str, path: Path) -> bool:
+    """Whether a file of an old ``sheets/`` folder was written by ``build_sheets``: the page,
+    its build record, and the images that record lists. Anything else is a user's file and
+    survives the rebuild."""
+    built = read_json_object(path.parents[rel.count("/")] / BUILT) or {}
+    images = built.get("images")
+    return rel in (INDEX, BUILT) or (isinstance(images, list) and rel in images)
 
 
 # ----------------------------------------------------------------------------- page assets

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .config import Config, Segment, Source
-from .state import State, write_json
+from .ownership import MARKER
+from .state import State, read_json_object, write_json
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
@@ -97,16 +98,25 @@ class Expansion:
     failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
 
 
-def _list_folder(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
+def _is_output(folder: Path, output: Path) -> bool:
+    """An output folder of this tool (ours, or another config's): never listed as sources."""
+    return (folder / MARKER).is_file() or folder.resolve() == output
 
 
-def _path_videos(spec: Source, index: int) -> list[Video]:
-    path = Path(spec.path).expanduser()  # type: ignore[arg-type]
+def _list_folder(folder: Path, output: Path) -> list[Path]:
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _is_output(Path(here, d), output)]
+        found += [Path(here, f) for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS
+                  and not f.startswith(".") and Path(here, f).is_file()]
+    return sorted(found)
+
+
+def _path_videos(spec: Source, index: int, output: Path) -> list[Video]:
+    path = Path(spec.path)  # type: ignore[arg-type]
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    files = _list_folder(path) if path.is_dir() else [path]
+    files = _list_folder(path, output) if path.is_dir() else [path]
     if path.is_dir() and not files:
         raise FileNotFoundError(f"no video files in folder {path} "
                                 f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
@@ -160,14 +170,19 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[di
 def expand_sources(config: Config, state: State,
                    expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
                    refresh: bool = False) -> Expansion:
-    """All videos of the config in order; the same video twice is kept once (first entry wins)."""
+    """All videos of the config in order; the same video twice is kept once.
+
+    Which entry's label and segments it takes: the most specific path entry (a file over a
+    folder holding it, a subfolder over its parent, whatever their order), else the first entry.
+    """
     out = Expansion()
-    seen: set[str] = set()
+    position: dict[str, int] = {}
     ytdlp_options = _expansion_options(config)
+    output = config.output_dir.resolve()
     for index, spec in enumerate(config.sources):
         try:
             if spec.path is not None:
-                videos = _path_videos(spec, index)
+                videos = _path_videos(spec, index, output)
             else:
                 videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
         except Exception as exc:  # one bad entry must not stop the others
@@ -179,10 +194,18 @@ def expand_sources(config: Config, state: State,
             out.failures.append((sid, index, kind, message))
             continue
         for v in videos:
-            if v.sid not in seen:
-                seen.add(v.sid)
+            if v.sid not in position:
+                position[v.sid] = len(out.videos)
                 out.videos.append(v)
+            elif _specificity(config, v) > _specificity(config, out.videos[position[v.sid]]):
+                out.videos[position[v.sid]] = v
     return out
+
+
+def _specificity(config: Config, video: Video) -> int:
+    """How closely a video's entry names it: the depth of the entry's path (URLs: 0)."""
+    path = config.sources[video.spec_index].path
+    return 0 if path is None else len(Path(path).resolve().parts)
 
 
 def _expansion_options(config: Config) -> dict[str, Any]:
@@ -199,12 +222,11 @@ def _cached_url_videos(spec: Source, index: int, state: State,
     cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
     entries = None
     if cache.exists() and not refresh:
-        import json
-
-        try:
-            entries = json.loads(cache.read_text())["entries"]
-        except (OSError, ValueError, KeyError):
-            entries = None
+        entries = (read_json_object(cache) or {}).get("entries")
+        valid = isinstance(entries, list) and all(
+            isinstance(e, dict) and isinstance(e.get("sid"), str) and isinstance(e.get("url"), str)
+            for e in entries)
+        entries = entries if valid and entries else None  # damaged: list the URL again
     if entries is None:
         entries = expander(spec.url or "", ytdlp_options)
         if not entries:

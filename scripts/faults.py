@@ -10,7 +10,10 @@ broken local files and misbehaving URLs (a local HTTP server on 127.0.0.1) must 
 bad source alone with the expected class, and keep the good ones. Part 3 (signals): SIGTERM and
 SIGHUP, with one worker and with two, must stop a run as Ctrl-C does, and a SIGKILL of the run's
 process must leave no pool worker running; the same command then finishes with the dataset of
-an uninterrupted run.
+an uninterrupted run. Part 4 (ownership, damage, odd configs): user files in or around the
+output are never touched, outputs that cannot be the run's are refused, deleted or damaged
+outputs are repaired by a plain rerun, and odd configs are refused with one line or read right.
+
 
 Prints one table row per case (case, expected, observed, pass) and exits 1 if any row fails.
 """
@@ -339,6 +342,225 @@ def signal_rows(work: Path, quick: bool) -> list[Row]:
     return rows
 
 
+# ----------------------------------------------------------------------------- part 4: ownership, damage, odd configs
+
+def _cli(*args: str, cwd: Path, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home)} if home else None
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600, env=env)
+
+
+def _said(done: subprocess.CompletedProcess) -> str:
+    """What a user sees of a run: 'exit N', and its last error line when it failed."""
+    if "Traceback" in done.stderr:
+        return f"traceback: {done.stderr.strip().splitlines()[-1][:100]}"
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    return f"exit {done.returncode}" + (f": {last[:100]}" if done.returncode else "")
+
+
+def _refused(done: subprocess.CompletedProcess, words: str) -> str:
+    """'refused' for exit 2 with the reason in one line (a config error: under its file name)."""
+    lines = done.stderr.strip().splitlines()
+    if done.returncode == 2 and len(lines) <= 2 and words in lines[-1] and "Traceback" not in done.stderr:
+        return "refused"
+    return _said(done)
+
+
+class _Project:
+    """A user's working folder: videos (at a fixed place, so source ids stay), a config with the
+    default relative output ``out``."""
+
+    def __init__(self, work: Path, videos: Path, **overrides):
+        self.dir, self.root = work, work / "out"
+        work.mkdir(parents=True, exist_ok=True)
+        self.write(videos, **overrides)
+
+    def write(self, videos: Path, file: str = "c.yaml", **overrides) -> None:
+        cfg = {"name": "faults", "output": "out", "sample": {"every": 2.0},
+               "sources": [{"path": str(videos / "hopper_pan.mp4"), "label": "hopper"}]}
+        cfg.update(overrides)
+        (self.dir / file).write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
+    def run(self, *args: str, home: Path | None = None) -> subprocess.CompletedProcess:
+        return _cli("run", "c.yaml", "-q", *args, cwd=self.dir, home=home)
+
+    def rows(self) -> list[dict]:
+        try:
+            with open(self.root / "manifest.csv", newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        except OSError:
+            return []
+
+    def copy(self, to: Path) -> "_Project":
+        shutil.copytree(self.dir, to, symlinks=True)
+        clone = object.__new__(_Project)
+        clone.dir, clone.root = to, to / "out"
+        return clone
+
+
+_USER_FILES = ("dataset/mydata.csv", "sheets/budget.ods", "sub/.draft.tmp/ch1.txt", ".vim.tmp",
+               ".git/.packed.tmp")
+
+
+def _plant(root: Path) -> None:
+    for rel in _USER_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"a user's {rel}\n")
+
+
+def _intact(root: Path) -> bool:
+    return all((root / rel).is_file() for rel in _USER_FILES)
+
+
+def ownership_rows(work: Path) -> list[Row]:
+    """Part 4: the run never touches what is not its own, repairs damage to what is, and turns
+    odd configs into one-line errors (or reads them right)."""
+    videos = work / "videos"
+    videos.mkdir(parents=True)
+    for name in ("hopper_pan.mp4", "astronaut_zoom.mp4"):
+        shutil.copy(DEMO / name, videos / name)
+    home = work / "home"
+    home.mkdir()
+    rows: list[Row] = []
+    add = lambda case, expected, observed: rows.append(Row(case, expected, observed))  # noqa: E731
+
+    # -- ownership
+    p = _Project(work / "userfiles", videos)
+    _plant(p.root)
+    add("output holds user files (no marker)", "refused, files intact",
+        _refused(p.run(), "did not write") + (", files intact" if _intact(p.root) else ", files lost"))
+    for case, output, words in (("output: /", "/", "root of the file system"),
+                                ("output: ~ (home folder)", "~", "home folder"),
+                                ("output is a file", "c.yaml", "is a file")):
+        q = _Project(work / f"out-{len(rows)}", videos, output=output)
+        before = sorted(q.dir.rglob("*"))
+        validate = _refused(_cli("validate", "c.yaml", cwd=q.dir, home=home), words)
+        observed = _refused(q.run(home=home), words)
+        changed = sorted(q.dir.rglob("*")) != before
+        add(case, "refused by validate, refused by run", "changed files" if changed else
+            f"{validate} by validate, {observed} by run")
+    q = _Project(work / "tilde", videos, output="~/datasets/faults")
+    first, second = q.run(home=home), q.run(home=home)
+    add("output: ~/datasets/faults, run twice", "exit 0, under $HOME",
+        f"{_said(second) if first.returncode == 0 else _said(first)}"
+        + (", under $HOME" if (home / "datasets" / "faults" / "manifest.csv").is_file() else "")
+        + (", literal ./~ made" if (q.dir / "~").exists() else ""))
+    q = _Project(work / "inside", videos, output=str(videos / "out"),
+                 sources=[{"path": str(videos), "label": "demo"}])
+    q.run()
+    again = q.run()
+    add("output inside the source folder, rerun", "nothing new listed",
+        "nothing new listed" if "(0 with new work, 2 already done)" in again.stdout else _said(again))
+
+    # -- the reference run the damage cases copy, user files added inside it afterwards
+    base = _Project(work / "base", videos)
+    done = base.run()
+    reference = base.rows()
+    if done.returncode != 0 or not reference:
+        return rows + [Row("reference run (part 4)", "exit 0", _said(done))]
+    q = base.copy(work / "planted")
+    _plant(q.root)
+    (q.root / "rejects.txt").write_text(reference[0]["crop_id"] + "\n")  # dataset/ and sheets/ rebuilt
+    add("user files inside our output, rebuilt dataset", "exit 0, files intact",
+        _said(q.run()) + (", files intact" if _intact(q.root) else ", files lost"))
+    q = base.copy(work / "other")
+    q.write(videos, "other.yaml", name="other")
+    other = _cli("run", "other.yaml", "-q", cwd=q.dir)
+    add("another config on the same output", "refused", _refused(other, "belongs to config 'faults'"))
+    add("another config with --take-over", "exit 0",
+        _said(_cli("run", "other.yaml", "-q", "--take-over", cwd=q.dir)))
+    q = base.copy(work / "adopt")
+    (q.root / ".pipeline-run.json").unlink()
+    adopted = q.run()
+    add("output of an earlier version (no marker)", "adopted",
+        "adopted" if adopted.returncode == 0 and "adopted" in adopted.stderr else _said(adopted))
+
+    def damage(case: str, harm, **config) -> None:
+        q = base.copy(work / f"damage-{len(rows)}")
+        sid = sorted({r["source_id"] for r in reference})[0]
+        harm(q.root, sid)
+        if config:
+            q.write(videos, **config)
+        pending = _cli("status", "c.yaml", cwd=q.dir).stdout
+        done = q.run()
+        same = q.rows() == reference if not config else len(q.rows()) == len(reference)
+        files = all((q.root / r["dataset_file"]).is_file() for r in q.rows())
+        add(case, "repaired", "repaired" if done.returncode == 0 and same and files
+            else _said(done) + ("" if same else ", manifest differs"))
+        if case.startswith("one crop file deleted"):
+            counts = next((line.split()[1:] for line in pending.splitlines() if line.startswith("crop")),
+                          ["?", "?", "?"])
+            add("status after a crop file is deleted", "crop done 0, pending 1",
+                f"crop done {counts[0]}, pending {counts[2]}")
+
+    def first_crop(root: Path, sid: str) -> Path:
+        return sorted((root / "crops" / sid).glob("*.jpg"))[0]
+
+    damage("one crop file deleted", lambda r, sid: first_crop(r, sid).unlink())
+    damage("one frame deleted, then a crop change",
+           lambda r, sid: sorted((r / "frames" / sid).glob("*.jpg"))[0].unlink(),
+           crop={"padding": 0.4})
+    damage("crops.jsonl truncated", lambda r, sid: (r / "crops" / sid / "crops.jsonl").write_bytes(
+        (r / "crops" / sid / "crops.jsonl").read_bytes()[:77]))
+    damage("crops.jsonl emptied", lambda r, sid: (r / "crops" / sid / "crops.jsonl").write_text(""))
+    damage("run.lock holding 12345", lambda r, sid: (r / "run.lock").write_text("12345"))
+
+    def garble(root: Path, sid: str) -> None:
+        (root / "state" / "crop" / f"{sid}.json").write_text("[1, 2, 3]")
+        (root / "state" / "detect" / f"{sid}.json").write_bytes(b"\xff\xfe garbage")
+        (root / "state" / "sample" / f"{sid}.error.json").write_text("12")
+        (root / ".pipeline-run.json").write_text("null")
+
+    damage("garbled markers, error record, run marker", garble)
+
+    # -- odd configs
+    def validate(name: str, text: str) -> subprocess.CompletedProcess:
+        (work / name).write_text(text, encoding="utf-8")
+        return _cli("validate", name, cwd=work)
+
+    bomb = [f"l0: &l0 [{', '.join(['lol'] * 9)}]"] + [
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    for case, text in (("9-level alias bomb", "\n".join(bomb) + "\nsources: [{path: a.mp4}]\n"),
+                       ("9-level alias bomb under download.ytdlp",
+                        "sources: [{path: a.mp4}]\ndownload:\n  ytdlp:\n"
+                        + "".join(f"    {line}\n" for line in bomb))):
+        started = time.monotonic()
+        observed = _refused(validate("bomb.yaml", text), "aliases")
+        took = time.monotonic() - started  # a whole interpreter start included
+        add(case, "refused in < 5 s", f"{observed} in {'< 5' if took < 5 else f'{took:.0f}'} s")
+    add("duplicate key (sources: twice)", "refused",
+        _refused(validate("dup.yaml", "sources: [{path: a.mp4}]\nsources: [{path: b.mp4}]\n"),
+                 "given twice (lines 1 and 2)"))
+    add("Unicode labels pilote_été, 飞行员", "exit 0",
+        _said(validate("uni.yaml", "sources: [{path: a.mp4, label: pilote_été}, "
+                                   "{path: b.mp4, label: 飞行员}]\n")))
+    for order in ("file first", "folder first"):
+        entries = [{"path": str(videos / "hopper_pan.mp4"), "label": "pilote_été"},
+                   {"path": str(videos), "label": "飞行员"}]
+        q = _Project(work / f"precedence-{order[:4]}", videos,
+                     sources=entries if order == "file first" else entries[::-1])
+        done = q.run()
+        labels = {r["source_id"].split("-")[1]: r["label"] for r in q.rows()}
+        add(f"file inside a folder source, {order}", "file's label",
+            "file's label" if labels.get("hopper_pan") == "pilote_été" and
+            labels.get("astronaut_zoom") == "飞行员" else _said(done) + f" {labels}")
+    for encoding in ("utf-16", "cp1252"):
+        q = base.copy(work / f"rejects-{encoding}")
+        (q.root / "rejects.txt").write_bytes(
+            f"# refusé\n{reference[0]['crop_id']}\n".encode(encoding))
+        done = q.run()
+        rejected = [r["crop_id"] for r in q.rows() if r["status"] == "rejected"]
+        add(f"rejects.txt in {encoding}", "read", "read" if rejected == [reference[0]["crop_id"]]
+            else _said(done))
+    q = _Project(work / "rejects-bad", videos)
+    (q.dir / "bad.txt").write_bytes("x_000000000_0\n".encode("utf-16-le"))
+    done = q.run("--rejects", "bad.txt")
+    add("rejects.txt UTF-16 without BOM", "refused before the stages",
+        _refused(done, "not readable text") + (" before the stages" if not (q.root / "frames").exists()
+                                               else " after the stages"))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 kill points (the test suite's form)")
@@ -348,8 +570,8 @@ def main() -> int:
     kills = args.kills or (4 if args.quick else 24)
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
-        rows = crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
-        rows += signal_rows(work / "signals", args.quick)
+        rows = (crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
+                + signal_rows(work / "signals", args.quick) + ownership_rows(work / "ownership"))
     width = max(len(r.case) for r in rows)
     expected_width = max(len(r.expected) for r in rows)
     observed_width = max(len(r.observed) for r in rows)

@@ -96,8 +96,25 @@ BAD = [
     ("sources: [{path: a.mp4}, {path: a.mp4}]\n",
      "sources.1: duplicate of an earlier source (a.mp4)"),
     ("sources: [{path: a.mp4, label: ../../etc}]\n",
-     "sources.0.label: must be 1-64 characters: letters, digits, space, '_', '-', '.', '+'; "
-     "starting with a letter or digit and not ending with '.' or space (line 1)"),
+     "sources.0.label: must not contain a path separator ('/') (line 1)"),
+    ("sources: [{path: a.mp4, label: '..'}]\n", "sources.0.label: must not contain '..' (line 1)"),
+    ("sources: [{path: a.mp4, label: \"a\\0b\"}]\n",
+     "sources.0.label: must not contain control or invisible characters (U+0000) (line 1)"),
+    ("sources: [{path: a.mp4, label: \"tab\\there\"}]\n",
+     "sources.0.label: must not contain control or invisible characters (U+0009) (line 1)"),
+    ("sources: [{path: a.mp4, label: 'a:b'}]\n",
+     "sources.0.label: must not contain ':' (not allowed in Windows file names) (line 1)"),
+    ("sources: [{path: a.mp4, label: 'COM1.x'}]\n",
+     "sources.0.label: 'COM1.x' is a reserved file name on Windows (line 1)"),
+    ("sources: [{path: a.mp4, label: 'été.'}]\n",
+     "sources.0.label: must not end with '.' or a space (Windows drops them) (line 1)"),
+    ("sources: [{path: a.mp4, label: 'a~b'}]\n",
+     "sources.0.label: may hold letters and digits of any script, space, '_', '-', '.', '+' "
+     "(got '~', U+007E) (line 1)"),
+    ("sources:\n  - path: a.mp4\nsources:\n  - path: b.mp4\n",
+     "sources: given twice (lines 1 and 3); keep one"),
+    ("sources: [{path: a.mp4}]\ndownload:\n  ytdlp: {http_headers: {X: 1}, http_headers: {Y: 2}}\n",
+     "http_headers: given twice (lines 3 and 3); keep one"),
     ("sources: [{path: a.mp4}]\nexecutor: ray\n",
      "executor: must be local, or a mapping such as {kind: ray, address: auto} (line 2)"),
     ("sources: [{path: a.mp4}]\nexecutor: {kind: dask}\n",
@@ -142,3 +159,53 @@ def test_validate_exit_codes_and_output(tmp_path):
 def test_shipped_configs_are_valid():
     for name in ("pilots.yaml", "demo.yaml"):
         load_config(REPO / "configs" / name)
+
+
+def _bomb(levels: int, under: str = "") -> str:
+    lines = [f"l0: &l0 [{', '.join(['lol'] * 9)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    doc = "\n".join(lines) + "\nsources: [{path: a.mp4}]\n"
+    if under:  # the same bomb inside download.ytdlp, passed through to yt-dlp unchecked
+        doc = "sources: [{path: a.mp4}]\ndownload:\n  ytdlp:\n" + "".join(
+            f"    {line}\n" for line in lines)
+    return doc
+
+
+@pytest.mark.parametrize("under", ["", "download.ytdlp"])
+def test_alias_bomb_is_refused_at_once(tmp_path, under):
+    """9 levels of 9 aliases would expand to 9**9 values (gigabytes): refused from the node
+    graph in well under a second, through the CLI a user runs."""
+    import time
+
+    path = write(tmp_path, _bomb(9, under))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "values once its aliases (*name) are expanded" in done.stderr
+    assert "Traceback" not in done.stderr
+    began = time.process_time()
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(path)
+    assert time.process_time() - began < 0.5
+
+
+def test_aliases_within_the_limit_still_work(tmp_path):
+    cfg = load_config(write(tmp_path, "sources:\n  - &d {path: a.mp4, label: pilots}\n"
+                                      "  - {<<: *d, path: b.mp4}\n  - {<<: *d, path: c.mp4, label: x}\n"))
+    assert [s.label for s in cfg.sources] == ["pilots", "pilots", "x"]
+
+
+@pytest.mark.parametrize("label", ["pilote_été", "飞行员", "pilote_e\u0301te\u0301"])
+def test_unicode_labels_are_allowed_and_nfc(tmp_path, label):
+    import unicodedata
+
+    cfg = load_config(write(tmp_path, f"sources: [{{path: a.mp4, label: '{label}'}}]\n"))
+    assert cfg.sources[0].label == unicodedata.normalize("NFC", label)
+
+
+def test_tilde_means_home_in_config_paths(tmp_path):
+    cfg = load_config(write(tmp_path, "output: ~/x\ndetect: {weights: ~/w.onnx}\n"
+                                      "sources: [{path: ~/v.mp4}]\n"))
+    home = str(Path.home())
+    assert str(cfg.output_dir) == f"{home}/x"
+    assert cfg.detect.weights == f"{home}/w.onnx" and cfg.sources[0].path == f"{home}/v.mp4"

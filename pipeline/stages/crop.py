@@ -216,7 +216,8 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
     write_jsonl(tmp / "crops.jsonl", rows)
     replace_dir(tmp, final)
     dropped = reason_counts(r["drop_reason"] for r in rows)
-    return [f"crops/{video.sid}/crops.jsonl"], {
+    # every crop file is an output, so a deleted or damaged crop redoes this unit (state.is_done)
+    return [f"crops/{video.sid}/crops.jsonl", *(r["file"] for r in rows if r["file"])], {
         "crops": sum(r["status"] == KEPT for r in rows), "dropped": dropped,
         "too_small": dropped.get("small", 0),
         "tracks": len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0})}

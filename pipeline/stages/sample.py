@@ -100,5 +100,6 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
     rows.sort(key=lambda r: r["t_ms"])
     write_jsonl(tmp / "frames.jsonl", rows)
     replace_dir(tmp, final)
-    return [f"frames/{video.sid}/frames.jsonl"], {"frames": len(rows), "dropped_blurry": dropped,
-                                                  "strategy": "+".join(sorted(strategies))}
+    # every frame is an output, so a deleted or damaged JPEG redoes this unit (state.is_done)
+    return [f"frames/{video.sid}/frames.jsonl", *(f"frames/{video.sid}/{r['file']}" for r in rows)], {
+        "frames": len(rows), "dropped_blurry": dropped, "strategy": "+".join(sorted(strategies))}
