@@ -199,7 +199,7 @@ def test_the_portable_parent_watch_ends_an_orphan(tmp_path):
 
 def test_under_nohup_a_run_outlives_its_terminal(tmp_path):
     """SIGHUP ignored by the caller (``nohup``) stays ignored: the run goes on."""
-    config = project(tmp_path, workers=1)
+    config = project(tmp_path, workers=1, every=0.1)  # long enough to outlast the 2 s wait
     root = tmp_path / "out"
     proc = subprocess.Popen(["nohup", *command(config, "-q")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
