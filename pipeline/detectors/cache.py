@@ -60,8 +60,6 @@ class PackagedFile:
         return Path(__file__).resolve().parent / "weights" / self.filename
 
 
-
-
 def models_dir() -> Path:
     """``$PIPELINE_MODELS``, else ``$XDG_CACHE_HOME/pipeline/models``, else ``~/.cache/...``."""
     if os.environ.get("PIPELINE_MODELS"):

@@ -8,8 +8,8 @@ no TensorFlow.
 
 Two runtimes run it (``backend``):
 
-- ``onnxruntime`` (a dependency; what ``auto`` picks): about 2.5x faster than OpenCV's DNN on
-  this graph (README, "Detectors and weights"), and it runs on any OpenCV version.
+- ``onnxruntime`` (a dependency; what ``auto`` picks): about half the CPU time of OpenCV's DNN
+  on this graph (README, "Detectors and weights"), and it runs whatever the OpenCV version.
 - ``opencv``: ``cv2.dnn.readNetFromONNX``; needs OpenCV 5 (4.x cannot import the graph's loops).
   ``auto`` falls back to it only when onnxruntime cannot be imported.
 """
@@ -81,6 +81,10 @@ class _OnnxRuntime:
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = max(1, self._threads)
         options.log_severity_level = 3  # the converted graph's harmless shape warnings
+        # Idle threads sleep instead of spinning: on a busy machine (the frame prefetch thread,
+        # other processes) spinning threads fight for the cores; 2 threads took 89 ms a frame
+        # spinning and 22 ms not, under load (README, "Detectors and weights").
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return self._ort.InferenceSession(str(self._onnx), options,
                                               providers=["CPUExecutionProvider"])
