@@ -8,7 +8,7 @@ NMS: inputs and outputs are the TF Object Detection API's own), which onnxruntim
 DNN module both run. This script is how that file was made; rerun it to check or redo it.
 
 TensorFlow and tf2onnx are not dependencies of the project: use a throwaway virtualenv
-(Python 3.10-3.12)::
+(a Python that TensorFlow supports; the shipped file was made with 3.11)::
 
     python -m venv convert-env
     convert-env/bin/pip install "tensorflow-cpu==2.21.*" "tf2onnx==1.17.*"
