@@ -61,17 +61,20 @@ def split_counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def empty_splits(n: int, ratios: dict[str, float]) -> list[str]:
-    """One line for each split with a ratio above 0 that ``n`` sources leave empty.
+def empty_splits(n: int, ratios: dict[str, float]) -> str | None:
+    """The line naming the splits with a ratio above 0 that ``n`` sources leave empty, and why.
 
     Reported, not adjusted: filling the split would move sources away from the ratios the config
     asks for, and change the split of datasets already built.
     """
     counts = split_counts(n, ratios)
-    return [f"split {k} is empty: {n} source(s) with crops at split.{k}: {r:g} give it {n * r:.2g} "
-            f"of a source, and each video goes whole to one split (so none leaks into another); "
-            f"add sources or raise split.{k}"
-            for k, r in ratios.items() if n and r > 0 and counts[k] == 0]
+    empty = [k for k, r in ratios.items() if n and r > 0 and counts[k] == 0]
+    if not empty:
+        return None
+    asked = ", ".join(f"{k} {ratios[k]:g} x {n} = {n * ratios[k]:.2g}" for k in empty)
+    return (f"split {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: too few "
+            f"sources with crops for the ratios ({asked} of a source), and each video goes whole "
+            f"to one split so that none leaks into another; add sources or change split")
 
 
 def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:
@@ -118,8 +121,8 @@ class DatasetReport:
     per_split: dict[str, int] = field(default_factory=dict)
     rejects_file: Path | None = None
     unknown_rejects: list[str] = field(default_factory=list)
-    empty_splits: list[str] = field(default_factory=list)
-    """Why a split with a ratio above 0 got no source (too few sources for the ratios)."""
+    empty_splits: str | None = None
+    """Which splits with a ratio above 0 got no source, and why (too few sources)."""
 
     @property
     def kept(self) -> int:

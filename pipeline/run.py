@@ -245,8 +245,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         if report.unknown_rejects:
             log(f"warning: {len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match no "
                 f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
-        for line in report.empty_splits:
-            log(f"warning: {line}")
+        if report.empty_splits:
+            log(f"warning: {report.empty_splits}")
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))

