@@ -125,9 +125,19 @@ def validate(config: str) -> None:
     except OutputRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    missing = cfg.missing_paths()
+    if missing:
+        click.echo(f"{config}: " + "\n".join(["invalid config", *(f"  {m}" for m in missing)]),
+                   err=True)
+        sys.exit(2)
     kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
     click.echo(f"{config}: ok ({len(cfg.sources)} sources: {kinds[0]} URL, {kinds[1]} local; "
                f"output {cfg.output_dir})")
+    d, c = cfg.detect, cfg.crop
+    click.echo(f"detect: {d.model}, backend {d.backend}, min_score {d.min_score:g}, min_size "
+               f"{d.min_size:g}, max_per_frame {d.max_per_frame}, tiles {d.tiles}, upscale "
+               f"{d.upscale}; crop: aspect {c.aspect if c.aspect is None else format(c.aspect, 'g')}, "
+               f"size {c.size}, min_size {c.min_size:g}  (unset keys: the {d.model} defaults)")
 
 
 @main.command()
@@ -149,6 +159,7 @@ def status(config: str) -> None:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+        sys.exit(1)  # as `run` does when a source failed
 
 
 @main.command()
@@ -191,6 +202,8 @@ def models_list() -> None:
         for f in info.files:
             state = "ok     " if f.present else "damaged" if f.shipped else "missing"
             click.echo(f"    {state}  {f.path}{'  (shipped with the package)' if f.shipped else ''}")
+        for backend in info.builtin:
+            click.echo(f"    ok       {backend} backend (built in, nothing to download)")
 
 
 @models.command("fetch")

@@ -55,6 +55,22 @@ def split_counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def empty_splits(n: int, ratios: dict[str, float]) -> str | None:
+    """The line naming the splits with a ratio above 0 that ``n`` sources leave empty, and why.
+
+    Reported, not adjusted: filling the split would move sources away from the ratios the config
+    asks for, and change the split of datasets already built.
+    """
+    counts = split_counts(n, ratios)
+    empty = [k for k, r in ratios.items() if n and r > 0 and counts[k] == 0]
+    if not empty:
+        return None
+    asked = ", ".join(f"{k} {ratios[k]:g} x {n} = {n * ratios[k]:.2g}" for k in empty)
+    return (f"split {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: too few "
+            f"sources with crops for the ratios ({asked} of a source), and each video goes whole "
+            f"to one split so that none leaks into another; add sources or change split")
+
+
 def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:
     """Every source (all its crops) goes to one split.
 
@@ -99,6 +115,8 @@ class DatasetReport:
     per_split: dict[str, int] = field(default_factory=dict)
     rejects_file: Path | None = None
     unknown_rejects: list[str] = field(default_factory=list)
+    empty_splits: str | None = None
+    """Which splits with a ratio above 0 got no source, and why (too few sources)."""
 
     @property
     def kept(self) -> int:
@@ -336,7 +354,8 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
     write_manifests(root, rows)
-    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown)
+    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
+                           empty_splits=empty_splits(len(with_crops), config.split.ratios()))
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1

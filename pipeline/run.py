@@ -188,12 +188,19 @@ def _lost_outcome(root: Path, video: Video, exc: BaseException) -> SourceOutcome
                          "the rest")
 
 
-def _preflight_detector(config: Config) -> None:
-    """Load the detector once in this process, so weights are fetched once, not by every worker.
+def _preflight_detector(config: Config, progress: bool, log: Callable[[str], None]) -> None:
+    """Load the detector once in this process, so weights are fetched once, not by every worker
+    (for ``backend: auto``, the ones it prefers; one line says when a slower fallback runs).
 
     A failure is not fatal here: each source records it at its detect stage (downloads and
     sampling still make progress for the next run).
     """
+    from .detectors import prepare
+
+    d = config.detect
+    note = prepare(d.model, d.backend, d.weights, progress)
+    if note:
+        log(f"warning: {note}")
     try:
         detect.detector_for(config)
     except Exception:
@@ -214,7 +221,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     unknown = set(force) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
-    root = config.output_dir
+    # Absolute once, here: yt-dlp reports absolute file paths, and every path is compared with
+    # (and made relative to) this root; paths written into markers stay relative to it.
+    root = config.output_dir.absolute()
     limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
     # a given file that does not exist, or one that cannot be decoded, fails before any work
     rejects_path = rejects_file_for(root, rejects)
@@ -230,7 +239,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state.sweep_partial(swap_tests(root))
         expansion = expand_sources(config, state, refresh=refresh_sources)
         outcomes = _expansion_failures(expansion, state)
-        _preflight_detector(config)
+        _preflight_detector(config, progress, log)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
@@ -257,6 +266,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         if report.unknown_rejects:
             log(f"warning: {len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match no "
                 f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
+        if report.empty_splits:
+            log(f"warning: {report.empty_splits}")
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
@@ -375,8 +386,15 @@ def status(config: Config) -> StatusReport:
     root = config.output_dir
     state = State(root)
     expansion = expand_sources(config, state, expander=_offline_expander)
-    unlisted = [m.split(": ")[0] for _, _, _, m in expansion.failures if "not listed yet" in m]
-    failures = [f for f in expansion.failures if "not listed yet" not in f[3]]
+    failures, unlisted = [], []
+    for sid, index, kind, message in expansion.failures:
+        listing = state.error("download", sid) if "not listed yet" in message else None
+        if listing is not None:  # a run tried to list it and failed: a failure, as run reported
+            failures.append((sid, index, listing.get("class"), listing.get("message")))
+        elif "not listed yet" in message:
+            unlisted.append(message.split(": ")[0])
+        else:
+            failures.append((sid, index, kind, message))
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} for s in STAGES}
     for video in expansion.videos:
         upstream, blocked = "", False

@@ -15,6 +15,10 @@ if str(_TESTS_DIR) not in sys.path:
 
 from httpserver import LocalHTTPServer  # noqa: E402
 
+# Tests only talk to 127.0.0.1: model files are fetched from this mirror (nobody listens on port
+# 9, so a fetch fails at once) unless a test serves them itself; subprocesses inherit it.
+os.environ.setdefault("PIPELINE_MODELS_URL", "http://127.0.0.1:9/models")
+
 
 def testdata_dir() -> Path:
     """Where the real test videos are: $PIPELINE_TESTDATA, else ../shared/testdata

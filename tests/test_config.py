@@ -129,6 +129,13 @@ BAD = [
      "executor.adress: unknown key (allowed: kind, address, num_cpus, num_gpus, max_retries) (line 2)"),
     ("sources: [{path: a.mp4}]\nexecutor: {kind: ray, address: 6379}\n",
      "executor.address: must be text (got int 6379) (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect: {tiles: on}\n",
+     "detect.tiles: true (YAML's reading of on/yes) is not a setting: write auto, off or a number "
+     "of tiles (line 2)"),
+    ("sources: [{url: not a url}]\n",
+     "sources.0.url: 'not a url' is not a URL: give one with its scheme (https://...) or a yt-dlp "
+     "search such as \"ytsearch20:words\" (line 1)"),
+    ("sources: [{url: 'youtube.com/watch?v=x'}]\n", "sources.0.url: 'youtube.com/watch?v=x' is not a URL"),
     ("- just\n- a list\n", "(top level): must be a mapping with at least 'sources'"),
     ("sources: [\n", "not valid YAML: expected the node content"),
 ]
@@ -143,9 +150,12 @@ def test_bad_configs_name_the_key(tmp_path, text, message):
 
 def test_validate_exit_codes_and_output(tmp_path):
     good = write(tmp_path, "sources: [{path: a.mp4}]\n")
+    (tmp_path / "a.mp4").touch()
     ok = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(good)],
                         capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0 and ": ok (1 sources" in ok.stdout
+    assert "detect: yunet, backend auto, min_score 0.7, min_size 0, max_per_frame 50, tiles auto, " \
+           "upscale off; crop: aspect 1, size 224" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [{path: a.mp4}]\ndetect: {min_score: 3}\n")
     res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(bad)],
@@ -209,3 +219,43 @@ def test_tilde_means_home_in_config_paths(tmp_path):
     home = str(Path.home())
     assert str(cfg.output_dir) == f"{home}/x"
     assert cfg.detect.weights == f"{home}/w.onnx" and cfg.sources[0].path == f"{home}/v.mp4"
+
+
+@pytest.mark.parametrize("url", ["https://www.youtube.com/watch?v=dQw4w9WgXcQ", "http://127.0.0.1:8/a.mp4",
+                                 "ytsearch20:fighter pilot cockpit", "ytsearch:x", "ytsearchdate5:x",
+                                 "scsearchall:x"])
+def test_urls_and_searches_yt_dlp_takes(url):
+    from pipeline.config import parse_config
+
+    assert parse_config({"sources": [{"url": url}]}).sources[0].url == url
+
+
+def test_yaml_off_is_off(tmp_path):
+    """YAML 1.1 reads a bare off as false: the README's `tiles: off` must mean off."""
+    cfg = load_config(write(tmp_path, "sources: [{path: a.mp4}]\ndetect: {tiles: off, upscale: off}\n"))
+    assert (cfg.detect.tiles, cfg.detect.upscale) == ("off", "off")
+    cfg = load_config(write(tmp_path, "sources: [{path: a.mp4}]\ndetect: {tiles: auto, upscale: 2}\n"))
+    assert (cfg.detect.tiles, cfg.detect.upscale) == ("auto", 2.0)
+
+
+def test_defaults_follow_the_detector_class_unless_set(tmp_path):
+    faces = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n"))
+    assert (faces.detect.min_size, faces.detect.max_per_frame, faces.detect.upscale) == (0, 50, "off")
+    assert faces.crop.aspect == 1.0
+    people = load_config(write(tmp_path, "sources: [{path: a.mp4}]\ndetect: {model: ssdlite-person}\n"))
+    assert (people.detect.max_per_frame, people.crop.aspect) == (100, 0.4)
+    assert people.crop.size == 224 and people.crop.padding.top == 0.3  # shared defaults stay
+    given = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n"
+                                        "detect: {model: ssdlite-person, max_per_frame: 7}\n"
+                                        "crop: {aspect: null, size: 128}\n"))
+    assert (given.detect.max_per_frame, given.crop.aspect, given.crop.size) == (7, None, 128)
+
+
+def test_validate_rejects_a_missing_path(tmp_path):
+    cfg = write(tmp_path, "sources: [{path: /nonexistent}, {path: here.mp4}]\n")
+    (tmp_path / "here.mp4").touch()
+    res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(cfg)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout
+    assert "sources.0.path: no such file or folder: /nonexistent" in res.stderr
+    assert "sources.1" not in res.stderr and res.stdout == ""

