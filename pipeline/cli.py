@@ -50,6 +50,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         quiet: bool, rejects: Path | None, executor: str | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .executors import ExecutorError
+    from .identity import IdentityError
     from .run import run as run_pipeline
 
     cfg = _load(config)
@@ -59,7 +60,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True),
                               rejects=rejects)
-    except (LockError, ExecutorError) as exc:
+    except (LockError, ExecutorError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OutputUnwritable as exc:

@@ -105,6 +105,7 @@ class DatasetReport:
     per_split: dict[str, int] = field(default_factory=dict)
     rejects_file: Path | None = None
     unknown_rejects: list[str] = field(default_factory=list)
+    identity: dict[str, Any] | None = None  # pipeline.identity's summary, when configured
 
     @property
     def kept(self) -> int:
@@ -244,11 +245,12 @@ def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
     replace_dir(tmp, final)
 
 
-def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
+def write_manifests(root: Path, rows: list[dict[str, Any]],
+                    columns: tuple[str, ...] = MANIFEST_COLUMNS) -> list[str]:
     """manifest.csv and manifest.jsonl (and manifest.parquet when pyarrow is installed)."""
-    write_atomic(root / "manifest.csv", _csv_text(rows, MANIFEST_COLUMNS))
+    write_atomic(root / "manifest.csv", _csv_text(rows, columns))
     write_atomic(root / "manifest.jsonl", "".join(
-        json.dumps({k: row.get(k) for k in MANIFEST_COLUMNS}) + "\n" for row in rows))
+        json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
     written = ["manifest.csv", "manifest.jsonl"]
     try:
         import pyarrow as pa
@@ -256,20 +258,21 @@ def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
     except ImportError:
         (root / "manifest.parquet").unlink(missing_ok=True)
         return written
-    table = pa.Table.from_pylist([{k: row.get(k) for k in MANIFEST_COLUMNS} for row in rows],
-                                 schema=_parquet_schema(pa))
+    table = pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows],
+                                 schema=_parquet_schema(pa, columns))
     tmp = root / ".manifest.parquet.tmp"
     pq.write_table(table, tmp)
     os.replace(tmp, root / "manifest.parquet")
     return written + ["manifest.parquet"]
 
 
-def _parquet_schema(pa: Any) -> Any:
+def _parquet_schema(pa: Any, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> Any:
     ints = {"video_width", "video_height", "frame_index", "segment", "crop_x", "crop_y", "crop_w",
             "crop_h", "out_w", "out_h", "track_id"}
-    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness", "quality"}
+    floats = {"fps", "t_s", "score", "box_x", "box_y", "box_w", "box_h", "sharpness", "quality",
+              "identity_distance"}
     return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.string())
-                      for c in MANIFEST_COLUMNS])
+                      for c in columns])
 
 
 def build_dataset(config: Config, root: Path, videos: list[Video],
@@ -285,12 +288,18 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     splits.update({r.video.sid: "train" for r in results if not r.crops})
     rows = manifest_rows(results, splits)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
+    columns, identity = MANIFEST_COLUMNS, None
+    if config.identity is not None:  # before dedupe: a crop dropped here stands for no copies
+        from .identity import COLUMNS, apply_identity
+
+        columns, identity = MANIFEST_COLUMNS + COLUMNS, apply_identity(config, root, rows)
     if config.dedupe is not None:
         apply_dedupe(rows, config.dedupe.max_distance, config.dedupe.scope)
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
-    write_manifests(root, rows)
-    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown)
+    write_manifests(root, rows, columns)
+    report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
+                           identity=identity)
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-STAGES = ("download", "sample", "detect", "crop")
+STAGES = ("download", "sample", "detect", "crop", "identity")  # identity: only when configured
 
 
 def fingerprint(*parts: Any) -> str:
