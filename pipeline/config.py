@@ -322,7 +322,7 @@ class Identity(_Model):
 
     ``max_distance``: euclidean distance between dlib face vectors (track means) under which two
     tracks are one person; measured on the test clips, two different people came as close as
-    0.457 and the fragments of one person 0.40-0.43 (README, Identity).
+    0.457 (README, Identity).
     Neither it nor ``references`` nor ``keep`` is part of a stage fingerprint: re-tuning them
     recomputes no embedding."""
 

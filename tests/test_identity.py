@@ -28,8 +28,8 @@ pytestmark = pytest.mark.testdata
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4",
          "carphone_176x144.mp4", "ytf_aaron_guiel5.avi")
-# Track means of two different people of these clips (the two women) come 0.457 apart, the
-# fragments of the unlabelled player of the Aaron clip 0.40-0.43: 0.4 keeps a margin both ways.
+# Track means of two different people of these clips (the two women) come 0.457 apart; 0.4
+# keeps a margin below that, and no labelled person here needs more (each is one track).
 MAX_DISTANCE = 0.4
 
 
