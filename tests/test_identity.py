@@ -182,8 +182,24 @@ def test_reference_photo_labels_that_person_and_keep_references_leaves_only_them
             assert (r["status"], r["drop_reason"], r["identity"]) == ("dropped", "identity", "")
     assert {p.name for p in (out / "dataset").glob("*/*") if p.is_dir()} == {"ling"}
     assert sum(1 for _ in (out / "dataset").glob("*/ling/*.jpg")) == len(hers)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["crops"]["per_label"] == {"ling": len(hers)}
+    assert summary["crops"]["dropped_by_reason"]["identity"] == len(truth) - len(hers)
+    assert summary["identity"]["per_identity"] == {"ling": len(hers)} and summary["sheets"]
     # a global step only: no stage ran again
     assert {p: p.stat().st_mtime_ns for p in markers} == markers
+
+
+def test_cluster_names_stay_when_a_source_is_added(who, tmp_path):
+    """The same run without its first source, then with it: the others keep their names."""
+    raw, out, _ = who
+    full = {r["crop_id"]: r["identity_cluster"] for r in read_manifest(out)}
+    out = _copy_run(out, tmp_path)
+    fewer = {**raw, "output": str(out), "sources": raw["sources"][1:]}
+    assert run(parse_config(fewer), progress=False, log=lambda _m: None).exit_code == 0
+    before = {r["crop_id"]: r["identity_cluster"] for r in read_manifest(out)}
+    assert before and "zhling" not in "".join(before)
+    assert before == {c: full[c] for c in before}
 
 
 def test_threshold_change_reruns_no_embedding(who, tmp_path):
