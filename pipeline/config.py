@@ -388,6 +388,12 @@ class Config(_Model):
             seen.add(key)
         return self
 
+    @model_validator(mode="after")
+    def _identity_needs_faces(self) -> "Config":
+        if self.identity is not None and self.detect.model != "yunet":
+            raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        return self
+
     @property
     def output_dir(self) -> Path:
         return Path(self.output if self.output else f"data/{self.name}")

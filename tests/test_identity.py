@@ -229,9 +229,12 @@ def test_bad_reference_photo_is_a_usage_error(who, tmp_path):
         assert not (tmp_path / "out2" / "frames").exists()  # stopped before any work
 
 
-def test_keep_references_needs_references():
+def test_identity_config_errors():
     with pytest.raises(ConfigError, match="keep: references needs"):
         parse_config({"sources": [{"path": "a.mp4"}], "identity": {"keep": "references"}})
+    with pytest.raises(ConfigError, match="identity: needs face crops"):
+        parse_config({"sources": [{"path": "a.mp4"}], "identity": {},
+                      "detect": {"model": "ssdlite-person"}})
 
 
 def test_identity_off_changes_nothing(tmp_path):
