@@ -38,8 +38,8 @@ def import_dlib():
     try:
         import dlib
     except ImportError:
-        raise ImportError("identity model 'dlib' needs dlib: pip install 'video-crops-pipeline[identity]' "
-                          "(prebuilt dlib-bin wheels)") from None
+        raise ImportError("identity model 'dlib' needs dlib: install the identity extra "
+                          "(pip install -e \".[identity]\", or pip install dlib-bin)") from None
     return dlib
 
 
