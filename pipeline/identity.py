@@ -122,13 +122,12 @@ def nearest_reference(vector: np.ndarray, refs: list[Reference]) -> tuple[str, f
     return refs[best].name, distances[best]
 
 
-def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]],
-                   refs: list[Reference] | None = None) -> dict[str, Any]:
+def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Fill the identity columns of the manifest rows, relabel and drop as configured; returns
     the summary's ``identity`` section (crops per cluster and per reference name)."""
     ident = config.identity
     assert ident is not None
-    refs = reference_vectors(config) if refs is None else refs
+    refs = reference_vectors(config)
     vectors: dict[str, np.ndarray] = {}
     for sid in sorted({r["source_id"] for r in rows}):
         path = stage.output_path(root, sid)
