@@ -55,6 +55,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     """Run every stage for every source; finished work is skipped."""
     from .dataset import RejectsError
     from .executors import ExecutorError
+    from .identity import IdentityError
     from .ownership import OutputRefused
     from .run import run as run_pipeline
 
@@ -65,7 +66,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=_log, rejects=rejects,
                               config_file=config, take_over=take_over)
-    except (LockError, ExecutorError, OutputRefused, RejectsError) as exc:
+    except (LockError, ExecutorError, OutputRefused, RejectsError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OutputUnwritable as exc:

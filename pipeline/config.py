@@ -374,6 +374,31 @@ class Sheet(_Model):
     by: Literal["label", "split"] = "label"  # "split": also one sheet per split
 
 
+class Identity(_Model):
+    """Who is in the crop (pipeline/identity.py): a face embedding per kept face crop, clusters
+    of one person across the whole run, and names from reference photos.
+
+    ``max_distance``: euclidean distance between dlib face vectors (track means) under which two
+    tracks are one person; measured on the test clips, two different people came as close as
+    0.457 (README, Identity).
+    Neither it nor ``references`` nor ``keep`` is part of a stage fingerprint: re-tuning them
+    recomputes no embedding."""
+
+    model: Literal["dlib"] = "dlib"
+    max_distance: Annotated[float, _between(0.05, 2)] = 0.45
+    references: dict[Label, list[str]] = Field(default_factory=dict)
+    keep: Literal["all", "references"] = "all"
+
+    @model_validator(mode="after")
+    def _keep_needs_references(self) -> "Identity":
+        if self.keep == "references" and not self.references:
+            raise ValueError("keep: references needs at least one entry under references")
+        for name, photos in self.references.items():
+            if not photos:
+                raise ValueError(f"references.{name}: give at least one photo")
+        return self
+
+
 def _executor(v: Any) -> Any:
     """``executor: local`` is short for ``{kind: local}``; Ray takes a mapping with its settings."""
     if v == "local":
@@ -414,6 +439,7 @@ class Config(_Model):
     split: Split = Split()
     sheet: Sheet = Sheet()
     dedupe: Dedupe | None = None
+    identity: Identity | None = None
     workers: Annotated[int, _between(1, 256)] = 1
     executor: Annotated[Executor, BeforeValidator(_executor)] = Executor()
 
@@ -452,6 +478,12 @@ class Config(_Model):
         return [f"sources.{i}.path: no such file or folder: {s.path}"
                 for i, s in enumerate(self.sources)
                 if s.path is not None and not Path(s.path).expanduser().exists()]
+
+    @model_validator(mode="after")
+    def _identity_needs_faces(self) -> "Config":
+        if self.identity is not None and self.detect.model != "yunet":
+            raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        return self
 
     @property
     def output_dir(self) -> Path:

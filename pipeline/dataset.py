@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from .config import Config
 from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
-from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, parquet_schema
+from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
 from .sources import Video
 from .state import (fresh_tmp_dir, read_json_object, read_jsonl, replace_dir, write_atomic,
                     write_json)
@@ -117,6 +117,7 @@ class DatasetReport:
     unknown_rejects: list[str] = field(default_factory=list)
     empty_splits: str | None = None
     """Which splits with a ratio above 0 got no source, and why (too few sources)."""
+    identity: dict[str, Any] | None = None  # pipeline.identity's summary, when configured
 
     @property
     def kept(self) -> int:
@@ -316,11 +317,12 @@ def ours_in_dataset(root: Path) -> Callable[[str, Path], bool]:
             return False
     return ours
 
-def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
+def write_manifests(root: Path, rows: list[dict[str, Any]],
+                    columns: tuple[str, ...] = MANIFEST_COLUMNS) -> list[str]:
     """manifest.csv and manifest.jsonl (and manifest.parquet when pyarrow is installed)."""
-    write_atomic(root / "manifest.csv", _csv_text(rows, MANIFEST_COLUMNS))
+    write_atomic(root / "manifest.csv", _csv_text(rows, columns))
     write_atomic(root / "manifest.jsonl", "".join(
-        json.dumps({k: row.get(k) for k in MANIFEST_COLUMNS}) + "\n" for row in rows))
+        json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
     written = ["manifest.csv", "manifest.jsonl"]
     try:
         import pyarrow as pa
@@ -328,8 +330,8 @@ def write_manifests(root: Path, rows: list[dict[str, Any]]) -> list[str]:
     except ImportError:
         (root / "manifest.parquet").unlink(missing_ok=True)
         return written
-    table = pa.Table.from_pylist([{k: row.get(k) for k in MANIFEST_COLUMNS} for row in rows],
-                                 schema=parquet_schema(pa))
+    table = pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows],
+                                 schema=parquet_schema(pa, columns))
     tmp = root / ".manifest.parquet.tmp"
     pq.write_table(table, tmp)
     os.replace(tmp, root / "manifest.parquet")
@@ -349,13 +351,19 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     splits.update({r.video.sid: "train" for r in results if not r.crops})
     rows = manifest_rows(results, splits)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
+    columns, identity = manifest_columns(config.identity is not None), None
+    if config.identity is not None:  # before dedupe: a crop dropped here stands for no copies
+        from .identity import apply_identity
+
+        identity = apply_identity(config, root, rows)
     if config.dedupe is not None:
         apply_dedupe(rows, config.dedupe.max_distance, config.dedupe.scope)
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
-    write_manifests(root, rows)
+    write_manifests(root, rows, columns)
     report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
-                           empty_splits=empty_splits(len(with_crops), config.split.ratios()))
+                           empty_splits=empty_splits(len(with_crops), config.split.ratios()),
+                           identity=identity)
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
         report.per_split[row["split"]] = report.per_split.get(row["split"], 0) + 1

@@ -18,6 +18,8 @@ MANIFEST = "manifest"
 """``manifest.csv``, ``manifest.jsonl`` and ``manifest.parquet``."""
 METADATA = "metadata.csv"
 """``dataset/<split>/metadata.csv``, for Hugging Face's imagefolder."""
+IDENTITY = "identity"
+"""Appended to the manifest only when the config has an ``identity`` section."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ COLUMNS: tuple[Column, ...] = (
             MANIFEST),
     _column("status", str, "`kept`, `rejected` (review) or `dropped`", CROPS, MANIFEST),
     _column("drop_reason", str, "why a crop was dropped: `small`, `outside`, `blurry`, "
-            "`per_track`, `duplicate`", CROPS, MANIFEST),
+            "`per_track`, `duplicate`, `identity`", CROPS, MANIFEST),
     _column("duplicate_of", str, "the crop it duplicates (`drop_reason` `duplicate`)", MANIFEST),
     _column("source_id", str, "the source's stable id (`youtube-<id>`, `file-<stem>-<hash>`, ...)",
             CROPS, MANIFEST, METADATA),
@@ -86,6 +88,13 @@ COLUMNS: tuple[Column, ...] = (
     _column("phash", str, "64-bit perceptual hash (hex), for near-duplicates", CROPS, MANIFEST),
     _column("landmarks", str, "JSON list of 5 (x, y) points (eyes, nose, mouth corners) when the "
             "detector gives them", CROPS, MANIFEST),
+    # With `identity` configured only (pipeline/identity.py), after the others.
+    _column("identity_cluster", str, "only with `identity` configured: the person cluster, named "
+            "by its smallest crop id", IDENTITY),
+    _column("identity", str, "only with `identity` configured: the reference name within "
+            "`max_distance`", IDENTITY),
+    _column("identity_distance", float, "only with `identity` configured: the distance of the "
+            "crop's track to the nearest reference", IDENTITY),
     # The crop stage's working columns, not in the manifest.
     _column("t_ms", int, "time of the frame in ms (its file name under `frames/`)", CROPS),
     _column("outside", float, "share of the padded box outside the frame", CROPS),
@@ -109,17 +118,24 @@ METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", 
 """``metadata.csv``'s order: imagefolder wants ``file_name`` first; the rest is kept as it was
 first published, so existing readers of the CSV by position keep working."""
 CROP_COLUMNS = names(CROPS)
+IDENTITY_COLUMNS = names(IDENTITY)
 
 
-def parquet_schema(pa: Any) -> Any:
+def manifest_columns(identity: bool) -> tuple[str, ...]:
+    """The manifest's columns: the identity ones are appended when the config asks for identity,
+    so a run without it writes the same manifest as before they existed."""
+    return MANIFEST_COLUMNS + IDENTITY_COLUMNS if identity else MANIFEST_COLUMNS
+
+
+def parquet_schema(pa: Any, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> Any:
     """The manifest's parquet schema (``pa``: the pyarrow module, an optional dependency)."""
     types = {int: pa.int64(), float: pa.float64(), str: pa.string()}
-    return pa.schema([(name, types[BY_NAME[name].type]) for name in MANIFEST_COLUMNS])
+    return pa.schema([(name, types[BY_NAME[name].type]) for name in columns])
 
 
 def manifest_table() -> str:
     """The README's "Manifest columns" table (Markdown), one row per manifest column."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
     lines += [f"| {c.name} | {c.type.__name__} | {c.doc} |"
-              for c in COLUMNS if MANIFEST in c.outputs]
+              for c in COLUMNS if c.outputs & {MANIFEST, IDENTITY}]
     return "\n".join(lines) + "\n"

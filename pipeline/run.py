@@ -25,7 +25,7 @@ from .executors import check_available, open_executor
 from .ownership import Claim, check_output, identity_of
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, expand_sources
-from .stages import crop, detect, download, sample
+from .stages import crop, detect, download, identity, sample
 from .state import STAGES, Marker, RunLock, State
 
 
@@ -77,6 +77,13 @@ def stage_fingerprints(video: Video, config: Config) -> Iterable[tuple[str, Call
     yield "sample", lambda up: sample.stage_fingerprint(video, config, up)
     yield "detect", lambda up: detect.stage_fingerprint(config, up)
     yield "crop", lambda up: crop.stage_fingerprint(config, up)
+    if config.identity is not None:
+        yield "identity", lambda up: identity.stage_fingerprint(config, up)
+
+
+def active_stages(config: Config) -> tuple[str, ...]:
+    """The stages this config runs (``identity`` only when configured)."""
+    return tuple(s for s in STAGES if s != "identity" or config.identity is not None)
 
 
 def _run_stage(stage: str, video: Video, config: Config, root: Path, results: dict[str, Any],
@@ -87,6 +94,8 @@ def _run_stage(stage: str, video: Video, config: Config, root: Path, results: di
         return sample.run(video, config, root, results["download"]["parts"], progress)
     if stage == "detect":
         return detect.run(video, config, root, progress)
+    if stage == "identity":
+        return identity.run(video, config, root, progress)
     return crop.run(video, config, root, progress)
 
 
@@ -207,6 +216,22 @@ def _preflight_detector(config: Config, progress: bool, log: Callable[[str], Non
         pass
 
 
+def _preflight_identity(config: Config) -> None:
+    """With ``identity`` configured: load the embedder once (its weights fetched once) and check
+    the reference photos, so a missing extra or a bad photo stops the run before any work."""
+    if config.identity is None:
+        return
+    from .identity import IdentityError, reference_vectors
+
+    from .detectors.cache import ModelError
+
+    try:
+        identity.embedder_for(config)
+    except (ImportError, ModelError) as exc:
+        raise IdentityError(str(exc)) from None
+    reference_vectors(config)
+
+
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
         progress: bool = True, refresh_sources: bool = False,
         log: Callable[[str], None] = print, rejects: Path | str | None = None,
@@ -240,6 +265,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         expansion = expand_sources(config, state, refresh=refresh_sources)
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config, progress, log)
+        _preflight_identity(config)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
@@ -332,7 +358,7 @@ def _bar(total: int, enabled: bool):
 
 def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
     """``summary.json``: counts per stage, label and split; failures; timings."""
-    stages = {s: {"ran": 0, "skipped": 0, "failed": 0} for s in STAGES}
+    stages = {s: {"ran": 0, "skipped": 0, "failed": 0} for s in active_stages(config)}
     for o in report.outcomes:
         for stage, how in o.stages.items():
             stages[stage][how] += 1
@@ -345,7 +371,7 @@ def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
                     "failed": len(report.failed)},
         "stages": stages,
         "stage_seconds": {s: round(sum(o.seconds.get(s, 0.0) for o in report.outcomes), 2)
-                          for s in STAGES},
+                          for s in active_stages(config)},
         "frames": sum(o.counts.get("frames", 0) for o in report.outcomes),
         "dropped_blurry": sum(o.counts.get("dropped_blurry", 0) for o in report.outcomes),
         "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
@@ -361,6 +387,7 @@ def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
         "rejects": {"file": str(ds.rejects_file) if ds and ds.rejects_file else None,
                     "unknown": len(ds.unknown_rejects) if ds else 0},
         "sheets": str(report.sheets.index.relative_to(report.root)) if report.sheets else None,
+        **({"identity": ds.identity} if ds and ds.identity is not None else {}),
     }
 
 
@@ -395,7 +422,8 @@ def status(config: Config) -> StatusReport:
             unlisted.append(message.split(": ")[0])
         else:
             failures.append((sid, index, kind, message))
-    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} for s in STAGES}
+    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} 
+                                          for s in active_stages(config)}
     for video in expansion.videos:
         upstream, blocked = "", False
         for stage, fp_of in stage_fingerprints(video, config):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-STAGES = ("download", "sample", "detect", "crop")
+STAGES = ("download", "sample", "detect", "crop", "identity")  # identity: only when configured
 
 
 def fingerprint(*parts: Any) -> str:

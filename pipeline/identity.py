@@ -1,0 +1,153 @@
+"""Who is in the crop: run-wide identity clusters and reference names (a global step).
+
+Runs after all sources, from the vectors the identity stage stored (``identity/<sid>.npz``), so
+changing ``identity.max_distance``, ``references`` or ``keep`` recomputes no embedding.
+
+Tracks first: the crops of one track (``pipeline.track``) are one person, so a track is
+compared by the mean of its crops' vectors. On the test clips one profile or blurred frame alone
+can lie 0.76 from the same face, while track means keep people apart and one person together
+through a camera cut; it also merges the fragments of one person within a source.
+
+Clusters: dlib's Chinese Whispers over the tracks of the whole run, an edge wherever two mean
+vectors are closer than ``max_distance``. Determinism: tracks are given in the order of their
+smallest crop id (Chinese Whispers is seeded, so the same input gives the same clusters), and a
+cluster is named by its smallest crop id, so its name does not depend on which other clusters
+exist: rerunning, or adding a source that brings new people, leaves the existing names alone.
+
+References: each photo's largest face (found by the configured detector) is embedded; a track
+whose mean is within ``max_distance`` of a reference vector takes the nearest reference's name as
+``identity`` and as its crops' label (overriding the source's), so ``dataset/`` sorts them under
+that name. ``keep: references`` drops every other crop (``drop_reason: identity``).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import Config
+from .embedders import Face
+from .quality import DROPPED, KEPT
+from .stages import identity as stage
+
+class IdentityError(ValueError):
+    """A reference photo that cannot be used (missing, unreadable, no face)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    photo: str
+    vector: np.ndarray
+
+
+def reference_vectors(config: Config) -> list[Reference]:
+    """One vector per reference photo: its largest face, by the run's own detector and embedder.
+
+    Paths are relative to the working folder, like ``sources[].path``. Raises ``IdentityError``
+    naming the photo when it cannot be read or shows no face.
+    """
+    from .stages.detect import detector_for
+
+    assert config.identity is not None
+    refs = []
+    for name, photos in sorted(config.identity.references.items()):
+        for photo in photos:
+            image = cv2.imread(str(Path(photo).expanduser()))
+            if image is None:
+                raise IdentityError(f"identity.references.{name}: cannot read the image {photo} "
+                                    "(paths are relative to the working folder)")
+            d = config.detect
+            dets = detector_for(config).detect(image).filtered(d.min_score, d.min_size)
+            if len(dets) == 0:
+                raise IdentityError(f"identity.references.{name}: no face found in {photo} "
+                                    f"at detect.min_score {d.min_score:g}; use a photo where "
+                                    "the face is clearly visible")
+            box = tuple(float(v) for v in dets.boxes[int(np.argmax(dets.area))])
+            vector = stage.embedder_for(config).embed(image, [Face(box)])[0]
+            refs.append(Reference(name, photo, vector))
+    return refs
+
+
+@dataclass(frozen=True)
+class Group:
+    """The embedded crops of one track (or one untracked crop), named by its smallest crop id."""
+
+    name: str
+    crop_ids: tuple[str, ...]
+    vector: np.ndarray
+
+
+def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray]) -> list[Group]:
+    """Embedded crops grouped by (source, track), each with its mean vector, by name."""
+    members: dict[tuple, list[str]] = {}
+    for row in rows:
+        cid = row["crop_id"]
+        if cid in vectors:
+            track = row.get("track_id")
+            key = (row["source_id"], track) if track is not None and track >= 0 else (cid,)
+            members.setdefault(key, []).append(cid)
+    groups = [Group(min(ids), tuple(sorted(ids)), np.mean([vectors[i] for i in ids], axis=0))
+              for ids in members.values()]
+    return sorted(groups, key=lambda g: g.name)
+
+
+def cluster(groups: list[Group], max_distance: float) -> dict[str, str]:
+    """{group name: cluster name} by Chinese Whispers over the groups (given in name order);
+    a cluster is named by its smallest crop id."""
+    from .embedders.dlib import import_dlib
+
+    if not groups:
+        return {}
+    dlib = import_dlib()
+    labels = dlib.chinese_whispers_clustering(
+        [dlib.vector(g.vector.astype(float).tolist()) for g in groups], max_distance)
+    first: dict[int, str] = {}
+    for g, label in zip(groups, labels):
+        first.setdefault(label, g.name)  # visited in name order: the smallest
+    return {g.name: first[label] for g, label in zip(groups, labels)}
+
+
+def nearest_reference(vector: np.ndarray, refs: list[Reference]) -> tuple[str, float]:
+    distances = [float(np.linalg.norm(vector - r.vector)) for r in refs]
+    best = int(np.argmin(distances))
+    return refs[best].name, distances[best]
+
+
+def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fill the identity columns of the manifest rows, relabel and drop as configured; returns
+    the summary's ``identity`` section (crops per cluster and per reference name)."""
+    ident = config.identity
+    assert ident is not None
+    refs = reference_vectors(config)
+    vectors: dict[str, np.ndarray] = {}
+    for sid in sorted({r["source_id"] for r in rows}):
+        path = stage.output_path(root, sid)
+        if path.is_file():
+            vectors.update(stage.load_vectors(path))
+    groups = track_groups(rows, vectors)
+    clusters = cluster(groups, ident.max_distance)
+    group_of = {cid: g for g in groups for cid in g.crop_ids}
+    for row in rows:
+        row.update(identity_cluster=None, identity=None, identity_distance=None)
+        group = group_of.get(row["crop_id"])
+        if group is not None:
+            row["identity_cluster"] = clusters[group.name]
+        if group is not None and refs:
+            name, distance = nearest_reference(group.vector, refs)
+            row["identity_distance"] = round(distance, 4)
+            if distance <= ident.max_distance:
+                row["identity"] = row["label"] = name
+                if row.get("dataset_file"):
+                    row["dataset_file"] = f"dataset/{row['split']}/{name}/{Path(row['file']).name}"
+        if ident.keep == "references" and row["status"] == KEPT and row["identity"] is None:
+            row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
+    per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
+    return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
+            "clusters": len(per_cluster),
+            "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}

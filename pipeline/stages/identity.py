@@ -1,0 +1,90 @@
+"""Identity stage: one face vector per kept face crop of a source (``identity.model``).
+
+Output: ``identity/<sid>.npz`` with ``crop_id`` (strings) and ``vector`` (n x dim float32), in
+crop order. The faces are embedded on the sampled frame (``frames/<sid>/``), not on the saved
+crop: the crop is padded and resized, the embedder aligns the face itself.
+
+Only the embedder and its weights, and the crops upstream, are in the fingerprint: the clustering
+threshold, reference photos and ``keep`` are global steps (``pipeline.identity``), so re-tuning
+them never embeds again.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import Config
+from ..embedders import Embedder, Face, create_embedder
+from ..quality import KEPT
+from ..sources import Video
+from ..state import fingerprint, read_jsonl, write_atomic
+
+VERSION = "1"
+
+
+def embedder_for(config: Config) -> Embedder:
+    assert config.identity is not None
+    return create_embedder(config.identity.model)
+
+
+def stage_fingerprint(config: Config, upstream: str) -> str:
+    return fingerprint(VERSION, embedder_for(config).version, upstream)
+
+
+def output_path(root: Path, sid: str) -> Path:
+    return root / "identity" / f"{sid}.npz"
+
+
+def face_of(row: dict[str, Any]) -> Face:
+    """The detection a crop row was cut from, as the embedder wants it."""
+    marks = json.loads(row["landmarks"]) if row.get("landmarks") else None
+    return Face((row["box_x"], row["box_y"], row["box_w"], row["box_h"]),
+                None if marks is None else np.asarray(marks, dtype=np.float32))
+
+
+def frame_files(root: Path, sid: str) -> dict[int, str]:
+    """{t_ms: frame file name} from the detect stage's rows."""
+    return {r["t_ms"]: r["file"] for r in read_jsonl(root / "detections" / f"{sid}.jsonl")}
+
+
+def save_vectors(path: Path, crop_ids: list[str], vectors: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, crop_id=np.array(crop_ids, dtype=str), vector=vectors.astype(np.float32))
+    write_atomic(path, buf.getvalue())
+
+
+def load_vectors(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return dict(zip(data["crop_id"].tolist(), data["vector"]))
+
+
+def run(video: Video, config: Config, root: Path, progress: bool = False
+        ) -> tuple[list[str], dict[str, Any]]:
+    embedder = embedder_for(config)
+    rows = [r for r in read_jsonl(root / "crops" / video.sid / "crops.jsonl")
+            if r.get("status", KEPT) == KEPT and r["class"] == "face"]
+    files = frame_files(root, video.sid) if rows else {}
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    started = time.perf_counter()
+    for t_ms, group in groupby(rows, key=lambda r: r["t_ms"]):
+        group = list(group)
+        frame_path = root / "frames" / video.sid / files[t_ms]
+        frame = cv2.imread(str(frame_path))
+        if frame is None:
+            raise OSError(f"cannot read frame {frame_path}")
+        vectors.append(embedder.embed(frame, [face_of(r) for r in group]))
+        ids += [r["crop_id"] for r in group]
+    seconds = time.perf_counter() - started
+    out = output_path(root, video.sid)
+    save_vectors(out, ids, np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim)))
+    return [str(out.relative_to(root))], {
+        "embedded": len(ids), "model": embedder.version,
+        "ms_per_embedding": round(1000 * seconds / len(ids), 1) if ids else None}

@@ -1,0 +1,251 @@
+"""Identity on real faces: clusters of one person each, reference photos, keep: references, and
+re-tuning that embeds nothing again. Needs the test videos, the dlib weights in the shared test
+models folder (seeded into a model cache of the test's own) and the ``identity`` extra."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, parse_config
+from pipeline.dataset import MANIFEST_COLUMNS
+from pipeline.embedders.dlib import RESNET, SHAPE5
+from pipeline.run import run
+
+pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
+pytestmark = pytest.mark.testdata
+
+REPO = Path(__file__).resolve().parents[1]
+CLIPS = ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4",
+         "carphone_176x144.mp4", "ytf_aaron_guiel5.avi")
+# Track means of two different people of these clips (the two women) come 0.457 apart; 0.4
+# keeps a margin below that, and no labelled person here needs more (each is one track).
+MAX_DISTANCE = 0.4
+
+
+@pytest.fixture(scope="module")
+def model_cache(shared_models, tmp_path_factory):
+    """A model cache holding the two dlib files, as ``python -m pipeline models fetch`` leaves it."""
+    if not all((shared_models / spec.filename).is_file() for spec in (RESNET, SHAPE5)):
+        pytest.skip(f"dlib weights not in {shared_models}")
+    cache = tmp_path_factory.mktemp("models")
+    for spec in (RESNET, SHAPE5):
+        shutil.copy(shared_models / spec.filename, cache / spec.filename)
+    old = os.environ.get("PIPELINE_MODELS")
+    os.environ["PIPELINE_MODELS"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("PIPELINE_MODELS", None)
+    else:
+        os.environ["PIPELINE_MODELS"] = old
+
+
+def make_config(testdata: Path, out: Path, **identity) -> dict:
+    return {"name": "who", "output": str(out),
+            "sources": [{"path": str(testdata / "faces" / c), "label": c.split("_")[0]} for c in CLIPS],
+            "sample": {"every": 0.2},
+            # the Aaron clip's faces are ~30 px in a 320x240 broadcast
+            "detect": {"min_score": 0.5, "min_size": 20},
+            "identity": {"model": "dlib", "max_distance": MAX_DISTANCE, **identity}}
+
+
+def read_manifest(root: Path) -> list[dict]:
+    with open(root / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def person_of(row: dict, aaron_boxes: np.ndarray) -> str:
+    """Ground truth: the clip's one person; two_people's left or right one; in the Aaron clip
+    the labelled face (IoU > 0.3 with its box), else 'other' (an unlabelled player, crowd)."""
+    sid = row["source_id"]
+    x, y, w, h = (float(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+    if "two_people" in sid:
+        return "two_people_left" if x + w / 2 < 160 else "two_people_right"
+    if "aaron" in sid:
+        cx, cy, lw, lh = aaron_boxes[int(row["frame_index"])]
+        ix = max(0.0, min(cx + lw / 2, x + w) - max(cx - lw / 2, x))
+        iy = max(0.0, min(cy + lh / 2, y + h) - max(cy - lh / 2, y))
+        iou = ix * iy / (lw * lh + w * h - ix * iy)
+        return "aaron" if iou > 0.3 else "aaron_clip_other"
+    return sid.split("-")[1].split("_")[0]
+
+
+@pytest.fixture(scope="module")
+def who(testdata, model_cache, tmp_path_factory):
+    """One run of the five clips with identity on; returns (config dict, output, truth by crop)."""
+    out = tmp_path_factory.mktemp("who") / "out"
+    raw = make_config(testdata, out)
+    report = run(parse_config(raw), progress=False, log=lambda _m: None)
+    assert report.exit_code == 0, report.failed
+    aaron = np.loadtxt(testdata / "faces" / "ytf_aaron_guiel5.labeled_faces.txt", delimiter=",",
+                       usecols=(2, 3, 4, 5))
+    truth = {r["crop_id"]: person_of(r, aaron) for r in read_manifest(out)}
+    return raw, out, truth
+
+
+def test_one_cluster_per_person(who):
+    _, out, truth = who
+    rows = read_manifest(out)
+    assert all(r["identity_cluster"] for r in rows)  # every kept face crop was embedded
+    people_of = defaultdict(Counter)
+    clusters_of = defaultdict(set)
+    for r in rows:
+        people_of[r["identity_cluster"]][truth[r["crop_id"]]] += 1
+        clusters_of[truth[r["crop_id"]]].add(r["identity_cluster"])
+    labelled = ("zhling", "two_people_left", "two_people_right", "man", "carphone", "aaron")
+    purity = sum(c.most_common(1)[0][1] for c in people_of.values()) / len(rows)
+    print(f"\n{len(rows)} face crops, {len(people_of)} clusters, purity {purity:.3f}; "
+          f"clusters per person: { {p: len(clusters_of[p]) for p in clusters_of} }")
+    for person in labelled:
+        assert len(clusters_of[person]) == 1, (person, clusters_of[person])
+        (cluster,) = clusters_of[person]
+        assert set(people_of[cluster]) == {person}, (person, people_of[cluster])  # pure
+    assert len({next(iter(clusters_of[p])) for p in labelled}) == len(labelled)  # 6 people
+    assert purity == 1.0
+    summary = json.loads((out / "summary.json").read_text())["identity"]
+    assert summary["clusters"] == len(people_of)
+    assert sum(summary["per_cluster"].values()) == len(rows)
+
+
+def test_aaron_stays_one_cluster_through_the_camera_cut(who):
+    _, out, truth = who
+    aaron = [r for r in read_manifest(out) if truth[r["crop_id"]] == "aaron"]
+    frames = [int(r["frame_index"]) for r in aaron]
+    assert min(frames) < 75 < 78 < max(frames)  # the cut is between frames 75 and 78
+    assert len({r["identity_cluster"] for r in aaron}) == 1
+
+
+def test_embedding_cost_is_recorded(who):
+    _, out, _ = who
+    markers = [json.loads(p.read_text()) for p in (out / "state" / "identity").glob("*.json")]
+    assert len(markers) == len(CLIPS)
+    embedded = sum(m["result"]["embedded"] for m in markers)
+    seconds = sum(m["seconds"] for m in markers)
+    print(f"\n{embedded} embeddings, {1000 * seconds / embedded:.0f} ms each (stage time, "
+          "frames read included)")
+    assert embedded == len(read_manifest(out))
+
+
+def _cli(cwd: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    (cwd / "config.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", "config.yaml", "-q", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _copy_run(out: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    return copy
+
+
+def test_reference_photo_labels_that_person_and_keep_references_leaves_only_them(
+        who, testdata, tmp_path):
+    raw, out, truth = who
+    out = _copy_run(out, tmp_path)
+    # the reference: the face region of a frame the run did not sample (frame 12 of 19)
+    cap = cv2.VideoCapture(str(testdata / "faces" / "zhling_1280x720.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 12)
+    ok, frame = cap.read()
+    assert ok
+    row = next(r for r in read_manifest(out) if truth[r["crop_id"]] == "zhling")
+    x, y, w, h = (int(float(row[k])) for k in ("box_x", "box_y", "box_w", "box_h"))
+    cv2.imwrite(str(tmp_path / "ling.jpg"), frame[max(0, y - h):y + 2 * h, max(0, x - w):x + 2 * w])
+    markers = {p: p.stat().st_mtime_ns for p in (out / "state").glob("*/*.json")}
+    config = {**raw, "output": "out",
+              "identity": {**raw["identity"], "references": {"ling": ["ling.jpg"]},
+                           "keep": "references"}}
+    done = _cli(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    rows = read_manifest(out)
+    named = {r["crop_id"] for r in rows if r["identity"] == "ling"}
+    hers = {c for c, person in truth.items() if person == "zhling"}
+    precision, recall = len(named & hers) / max(1, len(named)), len(named & hers) / len(hers)
+    print(f"\nreference 'ling': precision {precision:.2f}, recall {recall:.2f} ({len(hers)} crops)")
+    assert named == hers
+    for r in rows:
+        if r["crop_id"] in hers:
+            assert (r["label"], r["status"]) == ("ling", "kept")
+            assert r["dataset_file"] == f"dataset/{r['split']}/ling/{Path(r['file']).name}"
+            assert float(r["identity_distance"]) <= MAX_DISTANCE
+        else:
+            assert (r["status"], r["drop_reason"], r["identity"]) == ("dropped", "identity", "")
+    assert {p.name for p in (out / "dataset").glob("*/*") if p.is_dir()} == {"ling"}
+    assert sum(1 for _ in (out / "dataset").glob("*/ling/*.jpg")) == len(hers)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["crops"]["per_label"] == {"ling": len(hers)}
+    assert summary["crops"]["dropped_by_reason"]["identity"] == len(truth) - len(hers)
+    assert summary["identity"]["per_identity"] == {"ling": len(hers)} and summary["sheets"]
+    # a global step only: no stage ran again
+    assert {p: p.stat().st_mtime_ns for p in markers} == markers
+
+
+def test_cluster_names_stay_when_a_source_is_added(who, tmp_path):
+    """The same run without its first source, then with it: the others keep their names."""
+    raw, out, _ = who
+    full = {r["crop_id"]: r["identity_cluster"] for r in read_manifest(out)}
+    out = _copy_run(out, tmp_path)
+    fewer = {**raw, "output": str(out), "sources": raw["sources"][1:]}
+    assert run(parse_config(fewer), progress=False, log=lambda _m: None).exit_code == 0
+    before = {r["crop_id"]: r["identity_cluster"] for r in read_manifest(out)}
+    assert before and "zhling" not in "".join(before)
+    assert before == {c: full[c] for c in before}
+
+
+def test_threshold_change_reruns_no_embedding(who, tmp_path):
+    raw, out, _ = who
+    out = _copy_run(out, tmp_path)
+    markers = {p: p.stat().st_mtime_ns for p in (out / "state" / "identity").glob("*.json")}
+    vectors = {p: p.stat().st_mtime_ns for p in (out / "identity").glob("*.npz")}
+    done = _cli(tmp_path, {**raw, "output": "out",
+                           "identity": {**raw["identity"], "max_distance": 0.6}})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stages"]["identity"] == {"ran": 0, "skipped": len(CLIPS), "failed": 0}
+    assert summary["identity"]["max_distance"] == 0.6
+    assert {p: p.stat().st_mtime_ns for p in markers} == markers
+    assert {p: p.stat().st_mtime_ns for p in vectors} == vectors
+
+
+def test_bad_reference_photo_is_a_usage_error(who, tmp_path):
+    raw, _, _ = who
+    (tmp_path / "blank.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((200, 200, 3), np.uint8))[1])
+    for photo, words in (("missing.jpg", "cannot read the image missing.jpg"),
+                         ("blank.jpg", "no face found in blank.jpg")):
+        config = {**raw, "output": "out2", "identity": {"references": {"ling": [photo]}}}
+        done = _cli(tmp_path, config)
+        assert done.returncode == 2
+        assert f"identity.references.ling: {words}" in done.stderr
+        assert not (tmp_path / "out2" / "frames").exists()  # stopped before any work
+
+
+def test_identity_config_errors():
+    with pytest.raises(ConfigError, match="keep: references needs"):
+        parse_config({"sources": [{"path": "a.mp4"}], "identity": {"keep": "references"}})
+    with pytest.raises(ConfigError, match="identity: needs face crops"):
+        parse_config({"sources": [{"path": "a.mp4"}], "identity": {},
+                      "detect": {"model": "ssdlite-person"}})
+
+
+def test_identity_off_changes_nothing(tmp_path):
+    from test_run import make_config as demo_config
+
+    out = tmp_path / "out"
+    report = run(parse_config(demo_config(tmp_path, sample={"every": 2.0})), progress=False,
+                 log=lambda _m: None)
+    assert report.exit_code == 0
+    with open(out / "manifest.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == MANIFEST_COLUMNS
+    summary = json.loads((out / "summary.json").read_text())
+    assert "identity" not in summary and "identity" not in summary["stages"]
+    assert not (out / "identity").exists() and not (out / "state" / "identity").exists()
