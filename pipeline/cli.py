@@ -122,7 +122,8 @@ def validate(config: str) -> None:
 
     cfg = _load(config)
     try:
-        check_output(cfg.output_dir, identity_of(cfg.name, config, cfg.output_dir))
+        root = cfg.output_dir.absolute()  # as run sees it
+        check_output(root, identity_of(cfg.name, config, root))
     except OutputRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

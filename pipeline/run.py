@@ -287,6 +287,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                 "again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True,
                              signum=interrupted)
+        # no unit runs now: scratch of units whose worker died (Ray retried them) goes too
+        state.sweep_partial(swap_tests(root))
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:

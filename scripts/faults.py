@@ -516,6 +516,8 @@ def ownership_rows(work: Path) -> list[Row]:
     # -- odd configs
     def validate(name: str, text: str) -> subprocess.CompletedProcess:
         (work / name).write_text(text, encoding="utf-8")
+        for video in ("a.mp4", "b.mp4"):  # validate checks that local sources exist
+            (work / video).touch()
         return _cli("validate", name, cwd=work)
 
     bomb = [f"l0: &l0 [{', '.join(['lol'] * 9)}]"] + [
