@@ -153,6 +153,39 @@ def sheet(config: str, by: str | None) -> None:
     click.echo(f"review page: {report.index}")
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["coco", "yolo", "labelstudio", "hf", "fiftyone"]),
+              help="coco, yolo (Ultralytics), labelstudio (pre-annotated tasks), hf (datasets "
+                   "save_to_disk) or fiftyone (FiftyOneImageDetectionDataset).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (replaced whole). Default: <output>/exports/<format>/.")
+@click.option("--all", "include_all", is_flag=True,
+              help="Also the rejected and dropped crops (default: the kept ones, as in dataset/).")
+@click.option("--push", metavar="REPO", default=None,
+              help="hf only: also upload to the Hugging Face Hub as REPO (needs a login).")
+def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None) -> None:
+    """Write the run's boxes and images in another tool's format (reads the manifest only)."""
+    from .export import ExportError, export as run_export
+
+    cfg = _load(config)
+    if push is not None and fmt != "hf":
+        click.echo("error: --push works with --format hf only", err=True)
+        sys.exit(2)
+    try:
+        report = run_export(cfg.output_dir, fmt, out, include_all)
+    except ExportError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
+    if push is not None:
+        from .export.hf import push as push_hf
+
+        push_hf(report.folder, push)
+        click.echo(f"pushed to the Hugging Face Hub as {push}")
+
+
 @main.group()
 def models() -> None:
     """Detectors and their weights."""

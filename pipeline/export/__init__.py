@@ -1,0 +1,60 @@
+"""Exports of a finished run into the formats of the tools people already use.
+
+Every format is a module with one function, ``write(frames, root, out)``: the frames with their
+boxes (``frames.read_frames``, the one reader of the manifest and the sampled frames), the run's
+output folder, and an empty folder to fill. ``export`` fills a temporary folder and renames it
+into place, so an export is never half written and a rerun replaces the previous one whole.
+Nothing here runs a stage.
+"""
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..state import fresh_tmp_dir, replace_dir
+from .frames import ExportError, read_frames
+
+FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote."""
+
+    format: str
+    folder: Path
+    frames: int
+    boxes: int
+
+
+def default_folder(root: Path, fmt: str) -> Path:
+    return root / "exports" / fmt
+
+
+def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False) -> ExportReport:
+    """Write the run in ``root`` as ``fmt`` into ``out`` (default ``<root>/exports/<fmt>``).
+
+    Kept crops only unless ``include_all`` (rejected and dropped ones too).
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
+    frames = read_frames(root, include_all)
+    if not frames:
+        raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
+                          f"{root}/manifest.jsonl")
+    final = Path(out) if out is not None else default_folder(root, fmt)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fresh_tmp_dir(final)
+    try:
+        importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp)
+    except BaseException:
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final)
+    return ExportReport(fmt, final, len(frames), sum(len(f.boxes) for f in frames))
+
+
+__all__ = ["FORMATS", "ExportError", "ExportReport", "default_folder", "export"]
