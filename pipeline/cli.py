@@ -109,6 +109,23 @@ def validate(config: str) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--faces", "kind", flag_value="faces", default=True,
+              help="Face crops with the YuNet detector (the default).")
+@click.option("--people", "kind", flag_value="people", help="Person crops with SSDLite.")
+def init(file: Path, kind: str) -> None:
+    """Write a commented config to start from (never over an existing file)."""
+    from .starter import write_starter
+
+    try:
+        write_starter(file, kind)  # type: ignore[arg-type]
+    except FileExistsError:
+        click.echo(f"error: {file} already exists; give another file name or delete it", err=True)
+        sys.exit(2)
+    click.echo(f"{file}: written ({kind}); edit its sources, then: python -m pipeline plan {file}")
+
+
+@main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def status(config: str) -> None:
     """What is done, failed and pending, per stage (reads the markers; no network)."""
