@@ -46,8 +46,10 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Where the sources are processed, overriding the config's executor.kind: local "
                    "processes, or Ray tasks (the config's executor.address, else a local Ray instance).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N videos of each sources entry (a trial run; the listing is kept whole).")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool, rejects: Path | None, executor: str | None) -> None:
+        quiet: bool, rejects: Path | None, executor: str | None, limit: int | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .executors import ExecutorError
     from .run import run as run_pipeline
@@ -58,7 +60,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=lambda m: click.echo(m, err=True),
-                              rejects=rejects)
+                              rejects=rejects, limit=limit)
     except (LockError, ExecutorError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -123,6 +125,21 @@ def init(file: Path, kind: str) -> None:
         click.echo(f"error: {file} already exists; give another file name or delete it", err=True)
         sys.exit(2)
     click.echo(f"{file}: written ({kind}); edit its sources, then: python -m pipeline plan {file}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N videos of each sources entry, as run --limit N would do.")
+@click.option("--refresh-sources", is_flag=True,
+              help="List playlists, channels and searches again instead of using the saved list.")
+def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
+    """What a run would do, how long it would take and the disk it needs, without doing it."""
+    from .plan import make_plan, plan_lines
+
+    cfg = _load(config)
+    for line in plan_lines(make_plan(cfg, limit=limit, refresh=refresh_sources), cfg):
+        click.echo(line)
 
 
 @main.command()

@@ -19,7 +19,7 @@ from .config import Config
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
-from .sources import Expansion, Video, expand_sources
+from .sources import Expansion, Video, cap_per_source, expand_sources
 from .stages import crop, detect, download, sample
 from .state import STAGES, Marker, RunLock, State
 
@@ -192,11 +192,13 @@ def _preflight_detector(config: Config) -> None:
 
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
         progress: bool = True, refresh_sources: bool = False,
-        log: Callable[[str], None] = print, rejects: Path | str | None = None) -> RunReport:
+        log: Callable[[str], None] = print, rejects: Path | str | None = None,
+        limit: int | None = None) -> RunReport:
     """Run (or resume) everything the config asks for; returns what happened.
 
     ``rejects``: a file of crop ids to leave out of ``dataset/`` (default ``<output>/rejects.txt``
     when present); it is a global step only, so it never makes a stage run again.
+    ``limit``: at most that many videos of each ``sources`` entry (a trial run).
     """
     unknown = set(force) - set(STAGES)
     if unknown:
@@ -209,7 +211,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     with _output_lock(root), open_executor(config, root, log) as executor:
         state = State(root)
         state.sweep_partial()
-        expansion = expand_sources(config, state, refresh=refresh_sources)
+        expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
         outcomes = _expansion_failures(expansion, state)
         _preflight_detector(config)
         bar = _bar(len(expansion.videos), progress)
