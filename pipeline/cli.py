@@ -220,6 +220,44 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         click.echo(f"pushed to the Hugging Face Hub as {push}")
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Also open the page in the web browser.")
+def review(config: str, port: int, open_browser: bool) -> None:
+    """Serve the review page on 127.0.0.1; its save button writes <output>/rejects.txt."""
+    from .review import ReviewServer
+    from .sheet import SheetError, build_sheets
+    from .state import RunLock
+
+    cfg = _load(config)
+    root = cfg.output_dir
+    if not (root / "manifest.jsonl").is_file():
+        click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
+        sys.exit(2)
+    try:
+        with RunLock(root):  # the page as the manifest says (kept as it is when up to date)
+            build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
+        server = ReviewServer(root, port, on_save=lambda n: click.echo(
+            f"saved {n} crop id(s) to {root / 'rejects.txt'}; run the pipeline again to apply them"))
+    except (SheetError, LockError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"review page: {server.url}  (Ctrl-C to stop)", nl=True)
+    sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.httpd.server_close()
+
+
 @main.group()
 def models() -> None:
     """Detectors and their weights."""
