@@ -48,13 +48,24 @@ def main() -> None:
                    "processes, or Ray tasks (the config's executor.address, else a local Ray instance).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="At most N videos of each sources entry (a trial run; the listing is kept whole).")
+@click.option("--verbose", "-v", count=True,
+              help="A line per stage and source (stage, source, seconds, counts); -vv: debugging too.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append those lines, with times, to FILE (to read a long run afterwards).")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool, rejects: Path | None, executor: str | None, limit: int | None) -> None:
+        quiet: bool, rejects: Path | None, executor: str | None, limit: int | None,
+        verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .executors import ExecutorError
     from .run import run as run_pipeline
+    from .runlog import configure
 
     cfg = _load(config)
+    try:
+        configure(verbose, log_file)
+    except OSError as exc:
+        click.echo(f"error: cannot write the log file {log_file}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     if executor is not None:
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:

@@ -19,6 +19,7 @@ from .config import Config
 from .dataset import DatasetReport, build_dataset, rejects_file_for, write_summary
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
+from .runlog import log as run_log, log_outcome
 from .sources import Expansion, Video, cap_per_source, expand_sources
 from .stages import crop, detect, download, sample
 from .state import STAGES, Marker, RunLock, State
@@ -213,6 +214,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state.sweep_partial()
         expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
         outcomes = _expansion_failures(expansion, state)
+        run_log.info(f"run {config.name}: {len(expansion.videos)} video(s) to check, output {root}")
+        for outcome in outcomes:
+            log_outcome(outcome)
         _preflight_detector(config)
         bar = _bar(len(expansion.videos), progress)
         interrupted = False
@@ -223,6 +227,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             with closing(units):  # leaving early stops the units still running
                 for outcome in units:
                     outcomes.append(outcome)
+                    log_outcome(outcome)
                     bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
                     bar.update(1)
         except KeyboardInterrupt:
@@ -241,6 +246,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
+        run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
+                     f"failed, {report.kept} crops kept, {report.rejected} rejected")
     return result
 
 
