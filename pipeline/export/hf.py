@@ -8,44 +8,55 @@ as x, y, w, h in frame pixels, the frame's size). ``push`` sends it to the Hub a
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from ..state import fingerprint
 from .frames import ExportFrame
 
 PROVENANCE = ("crop_id", "source_id", "source_url", "title", "uploader", "license", "t_s",
               "frame_index", "track_id", "class", "score", "status")
 
 
-def rows(frames: list[ExportFrame], root: Path) -> list[dict[str, Any]]:
-    out = []
+def rows(frames: list[ExportFrame], root: Path) -> Iterator[dict[str, Any]]:
+    """One record per box; crop images are read one at a time (a large run never sits in memory)."""
     for frame in frames:
         for box in frame.boxes:
             file = box.row.get("file")
             image = ({"bytes": (root / file).read_bytes(), "path": Path(file).name}
                      if file else None)  # a dropped crop (with --all) has no file
-            out.append({"image": image, "label": box.row["label"], "split": frame.split,
-                        **{k: box.row.get(k) for k in PROVENANCE},
-                        "box": [box.x, box.y, box.w, box.h],
-                        "frame_width": frame.width, "frame_height": frame.height})
-    return out
+            yield {"image": image, "label": box.row["label"], "split": frame.split,
+                   **{k: box.row.get(k) for k in PROVENANCE},
+                   "box": [box.x, box.y, box.w, box.h],
+                   "frame_width": frame.width, "frame_height": frame.height}
+
+
+def features_for(labels: list[str]) -> Any:
+    import datasets
+
+    kinds = {"t_s": "float64", "score": "float64", "frame_index": "int64", "track_id": "int64"}
+    return datasets.Features({
+        "image": datasets.Image(), "label": datasets.ClassLabel(names=labels),
+        "split": datasets.Value("string"),
+        **{k: datasets.Value(kinds.get(k, "string")) for k in PROVENANCE},
+        "box": datasets.Sequence(datasets.Value("float64"), length=4),
+        "frame_width": datasets.Value("int64"), "frame_height": datasets.Value("int64")})
 
 
 def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
     import datasets
 
-    records = rows(frames, root)
-    labels = sorted({r["label"] for r in records})
-    features = datasets.Features({
-        "image": datasets.Image(), "label": datasets.ClassLabel(names=labels),
-        "split": datasets.Value("string"),
-        **{k: datasets.Value("float64" if k in ("t_s", "score") else
-                             "int64" if k in ("frame_index", "track_id") else "string")
-           for k in PROVENANCE},
-        "box": datasets.Sequence(datasets.Value("float64"), length=4),
-        "frame_width": datasets.Value("int64"), "frame_height": datasets.Value("int64")})
-    columns = {k: [r[k] for r in records] for k in features}
-    datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(out))
+    labels = sorted({b.row["label"] for f in frames for b in f.boxes})
+    ids = fingerprint([b.row["crop_id"] for f in frames for b in f.boxes], labels)
+    # datasets writes Arrow shards into a cache as the generator runs, then save_to_disk copies
+    # them; the cache is scratch beside the export (swept by the next run if this one dies).
+    with tempfile.TemporaryDirectory(prefix=".hf-cache.", suffix=".tmp", dir=out.parent) as cache:
+        ds = datasets.Dataset.from_generator(rows, features=features_for(labels), cache_dir=cache,
+                                             gen_kwargs={"frames": frames, "root": root},
+                                             fingerprint=ids)
+        ds.save_to_disk(str(out))
+        del ds  # its memory-mapped cache files must be closed before the cache goes
 
 
 def push(folder: Path, repo: str) -> None:
