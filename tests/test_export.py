@@ -117,7 +117,8 @@ def test_yolo_labels_read_back_within_a_pixel(demo):
 
 def test_labelstudio_tasks_follow_the_documented_format(demo):
     folder = export(demo, "labelstudio")
-    config = ET.fromstring((folder / "label_config.xml").read_text())
+    config_text = (folder / "label_config.xml").read_text()
+    config = ET.fromstring(config_text)
     image_tag = config.find("Image")
     rect = config.find("RectangleLabels")
     assert image_tag.get("value") == "$image" and rect.get("toName") == image_tag.get("name")
@@ -145,7 +146,21 @@ def test_labelstudio_tasks_follow_the_documented_format(demo):
             assert_close((v["x"] * w / 100, v["y"] * h / 100, v["width"] * w / 100,
                           v["height"] * h / 100), row, image)
             seen.add(result["id"])
+        validate_with_label_studio(config_text, task)
     assert seen == set(want)
+
+
+def validate_with_label_studio(config_text: str, task: dict) -> None:
+    """Label Studio's own validator of predictions against a labelling config, when its SDK is
+    installed (the files are checked against the documented format above either way)."""
+    try:
+        from label_studio_sdk.label_interface import LabelInterface
+    except ImportError:
+        return
+    interface = LabelInterface(config_text)
+    assert all(task["data"].get(obj.value_name) for obj in interface.objects)
+    for prediction in task["predictions"]:
+        assert interface.validate_prediction(prediction, return_errors=True) == []
 
 
 def test_hf_dataset_saved_to_disk_loads_with_boxes_and_provenance(demo):

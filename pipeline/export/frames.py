@@ -113,3 +113,7 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
         return {int(r["t_ms"]): r for r in read_jsonl(path)}
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot read {path} ({exc}): rerun the pipeline to sample it again") from exc
+
+
+__all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "read_frames",
+           "read_manifest"]
