@@ -13,6 +13,7 @@ import click
 
 from .config import Config, ConfigError, load_config
 from .errors import OutputUnwritable
+from .export import FORMATS as EXPORT_FORMATS
 from .state import STAGES, LockError
 
 
@@ -200,8 +201,7 @@ def sheet(config: str, by: str | None) -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", required=True,
-              type=click.Choice(["coco", "yolo", "labelstudio", "hf", "fiftyone"]),
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
               help="coco, yolo (Ultralytics), labelstudio (pre-annotated tasks), hf (datasets "
                    "save_to_disk) or fiftyone (FiftyOneImageDetectionDataset).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..state import fresh_tmp_dir, replace_dir
-from .frames import ExportError, read_frames
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
+
+
+class ExportError(Exception):
+    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
+    from .frames import read_frames  # the package itself stays light: the CLI imports FORMATS
+
     frames = read_frames(root, include_all)
     if not frames:
         raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "

@@ -16,10 +16,7 @@ from ..dataset import _link as link  # hard link (no extra space), else a copy
 from ..detections import CLASS_NAMES
 from ..quality import KEPT
 from ..state import read_jsonl
-
-
-class ExportError(Exception):
-    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
+from . import ExportError
 
 
 @dataclass(frozen=True)
