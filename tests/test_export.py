@@ -244,3 +244,19 @@ def test_export_before_a_run_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "no manifest" in result.stderr and "run the pipeline first" in result.stderr
     assert not (tmp_path / "out" / "exports").exists()
+
+
+def test_export_never_replaces_a_folder_it_did_not_write(demo):
+    mine = demo.root.parent / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = cli(demo.root.parent, "export", "run.yaml", "--format", "yolo", "--out", "mine")
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    again = cli(demo.root.parent, "export", "run.yaml", "--format", "yolo", "--out", "elsewhere/yolo")
+    assert again.returncode == 0, again.stderr
+    folder = demo.root.parent / "elsewhere" / "yolo"
+    assert (folder / "data.yaml").is_file()
+    assert cli(demo.root.parent, "export", "run.yaml", "--format", "coco", "--out",
+               "elsewhere/yolo").returncode == 0, "an earlier export is replaced"
+    assert not (folder / "data.yaml").exists() and list(folder.glob("*/_annotations.coco.json"))

@@ -13,9 +13,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state import fresh_tmp_dir, replace_dir
+from ..state import fresh_tmp_dir, replace_dir, write_json
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
+MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it
 
 
 class ExportError(Exception):
@@ -30,6 +31,16 @@ class ExportReport:
     folder: Path
     frames: int
     boxes: int
+
+
+def check_replaceable(folder: Path) -> None:
+    """An export replaces its folder whole, so the folder must be new, empty, or an export (it
+    holds ``MARK``): ``--out ~/Desktop`` must never wipe a desktop."""
+    if folder.is_file():
+        raise ExportError(f"{folder} is a file: give a folder to export into")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARK).is_file():
+        raise ExportError(f"{folder} is not empty and holds no earlier export (which would be "
+                          "replaced whole): give a new or empty folder")
 
 
 def default_folder(root: Path, fmt: str) -> Path:
@@ -50,12 +61,13 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
         raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
                           f"{root}/manifest.jsonl")
     final = Path(out) if out is not None else default_folder(root, fmt)
+    check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = fresh_tmp_dir(final)
     try:
         importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp)
+        write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all})
     except BaseException:
-
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_dir(tmp, final)
