@@ -146,7 +146,7 @@ def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> 
             info = None
     if info is not None:
         planned.duration_s, planned.width, planned.height = info.duration_s, info.width, info.height
-        if path is not None and video.kind == "url" and state.read("download", video.sid):
+        if video.kind == "url":  # a finished download
             planned.duration_s = _original_duration(state, video) or planned.duration_s
     else:
         entry = listing.get(video.sid, {})
