@@ -13,6 +13,7 @@ import click
 
 from .config import Config, ConfigError, load_config
 from .errors import OutputUnwritable
+from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
 from .state import STAGES, LockError
 
@@ -50,22 +51,35 @@ def main() -> None:
 @click.option("--take-over", is_flag=True,
               help="Use an output folder that another config made (its dataset/ is rebuilt from "
                    "this config); without it such a folder is refused.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N videos of each sources entry (a trial run; the listing is kept whole).")
+@click.option("--verbose", "-v", count=True,
+              help="A line per stage and source (stage, source, seconds, counts); -vv: debugging too.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append those lines, with times, to FILE (to read a long run afterwards).")
 def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources: bool,
-        quiet: bool, rejects: Path | None, executor: str | None, take_over: bool) -> None:
+        quiet: bool, rejects: Path | None, executor: str | None, take_over: bool,
+        limit: int | None, verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .dataset import RejectsError
     from .executors import ExecutorError
     from .identity import IdentityError
     from .ownership import OutputRefused
     from .run import run as run_pipeline
+    from .runlog import configure
 
     cfg = _load(config)
+    try:
+        configure(verbose, log_file)
+    except OSError as exc:
+        click.echo(f"error: cannot write the log file {log_file}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     if executor is not None:
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=_log, rejects=rejects,
-                              config_file=config, take_over=take_over)
+                              config_file=config, take_over=take_over, limit=limit)
     except (LockError, ExecutorError, OutputRefused, RejectsError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -143,6 +157,38 @@ def validate(config: str) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--faces", "kind", flag_value="faces", default=True,
+              help="Face crops with the YuNet detector (the default).")
+@click.option("--people", "kind", flag_value="people", help="Person crops with SSDLite.")
+def init(file: Path, kind: str) -> None:
+    """Write a commented config to start from (never over an existing file)."""
+    from .starter import write_starter
+
+    try:
+        write_starter(file, kind)  # type: ignore[arg-type]
+    except FileExistsError:
+        click.echo(f"error: {file} already exists; give another file name or delete it", err=True)
+        sys.exit(2)
+    click.echo(f"{file}: written ({kind}); edit its sources, then: python -m pipeline plan {file}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N videos of each sources entry, as run --limit N would do.")
+@click.option("--refresh-sources", is_flag=True,
+              help="List playlists, channels and searches again instead of using the saved list.")
+def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
+    """What a run would do, how long it would take and the disk it needs, without doing it."""
+    from .plan import make_plan, plan_lines
+
+    cfg = _load(config)
+    for line in plan_lines(make_plan(cfg, limit=limit, refresh=refresh_sources), cfg):
+        click.echo(line)
+
+
+@main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def status(config: str) -> None:
     """What is done, failed and pending, per stage (reads the markers; no network)."""
@@ -186,6 +232,76 @@ def sheet(config: str, by: str | None) -> None:
         sys.exit(2)
     click.echo(f"sheets: {len(report.images)} image(s) in {report.dir}/")
     click.echo(f"review page: {report.index}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
+              help="coco, yolo (Ultralytics), labelstudio (pre-annotated tasks), hf (datasets "
+                   "save_to_disk) or fiftyone (FiftyOneImageDetectionDataset).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (replaced whole). Default: <output>/exports/<format>/.")
+@click.option("--all", "include_all", is_flag=True,
+              help="Also the rejected and dropped crops (default: the kept ones, as in dataset/).")
+@click.option("--push", metavar="REPO", default=None,
+              help="hf only: also upload to the Hugging Face Hub as REPO (needs a login).")
+def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None) -> None:
+    """Write the run's boxes and images in another tool's format (reads the manifest only)."""
+    from .export import ExportError, export as run_export
+
+    cfg = _load(config)
+    if push is not None and fmt != "hf":
+        click.echo("error: --push works with --format hf only", err=True)
+        sys.exit(2)
+    try:
+        report = run_export(cfg.output_dir, fmt, out, include_all)
+    except ExportError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
+    if push is not None:
+        from .export.hf import push as push_hf
+
+        push_hf(report.folder, push)
+        click.echo(f"pushed to the Hugging Face Hub as {push}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Also open the page in the web browser.")
+def review(config: str, port: int, open_browser: bool) -> None:
+    """Serve the review page on 127.0.0.1; its save button writes <output>/rejects.txt."""
+    from .review import ReviewServer
+    from .sheet import SheetError, build_sheets
+    from .state import RunLock
+
+    cfg = _load(config)
+    root = cfg.output_dir
+    if not (root / "manifest.jsonl").is_file():
+        click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
+        sys.exit(2)
+    try:
+        with RunLock(root):  # the page as the manifest says (kept as it is when up to date)
+            build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
+        server = ReviewServer(root, port, on_save=lambda n: click.echo(
+            f"saved {n} crop id(s) to {root / 'rejects.txt'}; run the pipeline again to apply them"))
+    except (SheetError, LockError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"review page: {server.url}  (Ctrl-C to stop)", nl=True)
+    sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.httpd.server_close()
 
 
 @main.group()

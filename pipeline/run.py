@@ -23,8 +23,9 @@ from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_reject
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
 from .ownership import Claim, check_output, identity_of
+from .runlog import log as run_log, log_outcome
 from .signals import exit_code, signal_of, stop_on_signals
-from .sources import Expansion, Video, expand_sources
+from .sources import Expansion, Video, cap_per_source, expand_sources
 from .stages import crop, detect, download, identity, sample
 from .state import STAGES, Marker, RunLock, State
 
@@ -235,13 +236,15 @@ def _preflight_identity(config: Config) -> None:
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
         progress: bool = True, refresh_sources: bool = False,
         log: Callable[[str], None] = print, rejects: Path | str | None = None,
-        config_file: Path | str | None = None, take_over: bool = False) -> RunReport:
+        config_file: Path | str | None = None, take_over: bool = False,
+        limit: int | None = None) -> RunReport:
     """Run (or resume) everything the config asks for; returns what happened.
 
     ``rejects``: a file of crop ids to leave out of ``dataset/`` (default ``<output>/rejects.txt``
     when present); it is a global step only, so it never makes a stage run again.
     ``config_file``: the file the config came from, part of the identity that owns the output
     folder (``pipeline.ownership``); ``take_over`` lets this config have another config's folder.
+    ``limit``: at most that many videos of each ``sources`` entry (a trial run).
     """
     unknown = set(force) - set(STAGES)
     if unknown:
@@ -262,8 +265,11 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
         state = State(root)
         state.sweep_partial(swap_tests(root))
-        expansion = expand_sources(config, state, refresh=refresh_sources)
+        expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
         outcomes = _expansion_failures(expansion, state)
+        run_log.info(f"run {config.name}: {len(expansion.videos)} video(s) to check, output {root}")
+        for outcome in outcomes:
+            log_outcome(outcome)
         _preflight_detector(config, progress, log)
         _preflight_identity(config)
         bar = _bar(len(expansion.videos), progress)
@@ -275,6 +281,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             with closing(units):  # leaving early stops the units still running
                 for outcome in units:
                     outcomes.append(outcome)
+                    log_outcome(outcome)
                     bar.set_postfix_str(f"failed {sum(not o.ok for o in outcomes)}", refresh=False)
                     bar.update(1)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
@@ -299,6 +306,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
+        run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
+                     f"failed, {report.kept} crops kept, {report.rejected} rejected")
     return result
 
 

@@ -75,12 +75,28 @@ def read_manifest(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def format_time(t_s: float) -> str:
-    """``mm:ss`` (``h:mm:ss`` past an hour), floored like a player's clock."""
-    total = max(0, int(math.floor(t_s + 1e-6)))
+def format_time(t_s: float, decimals: int = 0) -> str:
+    """``mm:ss`` (``h:mm:ss`` past an hour), floored like a player's clock; ``decimals`` digits
+    of the second after a point (``00:01.4``) when frames are less than a second apart."""
+    scale = 10 ** decimals
+    ticks = max(0, int(math.floor(t_s * scale + 1e-6)))
+    total, frac = divmod(ticks, scale)
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+    tail = f".{frac:0{decimals}d}" if decimals else ""
+    return f"{h}:{m:02d}:{s:02d}{tail}" if h else f"{m:02d}:{s:02d}{tail}"
+
+
+def time_decimals(rows: Iterable[dict[str, Any]]) -> int:
+    """1 when two crops of a source fall in the same second (sampling faster than 1 frame/s,
+    where whole seconds would caption them alike), else 0."""
+    seen: dict[tuple[str, int], float] = {}
+    for r in rows:
+        t = float(r["t_s"])
+        key = (r["source_id"], int(math.floor(t + 1e-6)))
+        if seen.setdefault(key, t) != t:
+            return 1
+    return 0
 
 
 _FILE_SID = re.compile(r"^file-(.+)-([0-9a-f]{8})$")
@@ -268,17 +284,17 @@ def header_lines(h: Header) -> tuple[str, str]:
     return f"{h.run} · {h.group}", f"{crops}{rejected}{dropped}{pages} · {h.date}"
 
 
-def caption_lines(row: dict[str, Any], short: str, with_label: bool = False
+def caption_lines(row: dict[str, Any], short: str, with_label: bool = False, decimals: int = 0
                   ) -> tuple[list[str], str, str]:
     """(text lines, time, score) under a tile: the source's short id, on split sheets the label
     first (a split mixes labels); time and score share the last line."""
     lines = [row["label"], short] if with_label else [short]
     score = row.get("score")
-    return lines, format_time(float(row["t_s"])), "" if score is None else f"{float(score):.2f}"
+    return lines, format_time(float(row["t_s"]), decimals), "" if score is None else f"{float(score):.2f}"
 
 
 def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout: Layout,
-                 short: dict[str, str], with_label: bool = False):
+                 short: dict[str, str], with_label: bool = False, decimals: int = 0):
     """One page as a PIL image: header, then a tile (thumbnail + caption) per row."""
     from PIL import Image, ImageDraw, ImageOps
 
@@ -311,7 +327,8 @@ def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout:
         except OSError:
             draw.text((cell[0] + 6, y + layout.thumb // 2 - layout.caption_px), "missing",
                       font=cap_font, fill=(160, 40, 40))
-        lines, when, score = caption_lines(row, short.get(row["source_id"], row["source_id"]), with_label)
+        lines, when, score = caption_lines(row, short.get(row["source_id"], row["source_id"]), with_label,
+                                           decimals)
         ty = y + layout.thumb + 4
         if layout.tile_w == layout.thumb:  # text flush with the thumbnail's edges
             for text in lines:
@@ -333,7 +350,7 @@ def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout:
 
 # ----------------------------------------------------------------------------- the HTML page
 
-def page_data(rows: list[dict[str, Any]], run: str, generated: str) -> dict[str, Any]:
+def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: int = 0) -> dict[str, Any]:
     """What the page shows, as plain JSON (the only way outside strings reach it)."""
     short = short_ids(r["source_id"] for r in rows)
     sources: dict[str, dict[str, Any]] = {}
@@ -344,7 +361,7 @@ def page_data(rows: list[dict[str, Any]], run: str, generated: str) -> dict[str,
                                  "uploader": r.get("uploader") or "", "url": r.get("source_url") or ""})
         t = float(r["t_s"])
         crops.append({"id": r["crop_id"], "img": "../" + quote(r["file"].replace("\\", "/")),
-                      "label": r["label"], "split": r["split"], "source": sid, "t": t, "time": format_time(t),
+                      "label": r["label"], "split": r["split"], "source": sid, "t": t, "time": format_time(t, decimals),
                       "score": r.get("score"), "link": source_link(r.get("source_url"), t),
                       "status": r.get("status") or KEPT})
     labels = sorted({r["label"] for r in rows})
@@ -369,11 +386,12 @@ def _csp_hash(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
-def render_index(rows: list[dict[str, Any]], run: str, generated: str, thumb: int = 128) -> str:
+def render_index(rows: list[dict[str, Any]], run: str, generated: str, thumb: int = 128,
+                 decimals: int = 0) -> str:
     """The review page as one HTML string (static; thumbnails link to ``../crops/...``)."""
-    data = page_data(rows, run, generated)
+    data = page_data(rows, run, generated, decimals)
     css = _CSS.replace("--thumb: 128px", f"--thumb: {int(thumb)}px")
-    csp = ("default-src 'none'; img-src 'self' file: http: https: data:; "
+    csp = ("default-src 'none'; img-src 'self' file: http: https: data:; connect-src 'self'; "
            f"style-src '{_csp_hash(css)}'; script-src '{_csp_hash(_JS)}'; "
            "base-uri 'none'; form-action 'none'")
     name = html.escape(run)
@@ -455,6 +473,7 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     s = config.sheet
     kept = [r for r in rows if r["status"] == KEPT]
     short = short_ids(r["source_id"] for r in rows)
+    decimals = time_decimals(rows)
     tmp = fresh_tmp_dir(final)
     report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
                          rejected=sum(r["status"] == REJECTED for r in rows),
@@ -474,13 +493,13 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
                 title = f"{group} split" if key == "split" else group
                 header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
                                 dropped[group])
-                image = render_sheet(root, page_rows, header, layout, short, with_label)
+                image = render_sheet(root, page_rows, header, layout, short, with_label, decimals)
                 path = tmp / names[(group, k)]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
                 report.images.append(final / names[(group, k)])
     shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
-    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb))
+    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals))
     write_json(tmp / BUILT, {"fingerprint": fp, "date": date, "crops": report.crops,
                              "dropped": report.dropped,
                              "rejected": report.rejected,
@@ -515,9 +534,10 @@ _BODY = """<header>
     <span id="review-state" class="muted"></span>
     <button id="save" type="button">Save rejects.txt</button>
   </div>
-  <p class="help muted">Click a crop to reject it, click again to restore it. Save the list, put it in the
-  run's output folder as <code>rejects.txt</code> and run again: rejected crops leave <code>dataset/</code>,
-  nothing is recomputed.</p>
+  <p class="help muted">Click a crop to reject it, click again to restore it (keys: arrows move, <kbd>x</kbd>
+  rejects, <kbd>u</kbd> undoes). Save the list (served by <code>python -m pipeline review</code>, it is written
+  into the output folder; from disk, put the downloaded file there as <code>rejects.txt</code>) and run again:
+  rejected crops leave <code>dataset/</code>, nothing is recomputed.</p>
 </header>
 <main id="groups"></main>
 <noscript><p>This page needs JavaScript to show the crops.</p></noscript>"""
@@ -568,6 +588,34 @@ _JS = r"""
   const initial = new Set(data.crops.filter((c) => c.status === "rejected").map((c) => c.id));
   const rejected = new Set(initial);
   const figures = new Map();
+
+  // Decisions survive a reload: localStorage keeps, per run and by crop id, the crops whose
+  // state differs from the manifest, as now ("now") and as last saved ("saved"). Ids that are
+  // not on this page are ignored; entries the manifest has caught up with fall away on the next write.
+  const storeKey = "pipeline-review:" + data.run;
+  function diffFromManifest(set) {
+    const out = {};
+    for (const c of data.crops) if (set.has(c.id) !== (c.status === "rejected")) out[c.id] = set.has(c.id);
+    return out;
+  }
+  function writeStore() {
+    try {
+      localStorage.setItem(storeKey, JSON.stringify({now: diffFromManifest(rejected), saved: diffFromManifest(initial)}));
+    } catch (e) { /* storage disabled: the page works without it */ }
+  }
+  function applyStored(map, set) {
+    for (const [id, rej] of Object.entries(map || {})) {
+      if (!byId.has(id)) continue;
+      if (rej) set.add(id); else set.delete(id);
+    }
+  }
+  try {
+    const stored = JSON.parse(localStorage.getItem(storeKey) || "{}") || {};
+    applyStored(stored.now, rejected);
+    applyStored(stored.saved, initial);
+  } catch (e) { /* nothing stored, or unreadable: start from the manifest */ }
+  const undo = [];  // crop ids, most recent change last
+  let savedNote = "";
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -738,7 +786,7 @@ _JS = r"""
     for (const id of initial) if (!rejected.has(id)) removed += 1;
     const dirty = added + removed > 0;
     $("review-state").textContent = dirty ? "unsaved: " + added + " newly rejected, " + removed + " restored" :
-      (nRej ? nRej + " rejected in this run's manifest" : "no crop rejected");
+      savedNote || (nRej ? nRej + " rejected in this run's manifest" : "no crop rejected");
     const save = $("save");
     save.textContent = "Save rejects.txt (" + nRej + ")";
     save.classList.toggle("dirty", dirty);
@@ -747,8 +795,9 @@ _JS = r"""
 
   // The clicked crop stays in view even when a status filter no longer matches it, so a
   // mistaken click can be undone where it happened; the filters apply again when changed.
-  function toggle(id) {
+  function toggle(id, record = true) {
     const now = !rejected.has(id);
+    if (record) undo.push(id);
     if (now) rejected.add(id); else rejected.delete(id);
     const fig = figures.get(id);
     if (fig) {
@@ -760,14 +809,44 @@ _JS = r"""
         writeSection(s);
       }
     }
+    savedNote = "";
+    writeStore();
     updateCounts();
   }
 
-  function save() {
+  function markSaved(note) {
+    initial.clear();
+    for (const id of rejected) initial.add(id);
+    savedNote = note;
+    writeStore();
+    updateCounts();
+  }
+
+  // Served by `python -m pipeline review`: the server writes rejects.txt into the output folder.
+  // Opened from disk (or if the server is gone): the file is downloaded, as before.
+  async function save() {
     const ids = data.crops.map((c) => c.id).filter((id) => rejected.has(id));
     const text = "# rejects.txt for run " + data.run + ", saved " + new Date().toISOString() + "\n" +
       "# Put this file in the run's output folder and run again. One crop id a line.\n" +
       ids.map((id) => id + "\n").join("");
+    if (location.protocol === "http:") {
+      try {
+        const r = await fetch("/api/rejects", {method: "POST", body: text,
+                                               headers: {"Content-Type": "text/plain; charset=utf-8"}});
+        if (!r.ok) throw new Error(await r.text());
+        const info = await r.json();
+        markSaved("saved " + info.count + " crop id(s) to " + info.file + ": run the pipeline again to apply them");
+        return;
+      } catch (err) {
+        savedNote = "";
+        $("review-state").textContent = "the review server did not save (" + err.message + "); downloading instead";
+      }
+    }
+    download(text);
+    markSaved("");
+  }
+
+  function download(text) {
     const url = URL.createObjectURL(new Blob([text], {type: "text/plain"}));
     const a = el("a");
     a.href = url;
@@ -776,10 +855,45 @@ _JS = r"""
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
-    initial.clear();
-    for (const id of rejected) initial.add(id);
-    updateCounts();
   }
+
+  // Keyboard: arrows move between the crops shown, x rejects the current one and moves on,
+  // u undoes the last change (click or key). Keys typed into the filters are left alone.
+  function shown() { return [...document.querySelectorAll("#groups figure:not([hidden])")]; }
+  function focusFigure(fig) {
+    if (!fig) return;
+    const btn = fig.querySelector("button.thumb");
+    btn.focus({preventScroll: true});
+    fig.scrollIntoView({block: "nearest"});
+  }
+  function columns(figs, i) {
+    const top = figs[i].offsetTop, grid = figs[i].parentElement;
+    return Math.max(1, figs.filter((f) => f.parentElement === grid && f.offsetTop === top).length);
+  }
+  const STEP = {ArrowLeft: -1, ArrowRight: 1};
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey || (e.target.closest && e.target.closest("#filters"))) return;
+    const figs = shown();
+    const current = document.activeElement && document.activeElement.closest ?
+      document.activeElement.closest("#groups figure") : null;
+    const i = current ? figs.indexOf(current) : -1;
+    if (e.key in STEP || e.key === "ArrowUp" || e.key === "ArrowDown") {
+      if (!figs.length) return;
+      e.preventDefault();
+      if (i < 0) { focusFigure(figs[0]); return; }
+      const step = e.key in STEP ? STEP[e.key] : (e.key === "ArrowUp" ? -1 : 1) * columns(figs, i);
+      focusFigure(figs[Math.min(figs.length - 1, Math.max(0, i + step))]);
+    } else if (e.key === "x" && i >= 0) {
+      e.preventDefault();
+      if (!rejected.has(current.dataset.id)) toggle(current.dataset.id);
+      focusFigure(figs[Math.min(figs.length - 1, i + 1)]);
+    } else if (e.key === "u" && undo.length) {
+      e.preventDefault();
+      const id = undo.pop();
+      toggle(id, false);
+      focusFigure(figures.get(id));
+    }
+  });
 
   for (const id of ["f-label", "f-split", "f-source", "f-status", "f-score"]) {
     $(id).addEventListener("input", applyFilters);

@@ -162,8 +162,11 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[di
     for e, video_url in _video_entries(info or {}):
         extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
         video_id = str(e.get("id") or short_hash(video_url))
-        entries.append({"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
-                        "title": e.get("title") or ""})
+        entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
+                 "title": e.get("title") or ""}
+        # what the listing already tells of the video, for ``plan`` (a run does not need it)
+        entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
+        entries.append(entry)
     return entries
 
 
@@ -206,6 +209,19 @@ def _specificity(config: Config, video: Video) -> int:
     """How closely a video's entry names it: the depth of the entry's path (URLs: 0)."""
     path = config.sources[video.spec_index].path
     return 0 if path is None else len(Path(path).resolve().parts)
+
+
+def cap_per_source(expansion: Expansion, limit: int | None) -> Expansion:
+    """At most ``limit`` videos of each ``sources`` entry, the first listed (a trial run)."""
+    if limit is None:
+        return expansion
+    taken: dict[int, int] = {}
+    videos = []
+    for v in expansion.videos:
+        taken[v.spec_index] = taken.get(v.spec_index, 0) + 1
+        if taken[v.spec_index] <= limit:
+            videos.append(v)
+    return Expansion(videos, expansion.failures)
 
 
 def _expansion_options(config: Config) -> dict[str, Any]:

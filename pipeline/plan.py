@@ -1,0 +1,345 @@
+"""``python -m pipeline plan``: what a run would do, before it does it.
+
+It lists the sources exactly as a run does (``expand_sources``, which saves a playlist's or
+search's listing under ``state/sources/`` so the run then uses the same videos), learns each
+video's duration and size where it can without downloading (probing local and already
+downloaded files; yt-dlp's listing for URLs), counts the frames the sampler would keep, and
+estimates time and disk. Which units are done, failed or pending comes from ``run.status``, the
+same markers a run skips by. Nothing is downloaded, sampled, detected or cropped.
+
+The time estimate is per sampled frame (sample + detect + crop): from the timings earlier runs
+recorded in their markers when there are any, else measured on the first video available on
+disk for a few seconds of real decoding and detection.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from .config import Config
+from .sources import Video, cap_per_source, expand_sources
+from .state import STAGES, State
+from .video import VideoInfo, probe
+
+MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
+MEASURE_MIN_FRAMES = 3
+DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
+
+
+@dataclass
+class PlannedVideo:
+    """One video of the plan: what is known of it and where it stands."""
+
+    video: Video
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None  # to sample (an estimate in scene mode: None)
+    done: list[str] = field(default_factory=list)  # stages already done
+    failed: tuple[str, str, str] | None = None  # (stage, class, message)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(STAGES)
+
+
+@dataclass
+class Estimate:
+    """Seconds per sampled frame, and where the number comes from."""
+
+    seconds_per_frame: float
+    source: str
+    detections_per_frame: float | None = None
+    frame_bpp: float | None = None  # JPEG bytes per frame pixel
+
+
+@dataclass
+class Plan:
+    root: Path
+    videos: list[PlannedVideo]
+    failures: list[tuple[str, int, str, str]]  # entries that could not be listed
+    estimate: Estimate | None
+
+    @property
+    def pending(self) -> list[PlannedVideo]:
+        return [v for v in self.videos if not v.finished and v.failed is None]
+
+    @property
+    def frames_to_sample(self) -> int:
+        return sum(v.frames or 0 for v in self.pending if "sample" not in v.done)
+
+    @property
+    def frames_to_process(self) -> int:
+        """Frames whose detect or crop still has to run (sampled or not)."""
+        return sum(v.frames or 0 for v in self.pending)
+
+    @property
+    def unknown(self) -> list[PlannedVideo]:
+        return [v for v in self.pending if v.frames is None]
+
+    def seconds(self) -> float | None:
+        return None if self.estimate is None else self.estimate.seconds_per_frame * self.frames_to_process
+
+    def disk_bytes(self, config: Config) -> tuple[int, int, int] | None:
+        """(frames bytes, crops bytes, crops at most) for the pending videos, or None."""
+        if self.estimate is None:
+            return None
+        bpp = self.estimate.frame_bpp or DEFAULT_JPEG_BPP
+        frames = sum((v.frames or 0) * (v.width or 0) * (v.height or 0) for v in self.pending
+                     if "sample" not in v.done)
+        per_frame = self.estimate.detections_per_frame
+        if per_frame is None:
+            per_frame = config.detect.max_per_frame
+        crops = int(math.ceil(per_frame * self.frames_to_process))
+        side, aspect = config.crop.size or 256, config.crop.aspect or 1.0
+        crop_pixels = side * side * min(aspect, 1 / aspect)  # size is the long side
+        return int(frames * bpp), int(crops * crop_pixels * bpp), crops
+
+
+def sampled_spans(video: Video, duration_s: float) -> list[float]:
+    """Seconds the sampler looks at in each range: the segments (clipped), else the whole video."""
+    if not video.segments:
+        return [duration_s]
+    return [max(0.0, min(s.end if s.end is not None else duration_s, duration_s) - s.start)
+            for s in video.segments]
+
+
+def frames_for(config: Config, video: Video, duration_s: float | None) -> int | None:
+    """How many frames the sample stage would keep (before the sharpness filter); None when
+    that depends on the content (scene mode) or the duration is unknown."""
+    s = config.sample
+    if s.count is not None:
+        return s.count
+    if duration_s is None or s.scene is not None:
+        return None
+    step = 1.0 / s.fps if s.fps else (s.every if s.every is not None else 1.0)
+    return sum(math.ceil(span / step) for span in sampled_spans(video, duration_s))
+
+
+def local_file(video: Video, state: State) -> Path | None:
+    """The file a video is read from, when it is on disk: a local source, or a finished download."""
+    if video.kind == "file":
+        return Path(video.location)
+    marker = state.read("download", video.sid)
+    if marker is None or not marker.result.get("parts"):
+        return None
+    path = Path(marker.result["parts"][0]["path"])
+    path = path if path.is_absolute() else state.root / path
+    return path if path.exists() else None
+
+
+def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> PlannedVideo:
+    """Duration and size: probed from the file when there is one, else the listing's."""
+    planned = PlannedVideo(video)
+    path = local_file(video, state)
+    info: VideoInfo | None = None
+    if path is not None:
+        try:
+            info = probe(path)
+        except Exception:  # unreadable: the run will say so at its sample stage
+            info = None
+    if info is not None:
+        planned.duration_s, planned.width, planned.height = info.duration_s, info.width, info.height
+        if video.kind == "url":  # a finished download
+            planned.duration_s = _original_duration(state, video) or planned.duration_s
+    else:
+        entry = listing.get(video.sid, {})
+        planned.duration_s = entry.get("duration")
+        planned.width, planned.height = entry.get("width"), entry.get("height")
+    return planned
+
+
+def _original_duration(state: State, video: Video) -> float | None:
+    """A download of segments only is shorter than the video: the info file has the real one."""
+    info = state.root / "videos" / f"{video.sid}.info.json"
+    try:
+        return json.loads(info.read_text()).get("duration")
+    except (OSError, ValueError):
+        return None
+
+
+def saved_listings(state: State) -> dict[str, dict[str, Any]]:
+    """sid -> listing entry (duration, size when yt-dlp gave them) of every saved URL listing."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((state.dir / "sources").glob("*.json")):
+        try:
+            for entry in json.loads(path.read_text())["entries"]:
+                out.setdefault(entry["sid"], entry)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def recorded_estimate(state: State) -> Estimate | None:
+    """Seconds per frame from the markers of units earlier runs finished, when there are any."""
+    seconds, frames, detections = 0.0, 0, 0
+    for marker_path in (state.dir / "sample").glob("*.json"):
+        sid = marker_path.stem
+        if sid.endswith(".error"):
+            continue
+        markers = [state.read(stage, sid) for stage in ("sample", "detect", "crop")]
+        if any(m is None for m in markers):
+            continue
+        n = markers[0].result.get("frames", 0)  # type: ignore[union-attr]
+        if n <= 0:
+            continue
+        seconds += sum(m.seconds for m in markers)  # type: ignore[union-attr]
+        frames += n
+        detections += markers[1].result.get("detections", 0)  # type: ignore[union-attr]
+    if frames == 0 or seconds <= 0:
+        return None
+    return Estimate(seconds / frames, f"timings of {frames} frames processed by earlier runs",
+                    detections / frames, _frames_bpp(state.root))
+
+
+def _frames_bpp(root: Path, limit: int = 50) -> float | None:
+    """JPEG bytes per pixel of sampled frames already on disk."""
+    size = pixels = 0
+    for jpg in sorted((root / "frames").glob("*/*.jpg"))[:limit]:
+        image = cv2.imread(str(jpg), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if image is None:
+            continue
+        size += jpg.stat().st_size
+        pixels += image.shape[0] * image.shape[1] * 64
+    return size / pixels if pixels else None
+
+
+def measured_estimate(config: Config, video: Video, path: Path,
+                      budget_s: float = MEASURE_SECONDS) -> Estimate:
+    """Sample and detect the first frames of ``path`` for about ``budget_s`` seconds."""
+    from .stages import detect, sample
+    from .video import Range, iter_samples
+
+    detector = detect.detector_for(config)
+    d = config.detect
+    ranges = tuple(Range(s.start, s.end) for s in video.segments)
+    params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
+    frames = detections = size = pixels = 0
+    started = time.monotonic()
+    samples = iter_samples(str(path), sample.plan_for(config.sample, ranges))
+    try:
+        for i, frame in enumerate(samples):
+            ok, data = cv2.imencode(".jpg", frame.image, params)
+            found = detector.detect(frame.image).filtered(d.min_score, d.min_size, d.max_per_frame)
+            if i == 0:  # the first frame pays for opening the file and warming the detector up
+                started = time.monotonic()
+                continue
+            size += len(data) if ok else 0
+            pixels += frame.image.shape[0] * frame.image.shape[1]
+            detections += len(found)
+            frames += 1
+            if frames >= MEASURE_MIN_FRAMES and time.monotonic() - started >= budget_s:
+                break
+    finally:
+        samples.close()
+    elapsed = time.monotonic() - started
+    if frames == 0:
+        raise ValueError(f"fewer than 2 frames could be sampled from {path}")
+    return Estimate(elapsed / frames, f"measured: {frames} frames of {video.sid} sampled and "
+                    f"detected in {elapsed:.1f} s, after a first one", detections / frames, size / pixels)
+
+
+def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
+              measure: bool = True) -> Plan:
+    """The plan of a run of ``config`` (``limit``: at most that many videos per source)."""
+    from .run import status
+
+    root = config.output_dir
+    state = State(root)
+    expansion = cap_per_source(expand_sources(config, state, refresh=refresh), limit)
+    listing = saved_listings(state)
+    report = status(config)  # the run's own done / failed / pending logic, from the markers
+    videos = []
+    for video in expansion.videos:
+        planned = describe(video, state, listing)
+        planned.frames = frames_for(config, video, planned.duration_s)
+        for stage, groups in report.stages.items():
+            if video.sid in groups["done"]:
+                planned.done.append(stage)
+            for sid, kind, message in groups["failed"]:
+                if sid == video.sid and planned.failed is None:
+                    planned.failed = (stage, kind, message)
+        if "sample" in planned.done:
+            marker = state.read("sample", video.sid)
+            planned.frames = marker.result.get("frames", planned.frames) if marker else planned.frames
+        videos.append(planned)
+    plan = Plan(root, videos, expansion.failures, recorded_estimate(state))
+    if plan.estimate is None and measure:
+        plan.estimate = _measure_first(config, plan, state)
+    return plan
+
+
+def _measure_first(config: Config, plan: Plan, state: State) -> Estimate | None:
+    for planned in plan.pending:
+        path = local_file(planned.video, state)
+        if path is None:
+            continue
+        try:
+            return measured_estimate(config, planned.video, path)
+        except Exception:  # a detector that cannot load, a broken file: no estimate from it
+            continue
+    return None
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _state_of(v: PlannedVideo) -> str:
+    if v.failed is not None:
+        stage, kind, _ = v.failed
+        return f"failed at {stage} ({kind})"
+    if v.finished:
+        return "done"
+    todo = [s for s in STAGES if s not in v.done]
+    return "to do: " + ", ".join(todo)
+
+
+def plan_lines(plan: Plan, config: Config) -> list[str]:
+    """The plan as the CLI prints it."""
+    lines = [f"output: {plan.root}",
+             f"videos: {len(plan.videos)} ({sum(v.finished for v in plan.videos)} done, "
+             f"{len(plan.pending)} to do, {sum(v.failed is not None for v in plan.videos)} failed)"]
+    width = max([len(v.video.sid) for v in plan.videos] + [6])
+    lines.append(f"  {'source':<{width}}  {'length':>7}  {'size':>9}  {'frames':>6}  state")
+    for v in plan.videos:
+        size = f"{v.width}x{v.height}" if v.width and v.height else "?"
+        frames = "?" if v.frames is None else str(v.frames)
+        lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
+                     f"{frames:>6}  {_state_of(v)}")
+    for sid, index, kind, message in plan.failures:
+        lines.append(f"  sources.{index} could not be listed [{kind}]: {message}")
+    unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
+    lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")
+    seconds = plan.seconds()
+    if plan.estimate is None:
+        lines.append("time: no estimate (no earlier run, and no video on disk to measure)")
+    else:
+        downloads = sum(v.video.kind == "url" and "download" not in v.done for v in plan.pending)
+        lines.append(f"time: about {_clock(seconds)} for sample + detect + crop "
+                     f"({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source})"
+                     + (f", plus {downloads} download(s)" if downloads else ""))
+        disk = plan.disk_bytes(config)
+        if disk is not None:
+            lines.append(f"disk: about {_size(disk[0])} of frames, {_size(disk[1])} of crops "
+                         f"(about {disk[2]} crops before selection)")
+    lines.append("nothing was run; listings of URLs are saved and reused by the run")
+    return lines

@@ -1,0 +1,119 @@
+"""``python -m pipeline review``: the review page served on 127.0.0.1, saving ``rejects.txt`` itself.
+
+The page is the same ``sheets/index.html`` a run writes (it also works opened from disk, where
+saving downloads the file). Served, its save button POSTs the list to ``/api/rejects`` and the
+server writes ``<output>/rejects.txt`` atomically, so there is no file to move; the next run
+applies it without recomputing anything.
+
+Only ``sheets/`` and ``crops/`` are served, only to this machine, and a save is accepted only from
+the page's own origin (another web page open in the same browser cannot write the file).
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .dataset import REJECTS_FILE
+from .state import write_atomic
+
+HOST = "127.0.0.1"
+SERVED = ("/sheets/", "/crops/")
+MAX_BODY = 16 * 1024 * 1024  # a rejects list of ~500 000 crop ids
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files of the output folder (sheets and crops), and the save endpoint."""
+
+    on_save: Callable[[int], None] = staticmethod(lambda _n: None)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        pass  # the console shows what the user does (saves), not every thumbnail request
+
+    def _send(self, status: int, body: str, ctype: str = "text/plain; charset=utf-8") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        path = urlsplit(self.path).path
+        if path in ("/", "/sheets", "/index.html"):
+            self.send_response(302)
+            self.send_header("Location", "/sheets/index.html")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if not path.startswith(SERVED) or "/." in path:
+            self._send(404, "not found")
+            return
+        super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802 (the stdlib's name)
+        self._send(405, "")
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")  # a rebuilt page is never served stale
+        super().end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        if urlsplit(self.path).path != "/api/rejects":
+            self._send(404, "not found")
+            return
+        host, port = self.server.server_address[:2]
+        if self.headers.get("Origin") != f"http://{host}:{port}":
+            self._send(403, "saves are accepted from the review page only")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, "rejects list too large")
+            return
+        text = self.rfile.read(length).decode("utf-8", "replace")
+        root = Path(self.directory)
+        write_atomic(root / REJECTS_FILE, text)
+        count = sum(1 for line in text.splitlines() if line.split("#", 1)[0].strip())
+        self.on_save(count)
+        self._send(200, json.dumps({"file": REJECTS_FILE, "count": count}), "application/json")
+
+
+class ReviewServer:
+    """A threaded HTTP server for one output folder; ``port`` 0 takes a free one."""
+
+    def __init__(self, root: Path, port: int = 0, on_save: Callable[[int], None] | None = None):
+        handler = type("Handler", (_Handler,), {"on_save": staticmethod(on_save or (lambda _n: None))})
+        self.root = Path(root)
+        self.httpd = http.server.ThreadingHTTPServer(
+            (HOST, port), partial(handler, directory=str(self.root)))
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/sheets/index.html"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def start(self) -> "ReviewServer":
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> "ReviewServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,102 @@
+"""``python -m pipeline plan`` and ``--limit``: what a run would do, then the run doing it with
+the listing the plan saved."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline.state import read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo" / "videos"
+PAGE = """<!doctype html><html><head><title>Two clips</title></head><body>
+<video src="a.mp4" controls></video>
+<video controls><source src="/media/b.mp4" type="video/mp4"></video>
+</body></html>"""
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_config(cwd: Path, sources: list[dict], **extra) -> None:
+    (cwd / "run.yaml").write_text(yaml.safe_dump(
+        {"name": "p", "sources": sources, "sample": {"every": 1.0}, **extra}))
+
+
+def rows(stdout: str) -> dict[str, list[str]]:
+    """sid -> [length, size, frames, state...] from the plan's table."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts and re.match(r"^(file|html5|generic)-", parts[0]):
+            out[parts[0]] = parts[1:]
+    return out
+
+
+def plan(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    result = cli(cwd, "plan", "run.yaml", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "nothing was run" in result.stdout
+    return result
+
+
+def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("astronaut_zoom.mp4", "cameraman_hopper_pan.mp4", "hopper_pan.mp4"):
+        shutil.copy(DEMO / name, videos / name)
+    write_config(tmp_path, [{"path": "videos", "label": "x"}])
+    first = plan(tmp_path, "--limit", "2")
+    planned = rows(first.stdout)
+    assert len(planned) == 2 and all(r[1] == "640x360" for r in planned.values())
+    assert all(" ".join(r[3:]) == "to do: download, sample, detect, crop" for r in planned.values())
+    assert re.search(r"time: about \d+:\d\d .*measured", first.stdout), first.stdout
+    assert re.search(r"disk: about [\d.]+ [KM]B of frames", first.stdout)
+    out = tmp_path / "data" / "p"
+    assert not (out / "frames").exists() and not (out / "state" / "sample").exists(), "plan runs nothing"
+
+    assert cli(tmp_path, "run", "run.yaml", "-q", "--limit", "2").returncode == 0
+    sampled = {p.name: len(read_jsonl(p / "frames.jsonl")) for p in (out / "frames").iterdir()}
+    assert sampled == {sid: int(r[2]) for sid, r in planned.items()}, "planned frames = sampled frames"
+
+    after = plan(tmp_path)
+    states = {sid: " ".join(r[3:]) for sid, r in rows(after.stdout).items()}
+    assert sorted(states.values()) == ["done", "done", "to do: download, sample, detect, crop"]
+    assert "earlier runs" in after.stdout, "the estimate now comes from the recorded timings"
+
+
+def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path):
+    http_server.add_file("/site/a.mp4", DEMO / "hopper_pan.mp4")
+    http_server.add_file("/media/b.mp4", DEMO / "astronaut_zoom.mp4")
+    http_server.page("/site/page.html", PAGE)
+    write_config(tmp_path, [{"url": http_server.url("/site/page.html"), "label": "person"}],
+                 output=str(tmp_path / "data" / "p"))
+    first = plan(tmp_path)
+    planned = rows(first.stdout)
+    assert len(planned) == 2 and all(s.startswith("html5-page-") for s in planned)
+    assert all(r[:3] == ["?", "?", "?"] for r in planned.values()), "unknown until downloaded"
+    assert "2 video(s) of unknown length" in first.stdout
+    assert not http_server.requests_for("/site/a.mp4"), "plan downloads nothing"
+    listings = list((tmp_path / "data" / "p" / "state" / "sources").glob("*.json"))
+    assert len(listings) == 1 and len(json.loads(listings[0].read_text())["entries"]) == 2
+    listed = len(http_server.requests_for("/site/page.html"))
+
+    result = cli(tmp_path, "run", "run.yaml", "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(http_server.requests_for("/site/page.html")) == listed, "the run used the saved listing"
+    summary = json.loads((tmp_path / "data" / "p" / "summary.json").read_text())
+    assert summary["sources"]["done"] == 2
+
+    after = rows(plan(tmp_path).stdout)
+    assert set(after) == set(planned)
+    assert all(r[1] == "640x360" and r[3] == "done" and r[0] != "?" for r in after.values())
