@@ -170,7 +170,8 @@ def init(file: Path, kind: str) -> None:
     except FileExistsError:
         click.echo(f"error: {file} already exists; give another file name or delete it", err=True)
         sys.exit(2)
-    click.echo(f"{file}: written ({kind}); edit its sources, then: python -m pipeline plan {file}")
+    click.echo(f"{file}: written ({kind}); put videos in videos/ or edit its sources, then: "
+               f"python -m pipeline plan {file}")
 
 
 @main.command()

@@ -43,10 +43,11 @@ class PlannedVideo:
     frames: int | None = None  # to sample (an estimate in scene mode: None)
     done: list[str] = field(default_factory=list)  # stages already done
     failed: tuple[str, str, str] | None = None  # (stage, class, message)
+    stages: tuple[str, ...] = STAGES  # the stages this config runs
 
     @property
     def finished(self) -> bool:
-        return len(self.done) == len(STAGES)
+        return all(s in self.done for s in self.stages)
 
 
 @dataclass
@@ -258,6 +259,7 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     videos = []
     for video in expansion.videos:
         planned = describe(video, state, listing)
+        planned.stages = tuple(report.stages)
         planned.frames = frames_for(config, video, planned.duration_s)
         for stage, groups in report.stages.items():
             if video.sid in groups["done"]:
@@ -309,7 +311,7 @@ def _state_of(v: PlannedVideo) -> str:
         return f"failed at {stage} ({kind})"
     if v.finished:
         return "done"
-    todo = [s for s in STAGES if s not in v.done]
+    todo = [s for s in v.stages if s not in v.done]
     return "to do: " + ", ".join(todo)
 
 

@@ -94,9 +94,16 @@ def starter_config(kind: Kind, path: Path) -> str:
     return head + (_FACES if faces else _PEOPLE) + _TAIL
 
 
+VIDEOS = Path("videos")
+"""The starter's local source, relative to the working folder as every config path is."""
+
+
 def write_starter(path: Path, kind: Kind) -> None:
-    """Write the starter config; never over an existing file (``FileExistsError``)."""
+    """Write the starter config; never over an existing file (``FileExistsError``). Its
+    ``videos/`` folder is made too (empty), so the config validates as written and the user
+    knows where to put their files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(starter_config(kind, path))
+    VIDEOS.mkdir(exist_ok=True)

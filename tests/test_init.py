@@ -47,7 +47,7 @@ def test_init_refuses_to_overwrite(tmp_path):
 
 def test_the_face_starter_runs_on_a_folder_of_videos(tmp_path):
     assert cli(tmp_path, "init", "start.yaml").returncode == 0
-    (tmp_path / "videos").mkdir()
+    assert (tmp_path / "videos").is_dir(), "init makes the folder its config reads"
     shutil.copy(REPO / "demo" / "videos" / "astronaut_zoom.mp4", tmp_path / "videos")
     result = cli(tmp_path, "run", "start.yaml", "-q")
     assert result.returncode == 0, result.stderr
