@@ -15,7 +15,8 @@ from .config import Config, ConfigError, load_config
 from .errors import OutputUnwritable
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
-from .state import STAGES, LockError
+from .stages import NAMES as STAGE_NAMES
+from .state import LockError
 
 
 def _load(path: str) -> Config:
@@ -36,7 +37,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--force", "force", multiple=True, type=click.Choice(STAGES),
+@click.option("--force", "force", multiple=True, type=click.Choice(STAGE_NAMES),
               help="Redo this stage (and the ones after it) for every source. Repeatable.")
 @click.option("--retry-failed", is_flag=True, help="Retry units that failed in an earlier run.")
 @click.option("--refresh-sources", is_flag=True,

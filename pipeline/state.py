@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-STAGES = ("download", "sample", "detect", "crop", "identity")  # identity: only when configured
-
-
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (config sections, code versions, upstream)."""
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
