@@ -16,7 +16,7 @@ from .errors import OutputUnwritable
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
 from .stages import NAMES as STAGE_NAMES
-from .state import LockError
+from .lock import LockError
 
 
 def _load(path: str) -> Config:
@@ -219,7 +219,7 @@ def status(config: str) -> None:
 def sheet(config: str, by: str | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
     from .sheet import SheetError, build_sheets
-    from .state import RunLock
+    from .lock import RunLock
 
     cfg = _load(config)
     if not (cfg.output_dir / "manifest.jsonl").is_file():
@@ -277,7 +277,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
     """Serve the review page on 127.0.0.1; its save button writes <output>/rejects.txt."""
     from .review import ReviewServer
     from .sheet import SheetError, build_sheets
-    from .state import RunLock
+    from .lock import RunLock
 
     cfg = _load(config)
     root = cfg.output_dir

@@ -22,13 +22,14 @@ from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_reject
                       write_summary)
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
+from .lock import RunLock
 from .ownership import Claim, check_output, identity_of
+from .resume import plan_unit
 from .runlog import log as run_log, log_outcome
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, cap_per_source, expand_sources
-from .resume import plan_unit
 from .stages import NAMES, Context, active, detect, identity
-from .state import Marker, RunLock, State
+from .state import Marker, State
 
 
 @dataclass
