@@ -15,7 +15,8 @@ from .config import Config, ConfigError, load_config
 from .errors import OutputUnwritable
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
-from .state import STAGES, LockError
+from .stages import NAMES as STAGE_NAMES
+from .lock import LockError
 
 
 def _load(path: str) -> Config:
@@ -36,7 +37,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--force", "force", multiple=True, type=click.Choice(STAGES),
+@click.option("--force", "force", multiple=True, type=click.Choice(STAGE_NAMES),
               help="Redo this stage (and the ones after it) for every source. Repeatable.")
 @click.option("--retry-failed", is_flag=True, help="Retry units that failed in an earlier run.")
 @click.option("--refresh-sources", is_flag=True,
@@ -218,7 +219,7 @@ def status(config: str) -> None:
 def sheet(config: str, by: str | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
     from .sheet import SheetError, build_sheets
-    from .state import RunLock
+    from .lock import RunLock
 
     cfg = _load(config)
     if not (cfg.output_dir / "manifest.jsonl").is_file():
@@ -276,7 +277,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
     """Serve the review page on 127.0.0.1; its save button writes <output>/rejects.txt."""
     from .review import ReviewServer
     from .sheet import SheetError, build_sheets
-    from .state import RunLock
+    from .lock import RunLock
 
     cfg = _load(config)
     root = cfg.output_dir

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .state import STAGES, fingerprint, read_json_object, write_json
+from .state import fingerprint, read_json_object, write_json
 
 MARKER = ".pipeline-run.json"
-_OLD_STATE_NAMES = frozenset({*STAGES, "sources"})
 # A folder holding only these counts as empty: a run killed as it started, and what file
 # managers drop into a folder they show (never deleted by a run either way).
 _AS_EMPTY = frozenset({"run.lock", ".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -71,8 +70,11 @@ def _made_by_earlier_version(root: Path) -> bool:
     state = root / "state"
     if not state.is_dir():
         return False
+    # imported here, not at the top: the stages import modules that import this one
+    from .stages import NAMES
+
     names = {p.name for p in state.iterdir() if not p.name.startswith(".")}
-    return bool(names) and names <= _OLD_STATE_NAMES
+    return bool(names) and names <= {*NAMES, "sources"}
 
 
 @dataclass(frozen=True)

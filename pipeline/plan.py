@@ -24,7 +24,8 @@ import cv2
 
 from .config import Config
 from .sources import Video, cap_per_source, expand_sources
-from .state import STAGES, State
+from .stages import NAMES
+from .state import State
 from .video import VideoInfo, probe
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
@@ -43,7 +44,7 @@ class PlannedVideo:
     frames: int | None = None  # to sample (an estimate in scene mode: None)
     done: list[str] = field(default_factory=list)  # stages already done
     failed: tuple[str, str, str] | None = None  # (stage, class, message)
-    stages: tuple[str, ...] = STAGES  # the stages this config runs
+    stages: tuple[str, ...] = NAMES  # the stages this config runs
 
     @property
     def finished(self) -> bool:

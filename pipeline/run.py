@@ -22,12 +22,14 @@ from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_reject
                       write_summary)
 from .errors import error_record, unwritable_output
 from .executors import check_available, open_executor
+from .lock import RunLock
 from .ownership import Claim, check_output, identity_of
+from .resume import plan_unit
 from .runlog import log as run_log, log_outcome
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, cap_per_source, expand_sources
-from .stages import crop, detect, download, identity, sample
-from .state import STAGES, Marker, RunLock, State
+from .stages import NAMES, Context, active, detect, identity
+from .state import Marker, State
 
 
 @dataclass
@@ -72,84 +74,63 @@ class RunReport:
         return 1 if self.failed else 0
 
 
-def stage_fingerprints(video: Video, config: Config) -> Iterable[tuple[str, Callable[[str], str]]]:
-    """Each stage with a function of the upstream fingerprint that gives its own."""
-    yield "download", lambda _up: download.stage_fingerprint(video, config)
-    yield "sample", lambda up: sample.stage_fingerprint(video, config, up)
-    yield "detect", lambda up: detect.stage_fingerprint(config, up)
-    yield "crop", lambda up: crop.stage_fingerprint(config, up)
-    if config.identity is not None:
-        yield "identity", lambda up: identity.stage_fingerprint(config, up)
-
-
 def active_stages(config: Config) -> tuple[str, ...]:
-    """The stages this config runs (``identity`` only when configured)."""
-    return tuple(s for s in STAGES if s != "identity" or config.identity is not None)
-
-
-def _run_stage(stage: str, video: Video, config: Config, root: Path, results: dict[str, Any],
-               progress: bool) -> tuple[list[str], dict[str, Any]]:
-    if stage == "download":
-        return download.run(video, config, root, progress)
-    if stage == "sample":
-        return sample.run(video, config, root, results["download"]["parts"], progress)
-    if stage == "detect":
-        return detect.run(video, config, root, progress)
-    if stage == "identity":
-        return identity.run(video, config, root, progress)
-    return crop.run(video, config, root, progress)
+    """The names of the stages this config runs (``identity`` only when configured)."""
+    return tuple(s.name for s in active(config))
 
 
 def process_video(video: Video, config: Config, root: Path, force: frozenset[str] = frozenset(),
                   retry_failed: bool = False, progress: bool = False) -> SourceOutcome:
     """Run the stages a video still needs; skip the ones whose marker matches.
 
-    Forcing a stage forces every later one (their inputs are redone), and so does a stage that
-    ran because its outputs were missing or damaged. A unit recorded as failed
-    for the same fingerprint is not retried unless ``retry_failed``: a removed video should not be
-    asked for again on every resume.
+    ``pipeline.resume.plan_unit`` decides each stage: forcing a stage forces every later one
+    (their inputs are redone), and so does a stage that ran because its outputs were missing or
+    damaged; a unit recorded as failed for the same fingerprint is not retried unless
+    ``retry_failed``.
     """
     limit_native_threads(threads_for(config))  # before this process loads a detector
     state = State(root)
     outcome = SourceOutcome(video.sid, video.title)
+    ctx = Context(video, config, root, progress)
     results: dict[str, Any] = {}
     upstream = ""
-    forced = False
-    for stage, fp_of in stage_fingerprints(video, config):
-        forced = forced or stage in force
+    ran = False  # an earlier stage of this source ran: the later ones are redone
+    for stage in active(config):
         try:
-            fp = fp_of(upstream)
+            fp = stage.fingerprint(ctx, upstream)
         except Exception as exc:  # e.g. a local file gone, a detector that cannot load
-            return _failed(outcome, state, stage, video, exc, "")
-        marker = None if forced else state.is_done(stage, video.sid, fp)
-        if marker is not None:
-            outcome.stages[stage] = "skipped"
-        else:
-            previous = state.error(stage, video.sid)
-            if previous and previous.get("fingerprint") == fp and not (retry_failed or forced):
-                outcome.stages[stage] = "failed"
-                outcome.failed_stage, outcome.error_class = stage, previous.get("class")
-                outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
-                return outcome
-            state.invalidate(stage, video.sid)
+            return _failed(outcome, state, stage.name, video, exc, "")
+        decision = plan_unit(state, stage.name, video.sid, fp, forced=stage.name in force,
+                             upstream_ran=ran, retry_failed=retry_failed)
+        if decision.action == "failed":
+            previous = decision.error or {}
+            outcome.stages[stage.name] = "failed"
+            outcome.failed_stage, outcome.error_class = stage.name, previous.get("class")
+            outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
+            return outcome
+        marker = decision.marker
+        if marker is None:
+            state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                outputs, result = _run_stage(stage, video, config, root, results, progress)
+                outputs, result = stage.run(ctx, results)
             except Exception as exc:
                 state.discard_partial(video.sid)
                 fatal = unwritable_output(exc, root)
                 if fatal is not None:
                     raise fatal from exc
-                return _failed(outcome, state, stage, video, exc, fp)
+                return _failed(outcome, state, stage.name, video, exc, fp)
             except BaseException:  # Ctrl-C: leave no half-written folder behind
                 state.discard_partial(video.sid)
                 raise
             marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
-            state.finish(stage, video.sid, marker)
-            outcome.stages[stage] = "ran"
-            forced = True  # a redone unit (e.g. a repaired one) redoes the stages after it
-            outcome.seconds[stage] = marker.seconds
-        results[stage] = marker.result
+            state.finish(stage.name, video.sid, marker)
+            outcome.stages[stage.name] = "ran"
+            outcome.seconds[stage.name] = marker.seconds
+            ran = True
+        else:
+            outcome.stages[stage.name] = "skipped"
+        results[stage.name] = marker.result
         upstream = fp
     outcome.detector = results["detect"].get("detector")
     outcome.counts = {"frames": results["sample"].get("frames", 0),
@@ -184,14 +165,15 @@ def _expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcom
 WORKER_LOST = "worker-lost"
 
 
-def _lost_outcome(root: Path, video: Video, exc: BaseException) -> SourceOutcome:
+def _lost_outcome(root: Path, config: Config, video: Video, exc: BaseException) -> SourceOutcome:
     """A unit whose worker (process or node) died more often than the executor retries it.
 
     It is not recorded as failed: its finished stages are kept and the next run redoes the rest,
     as after a crash.
     """
     state = State(root)
-    stage = next((s for s in STAGES if state.read(s, video.sid) is None), STAGES[-1])
+    stages = active_stages(config)
+    stage = next((s for s in stages if state.read(s, video.sid) is None), stages[-1])
     return SourceOutcome(video.sid, video.title, {stage: "failed"}, stage, WORKER_LOST,
                          f"its worker died and the retries (executor.max_retries) ran out "
                          f"({type(exc).__name__}); finished stages are kept, the next run redoes "
@@ -246,9 +228,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     folder (``pipeline.ownership``); ``take_over`` lets this config have another config's folder.
     ``limit``: at most that many videos of each ``sources`` entry (a trial run).
     """
-    unknown = set(force) - set(STAGES)
+    unknown = set(force) - set(NAMES)
     if unknown:
-        raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
+        raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(NAMES)}")
     # Absolute once, here: yt-dlp reports absolute file paths, and every path is compared with
     # (and made relative to) this root; paths written into markers stay relative to it.
     root = config.output_dir.absolute()
@@ -276,7 +258,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
                              (config, root, frozenset(force), retry_failed, progress and executor.inline),
-                             partial(_lost_outcome, root))
+                             partial(_lost_outcome, root, config))
         try:
             with closing(units):  # leaving early stops the units still running
                 for outcome in units:
@@ -436,22 +418,23 @@ def status(config: Config) -> StatusReport:
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} 
                                           for s in active_stages(config)}
     for video in expansion.videos:
-        upstream, blocked = "", False
-        for stage, fp_of in stage_fingerprints(video, config):
+        ctx = Context(video, config, root.absolute())
+        upstream: str | None = ""  # None: an earlier stage is not done, so neither is this one
+        for stage in active(config):
             try:
-                fp = "" if blocked else fp_of(upstream)
+                fp = None if upstream is None else stage.fingerprint(ctx, upstream)
             except Exception:
-                fp, blocked = "", True
-            error = state.error(stage, video.sid)
-            if not blocked and state.is_done(stage, video.sid, fp):
-                stages[stage]["done"].append(video.sid)
-            elif error is not None and (error.get("fingerprint") in (fp, "")):
-                stages[stage]["failed"].append((video.sid, error.get("class"), error.get("message")))
-                blocked = True
+                fp = None
+            decision = plan_unit(state, stage.name, video.sid, fp)
+            groups = stages[stage.name]
+            if decision.action == "skip":
+                groups["done"].append(video.sid)
+            elif decision.action == "failed":
+                error = decision.error or {}
+                groups["failed"].append((video.sid, error.get("class"), error.get("message")))
             else:
-                stages[stage]["pending"].append(video.sid)
-                blocked = True
-            upstream = fp
+                groups["pending"].append(video.sid)
+            upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
     return StatusReport(stages, unlisted, failures)

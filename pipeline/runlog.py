@@ -12,7 +12,7 @@ from typing import Any
 
 log = logging.getLogger("pipeline.run")
 
-# The counts of a source's outcome that each stage produced.
+# The counts of a source's outcome that each stage produced (a stage not listed adds none).
 STAGE_COUNTS = {"download": (), "sample": ("frames", "dropped_blurry"), "detect": ("detections",),
                 "crop": ("crops",)}
 FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -29,7 +29,8 @@ def unit_lines(outcome: Any) -> list[tuple[int, str]]:
         text = f"{stage} {outcome.sid} {how}"
         if how == "ran":
             text += f" {outcome.seconds.get(stage, 0.0):.2f} s"
-        counts = " ".join(f"{k}={outcome.counts[k]}" for k in STAGE_COUNTS[stage] if k in outcome.counts)
+        counts = " ".join(f"{k}={outcome.counts[k]}" for k in STAGE_COUNTS.get(stage, ())
+                          if k in outcome.counts)
         lines.append((logging.INFO, f"{text} {counts}".rstrip()))
     return lines
 

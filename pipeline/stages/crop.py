@@ -28,6 +28,7 @@ from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_sco
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
 from ..video import sharpness
+from .base import ConfigStage
 
 VERSION = "2"  # 2: dropped crops listed with their reason; track, quality and hash per crop
 
@@ -239,3 +240,6 @@ def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:
     for i, r in enumerate(passed):
         if i not in chosen:
             r["status"], r["drop_reason"] = DROPPED, "per_track"
+
+
+STAGE = ConfigStage("crop", VERSION, stage_fingerprint, run)

@@ -24,6 +24,7 @@ from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
 from ..track import TrackParams, interpolate, track
+from .base import ConfigStage
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
@@ -105,3 +106,6 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
         local = {i - r.start: t for i, t in zip(keys, tracked)}
         out += interpolate(local, [frames[i]["t_ms"] / 1000 for i in r])
     return out, set(positions)
+
+
+STAGE = ConfigStage("detect", VERSION, stage_fingerprint, run)

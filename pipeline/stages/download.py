@@ -12,13 +12,14 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ..config import Config
 from ..progress import bar
 from ..sources import QuietLogger, Video, printable
 from ..state import fingerprint, write_json
 from ..video import probe
+from .base import AlwaysOn, Context, Produced
 
 VERSION = "1"
 log = logging.getLogger(__name__)
@@ -235,3 +236,16 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
     if video.kind == "file":
         return _local(video, root)
     return _remote(video, config, root, progress)
+
+
+class DownloadStage(AlwaysOn):
+    name, version = "download", VERSION
+
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        return stage_fingerprint(ctx.video, ctx.config)
+
+    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
+        return run(ctx.video, ctx.config, ctx.root, ctx.progress)
+
+
+STAGE = DownloadStage()

@@ -25,6 +25,7 @@ from ..embedders import Embedder, Face, create_embedder
 from ..quality import KEPT
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_atomic
+from .base import ConfigStage
 
 VERSION = "1"
 
@@ -88,3 +89,11 @@ def run(video: Video, config: Config, root: Path, progress: bool = False
     return [str(out.relative_to(root))], {
         "embedded": len(ids), "model": embedder.version,
         "ms_per_embedding": round(1000 * seconds / len(ids), 1) if ids else None}
+
+
+def configured(config: Config) -> bool:
+    """The stage runs only with an ``identity`` section."""
+    return config.identity is not None
+
+
+STAGE = ConfigStage("identity", VERSION, stage_fingerprint, run, configured)

@@ -6,6 +6,7 @@ into place, so a crash never leaves half a folder that looks finished.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
 from ..video import Range, SamplePlan, iter_samples, probe
+from .base import AlwaysOn, Context, Produced
 from .download import VideoPart
 
 VERSION = "1"
@@ -103,3 +105,16 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
     # every frame is an output, so a deleted or damaged JPEG redoes this unit (state.is_done)
     return [f"frames/{video.sid}/frames.jsonl", *(f"frames/{video.sid}/{r['file']}" for r in rows)], {
         "frames": len(rows), "dropped_blurry": dropped, "strategy": "+".join(sorted(strategies))}
+
+
+class SampleStage(AlwaysOn):
+    name, version = "sample", VERSION
+
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        return stage_fingerprint(ctx.video, ctx.config, upstream)
+
+    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
+        return run(ctx.video, ctx.config, ctx.root, inputs["download"]["parts"], ctx.progress)
+
+
+STAGE = SampleStage()
