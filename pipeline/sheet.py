@@ -27,10 +27,11 @@ import html
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .config import Config
@@ -346,7 +347,8 @@ def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout:
         ty = y + layout.thumb + 4
         if layout.tile_w == layout.thumb:  # text flush with the thumbnail's edges
             for text in lines:
-                draw.text((x, ty), _fit(draw, text, cap_font, layout.tile_w), font=cap_font, fill=(30, 30, 30))
+                draw.text((x, ty), _fit(draw, text, cap_font, layout.tile_w), font=cap_font,
+                          fill=(30, 30, 30))
                 ty += line_h
             draw.text((x, ty), when, font=cap_font, fill=(90, 90, 90))
             if score:
@@ -375,7 +377,8 @@ def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: in
                                  "uploader": r.get("uploader") or "", "url": r.get("source_url") or ""})
         t = float(r["t_s"])
         crops.append({"id": r["crop_id"], "img": "../" + quote(r["file"].replace("\\", "/")),
-                      "label": r["label"], "split": r["split"], "source": sid, "t": t, "time": format_time(t, decimals),
+                      "label": r["label"], "split": r["split"], "source": sid, "t": t,
+                      "time": format_time(t, decimals),
                       "score": r.get("score"), "link": source_link(r.get("source_url"), t),
                       "status": r.get("status") or KEPT})
     labels = sorted({r["label"] for r in rows})
@@ -462,7 +465,8 @@ def _cached(final: Path, fp: str) -> SheetReport | None:
     if built is None or not isinstance(built.get("images", []), list):
         return None
     images = [final / str(name) for name in built.get("images", [])]
-    if built.get("fingerprint") != fp or not (final / INDEX).is_file() or not all(p.is_file() for p in images):
+    if (built.get("fingerprint") != fp or not (final / INDEX).is_file()
+            or not all(p.is_file() for p in images)):
         return None
     return SheetReport(final, final / INDEX, images, built.get("crops", 0), built.get("rejected", 0),
                        cached=True, dropped=built.get("dropped", 0))
