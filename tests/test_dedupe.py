@@ -102,6 +102,7 @@ def write_still_video(path: Path, image: np.ndarray, frames: int = 20, fps: floa
     return path
 
 
+@pytest.mark.slow  # two whole runs
 def test_a_still_frame_gives_one_crop_and_two_people_stay_two(tmp_path):
     hopper, astronaut = first_frame("hopper_pan.mp4"), first_frame("astronaut_zoom.mp4")
     one = write_still_video(tmp_path / "still.mp4", hopper)
@@ -140,6 +141,7 @@ def test_a_still_frame_gives_one_crop_and_two_people_stay_two(tmp_path):
     assert read_manifest(tmp_path / "out") == rows
 
 
+@pytest.mark.slow  # a whole run on real footage
 @pytest.mark.testdata
 def test_different_people_in_real_footage_are_never_merged(testdata, tmp_path):
     cfg = parse_config({"output": str(tmp_path / "out"),

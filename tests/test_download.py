@@ -15,6 +15,9 @@ HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
 ASTRONAUT = REPO / "demo" / "videos" / "astronaut_zoom.mp4"
 
 
+pytestmark = pytest.mark.slow  # whole runs against a local HTTP server
+
+
 def config(tmp_path: Path, sources: list[dict], **extra) -> dict:
     return {"name": "dl", "output": str(tmp_path / "out"), "sources": sources,
             "sample": {"every": 1.0}, "download": {"retries": 2, "socket_timeout": 3},

@@ -13,6 +13,9 @@ from support import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.slow  # init, validate and a first run in subprocesses
+
+
 @pytest.mark.parametrize("flag, model", [("--faces", "yunet"), ("--people", "ssdlite-person"),
                                          (None, "yunet")])
 def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):

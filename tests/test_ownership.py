@@ -23,6 +23,9 @@ DEMO = REPO / "demo" / "videos"
 VIDEOS = ("hopper_pan.mp4", "astronaut_zoom.mp4")
 
 
+pytestmark = pytest.mark.slow  # whole runs in subprocesses
+
+
 def copy_videos(folder: Path) -> Path:
     if not folder.exists():
         folder.mkdir(parents=True)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.state import read_jsonl
@@ -19,6 +20,9 @@ PAGE = """<!doctype html><html><head><title>Two clips</title></head><body>
 <video src="a.mp4" controls></video>
 <video controls><source src="/media/b.mp4" type="video/mp4"></video>
 </body></html>"""
+
+
+pytestmark = pytest.mark.slow  # plans and runs in subprocesses
 
 
 def write_config(cwd: Path, sources: list[dict], **extra) -> None:

@@ -99,6 +99,7 @@ def astronaut(tmp_path_factory) -> dict:
             "sample": {"every": 0.5}}
 
 
+@pytest.mark.slow  # a whole run of a demo video
 def test_dropped_crops_are_listed_with_their_reason_and_left_out(astronaut):
     root = Path(astronaut["output"])
     run(parse_config(astronaut), progress=False, log=lambda _m: None)

@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
 
 
+pytestmark = pytest.mark.slow  # whole runs: workers, kills, full disk, hostile sources
+
+
 def write_video(path: Path, frames: int, size: tuple[int, int], fps: float = 10.0) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     rng = np.random.default_rng(0)

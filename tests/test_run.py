@@ -23,6 +23,8 @@ from support import cli, read_manifest
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
 
+pytestmark = pytest.mark.slow  # whole runs of the demo videos
+
 
 def make_config(tmp_path: Path, **overrides) -> dict:
     videos = tmp_path / "videos"

@@ -5,12 +5,16 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+
+pytestmark = pytest.mark.slow  # whole runs in subprocesses
 
 
 def test_log_file_and_verbose_have_a_line_per_unit(tmp_path):

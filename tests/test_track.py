@@ -90,6 +90,7 @@ def id_stability(tracked: list[Detections], gt: np.ndarray, frame_numbers: list[
     return same / max(1, same + switches), switches, same + switches
 
 
+@pytest.mark.slow  # every frame of a clip, detected and tracked
 @pytest.mark.testdata
 def test_track_ids_are_stable_on_tud_campus(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
