@@ -13,8 +13,6 @@ import yaml
 from reviewkit import DemoRun, copy_run
 from support import cli, read_manifest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def demo(review_demo: DemoRun, tmp_path: Path) -> DemoRun:

@@ -25,7 +25,6 @@ from support import cli, read_manifest
 pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]  # whole runs with the dlib embedder
 
-REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4",
          "carphone_176x144.mp4", "ytf_aaron_guiel5.avi")
 # Track means of two different people of these clips (the two women) come 0.457 apart; 0.4
