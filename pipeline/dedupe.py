@@ -17,7 +17,8 @@ sheets; the manifest says ``drop_reason: duplicate`` and ``duplicate_of: <crop i
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import cv2
 import numpy as np

@@ -51,11 +51,11 @@ class Detections:
         self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
 
     @classmethod
-    def concat(cls, parts: "list[Detections]") -> "Detections":
+    def concat(cls, parts: list[Detections]) -> Detections:
         """All detections of ``parts``, in order (several tiles of one frame)."""
         if not parts:
             return cls.empty()
@@ -67,7 +67,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: Any) -> "Detections":
+    def __getitem__(self, index: Any) -> Detections:
         """Select by boolean mask, index array or slice (always returns Detections)."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
@@ -78,23 +78,23 @@ class Detections:
     def area(self) -> np.ndarray:
         return self.boxes[:, 2] * self.boxes[:, 3]
 
-    def scaled(self, factor: float) -> "Detections":
+    def scaled(self, factor: float) -> Detections:
         """Boxes and landmarks multiplied by ``factor`` (map a downscaled frame back)."""
         return Detections(self.boxes * factor, self.scores, self.class_id, self.landmarks * factor,
                           self.track_id)
 
-    def shifted(self, dx: float, dy: float) -> "Detections":
+    def shifted(self, dx: float, dy: float) -> Detections:
         """Boxes and landmarks moved by (dx, dy) (map a tile back into its frame)."""
         offset = np.array([dx, dy], dtype=np.float32)
         boxes = self.boxes.copy()
         boxes[:, :2] += offset
         return Detections(boxes, self.scores, self.class_id, self.landmarks + offset, self.track_id)
 
-    def with_track_ids(self, track_id: np.ndarray) -> "Detections":
+    def with_track_ids(self, track_id: np.ndarray) -> Detections:
         return Detections(self.boxes, self.scores, self.class_id, self.landmarks, track_id)
 
     def filtered(self, min_score: float = 0.0, min_size: float = 0.0,
-                 max_count: int | None = None) -> "Detections":
+                 max_count: int | None = None) -> Detections:
         """Drop weak and small boxes, then keep the ``max_count`` best by score (best first)."""
         keep = (self.scores >= min_score) & (np.minimum(self.boxes[:, 2], self.boxes[:, 3]) >= min_size)
         kept = self[keep]
@@ -115,7 +115,7 @@ class Detections:
         }
 
     @classmethod
-    def from_json(cls, row: dict[str, list]) -> "Detections":
+    def from_json(cls, row: dict[str, list]) -> Detections:
         n = len(row["boxes"])
         marks = _empty_landmarks(n)
         for i, lm in enumerate(row.get("landmarks") or []):

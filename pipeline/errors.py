@@ -59,7 +59,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                              r"cannot open video|no decodable|no video stream", re.I)),
     (NETWORK, re.compile(r"timed? ?out|connection|network|temporary failure|name or service|"
                          r"getaddrinfo|HTTP Error 5\d\d|incomplete|urlopen error|remote end closed|"
-                         r"reset by peer|unreachable|ssl|bytes read|more expected|downloaded \d+ bytes, expected", re.I)),
+                         r"reset by peer|unreachable|ssl|bytes read|more expected|"
+                         r"downloaded \d+ bytes, expected", re.I)),
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -27,10 +27,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .signals import keep_handlers
 
@@ -113,7 +114,7 @@ class LocalExecutor:
         """Whether units run in this process (so their own progress bars may show)."""
         return self.workers == 1
 
-    def __enter__(self) -> "LocalExecutor":
+    def __enter__(self) -> LocalExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -211,7 +212,7 @@ class RayExecutor:
 
     # --- lifecycle
 
-    def __enter__(self) -> "RayExecutor":
+    def __enter__(self) -> RayExecutor:
         self.ray = import_ray()
         try:
             if not self.ray.is_initialized():

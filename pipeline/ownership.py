@@ -2,8 +2,8 @@
 
 A run writes and deletes only what it created, so it must know which folder is its own. The
 output folder holds ``.pipeline-run.json`` with the identity of the config that made it (its
-``name`` and a fingerprint of the config file's path relative to the output folder). Refused before anything is
-written (``OutputRefused``, exit 2 in the CLI): ``/``, the home folder, a path that is a file,
+``name`` and a fingerprint of the config file's path relative to the output folder). Refused before
+anything is written (``OutputRefused``, exit 2 in the CLI): ``/``, the home folder, a path that is a file,
 an existing non-empty folder without the marker (it holds someone's files), and a folder whose
 marker names another config unless the user takes it over. A folder made by an earlier version
 of this tool (``state/`` with stage folders, no marker) is adopted: the marker is added.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from .state import fingerprint, read_json_object, write_json
 
@@ -37,7 +37,7 @@ class Identity:
     config: str | None = None  # fingerprint of the config file's resolved path
     config_file: str | None = None  # for messages only
 
-    def matches(self, other: "Identity") -> bool:
+    def matches(self, other: Identity) -> bool:
         return self.name == other.name and (None in (self.config, other.config)
                                             or self.config == other.config)
 

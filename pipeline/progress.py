@@ -1,7 +1,8 @@
 """Progress bars that stay out of logs: shown on a terminal, silent when output is piped."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from tqdm import tqdm
 

@@ -15,7 +15,8 @@ the box area (each divided by the track's largest), and for faces with landmarks
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

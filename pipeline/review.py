@@ -13,9 +13,10 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .dataset import REJECTS_FILE
@@ -101,7 +102,7 @@ class ReviewServer:
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
 
-    def start(self) -> "ReviewServer":
+    def start(self) -> ReviewServer:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -112,7 +113,7 @@ class ReviewServer:
         if self._thread is not None:
             self._thread.join()
 
-    def __enter__(self) -> "ReviewServer":
+    def __enter__(self) -> ReviewServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -27,9 +27,11 @@ import html
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .config import Config
@@ -54,6 +56,19 @@ MAX_PIXELS = 40_000_000
 JPEG_QUALITY = 90
 
 By = Literal["label", "split"]
+
+
+def _asset(name: str) -> str:
+    """A file of the review page (``pipeline/review_assets/``): package data, so the page's
+    HTML, CSS and JavaScript are edited as what they are, and shipped inside the wheel."""
+    return (files(__package__) / "review_assets" / name).read_text(encoding="utf-8")
+
+
+# The page's body (``{run}`` and ``{generated}`` filled in, escaped), style and script; the
+# Content-Security-Policy allows exactly this style and script, by their sha256 (render_index).
+_BODY, _CSS, _JS = _asset("page.html"), _asset("page.css"), _asset("page.js")
+# Part of the sheets' cache key: a page built from other assets is rebuilt.
+_ASSETS = hashlib.sha256((_BODY + _CSS + _JS).encode()).hexdigest()[:16]
 
 
 class SheetError(Exception):
@@ -332,7 +347,8 @@ def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout:
         ty = y + layout.thumb + 4
         if layout.tile_w == layout.thumb:  # text flush with the thumbnail's edges
             for text in lines:
-                draw.text((x, ty), _fit(draw, text, cap_font, layout.tile_w), font=cap_font, fill=(30, 30, 30))
+                draw.text((x, ty), _fit(draw, text, cap_font, layout.tile_w), font=cap_font,
+                          fill=(30, 30, 30))
                 ty += line_h
             draw.text((x, ty), when, font=cap_font, fill=(90, 90, 90))
             if score:
@@ -361,7 +377,8 @@ def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: in
                                  "uploader": r.get("uploader") or "", "url": r.get("source_url") or ""})
         t = float(r["t_s"])
         crops.append({"id": r["crop_id"], "img": "../" + quote(r["file"].replace("\\", "/")),
-                      "label": r["label"], "split": r["split"], "source": sid, "t": t, "time": format_time(t, decimals),
+                      "label": r["label"], "split": r["split"], "source": sid, "t": t,
+                      "time": format_time(t, decimals),
                       "score": r.get("score"), "link": source_link(r.get("source_url"), t),
                       "status": r.get("status") or KEPT})
     labels = sorted({r["label"] for r in rows})
@@ -400,7 +417,7 @@ def render_index(rows: list[dict[str, Any]], run: str, generated: str, thumb: in
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{html.escape(csp)}\">\n"
             f"<meta name=\"referrer\" content=\"no-referrer\">\n"
             f"<title>{name} · crops review</title>\n<style>{css}</style>\n</head>\n<body>\n"
-            f"{_BODY.replace('{run}', name).replace('{generated}', html.escape(generated))}\n"
+            f"{_BODY.replace('{run}', name).replace('{generated}', html.escape(generated))}"
             f"<script type=\"application/json\" id=\"data\">{json_for_script(data)}</script>\n"
             f"<script>{_JS}</script>\n</body>\n</html>\n")
 
@@ -448,7 +465,8 @@ def _cached(final: Path, fp: str) -> SheetReport | None:
     if built is None or not isinstance(built.get("images", []), list):
         return None
     images = [final / str(name) for name in built.get("images", [])]
-    if built.get("fingerprint") != fp or not (final / INDEX).is_file() or not all(p.is_file() for p in images):
+    if (built.get("fingerprint") != fp or not (final / INDEX).is_file()
+            or not all(p.is_file() for p in images)):
         return None
     return SheetReport(final, final / INDEX, images, built.get("crops", 0), built.get("rejected", 0),
                        cached=True, dropped=built.get("dropped", 0))
@@ -515,397 +533,3 @@ def ours_in_sheets(rel: str, path: Path) -> bool:
     built = read_json_object(path.parents[rel.count("/")] / BUILT) or {}
     images = built.get("images")
     return rel in (INDEX, BUILT) or (isinstance(images, list) and rel in images)
-
-
-# ----------------------------------------------------------------------------- page assets
-
-_BODY = """<header>
-  <div class="title"><h1>{run}</h1><span class="muted">crops review · built {generated}</span></div>
-  <p id="counts" class="counts"></p>
-  <form id="filters" class="filters">
-    <label>Label <select id="f-label"><option value="">all</option></select></label>
-    <label>Split <select id="f-split"><option value="">all</option></select></label>
-    <label>Source <select id="f-source"><option value="">all</option></select></label>
-    <label>Status <select id="f-status"><option value="">all</option><option value="kept">kept</option><option value="rejected">rejected</option></select></label>
-    <label>Min score <input id="f-score" type="range" min="0" max="1" step="0.01" value="0"><output id="f-score-out">0.00</output></label>
-    <label>Group by <select id="f-group"><option value="label">label</option><option value="split">split</option><option value="both">label and split</option></select></label>
-  </form>
-  <div class="review">
-    <span id="review-state" class="muted"></span>
-    <button id="save" type="button">Save rejects.txt</button>
-  </div>
-  <p class="help muted">Click a crop to reject it, click again to restore it (keys: arrows move, <kbd>x</kbd>
-  rejects, <kbd>u</kbd> undoes). Save the list (served by <code>python -m pipeline review</code>, it is written
-  into the output folder; from disk, put the downloaded file there as <code>rejects.txt</code>) and run again:
-  rejected crops leave <code>dataset/</code>, nothing is recomputed.</p>
-</header>
-<main id="groups"></main>
-<noscript><p>This page needs JavaScript to show the crops.</p></noscript>"""
-
-_CSS = """
-:root { --thumb: 128px; color-scheme: light; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f; background: #f6f6f7; }
-header { position: sticky; top: 0; z-index: 2; background: #fff; border-bottom: 1px solid #ddd; padding: 10px 16px 6px; }
-.title { display: flex; align-items: baseline; gap: 12px; flex-wrap: wrap; }
-h1 { font-size: 20px; margin: 0; }
-.muted { color: #6e6e73; }
-.counts { margin: 4px 0; }
-.filters { display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 6px 0; }
-.filters label { display: inline-flex; align-items: center; gap: 6px; }
-.filters select { max-width: 16em; }
-.filters output { font-variant-numeric: tabular-nums; min-width: 2.5em; }
-.review { display: flex; align-items: center; gap: 12px; }
-.help { font-size: 12px; margin: 4px 0 0; }
-button#save { font: inherit; padding: 4px 12px; border-radius: 6px; border: 1px solid #b00020; background: #fff; color: #b00020; cursor: pointer; }
-button#save.dirty { background: #b00020; color: #fff; }
-main { padding: 8px 16px 40px; }
-section { margin: 14px 0 8px; }
-section h2 { font-size: 16px; margin: 0 0 8px; }
-section h2 .muted { font-weight: normal; font-size: 13px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(max(var(--thumb), 132px), 1fr)); gap: 10px; }
-figure { margin: 0; background: #fff; border: 1px solid #e2e2e5; border-radius: 6px; padding: 6px; min-width: 0; }
-figure button.thumb { display: block; position: relative; width: 100%; padding: 0; border: 0; background: #ececec; cursor: pointer; aspect-ratio: 1; border-radius: 3px; overflow: hidden; }
-figure img { display: block; width: 100%; height: 100%; object-fit: contain; }
-figure .badge { display: none; position: absolute; left: 0; right: 0; top: 50%; transform: translateY(-50%); background: rgba(176, 0, 32, .88); color: #fff; font-weight: 600; font-size: 12px; letter-spacing: .06em; text-transform: uppercase; padding: 2px 0; }
-figure.rejected { border-color: #b00020; box-shadow: 0 0 0 2px #b00020; }
-figure.rejected img { opacity: .35; filter: grayscale(1); }
-figure.rejected .badge { display: block; }
-figcaption { font-size: 12px; margin-top: 4px; line-height: 1.35; }
-figcaption .src { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-figcaption .meta { display: flex; justify-content: space-between; gap: 6px; color: #515154; font-variant-numeric: tabular-nums; }
-figcaption a { color: #0a58ca; text-decoration: none; }
-figcaption a:hover { text-decoration: underline; }
-.empty { color: #6e6e73; padding: 20px 0; }
-"""
-
-_JS = r"""
-"use strict";
-(function () {
-  const data = JSON.parse(document.getElementById("data").textContent);
-  const byId = new Map(data.crops.map((c) => [c.id, c]));
-  const sources = new Map(data.sources.map((s) => [s.id, s]));
-  const initial = new Set(data.crops.filter((c) => c.status === "rejected").map((c) => c.id));
-  const rejected = new Set(initial);
-  const figures = new Map();
-
-  // Decisions survive a reload: localStorage keeps, per run and by crop id, the crops whose
-  // state differs from the manifest, as now ("now") and as last saved ("saved"). Ids that are
-  // not on this page are ignored; entries the manifest has caught up with fall away on the next write.
-  const storeKey = "pipeline-review:" + data.run;
-  function diffFromManifest(set) {
-    const out = {};
-    for (const c of data.crops) if (set.has(c.id) !== (c.status === "rejected")) out[c.id] = set.has(c.id);
-    return out;
-  }
-  function writeStore() {
-    try {
-      localStorage.setItem(storeKey, JSON.stringify({now: diffFromManifest(rejected), saved: diffFromManifest(initial)}));
-    } catch (e) { /* storage disabled: the page works without it */ }
-  }
-  function applyStored(map, set) {
-    for (const [id, rej] of Object.entries(map || {})) {
-      if (!byId.has(id)) continue;
-      if (rej) set.add(id); else set.delete(id);
-    }
-  }
-  try {
-    const stored = JSON.parse(localStorage.getItem(storeKey) || "{}") || {};
-    applyStored(stored.now, rejected);
-    applyStored(stored.saved, initial);
-  } catch (e) { /* nothing stored, or unreadable: start from the manifest */ }
-  const undo = [];  // crop ids, most recent change last
-  let savedNote = "";
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, cls, text) => {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  };
-  const safeLink = (url) => (typeof url === "string" && /^(https?:|file:)/i.test(url) ? url : null);
-
-  function fillSelect(select, values, labelOf) {
-    for (const v of values) {
-      const o = el("option", "", labelOf ? labelOf(v) : v);
-      o.value = v;
-      select.appendChild(o);
-    }
-  }
-  fillSelect($("f-label"), data.labels);
-  fillSelect($("f-split"), data.splits);
-  fillSelect($("f-source"), data.sources.map((s) => s.id), (id) => {
-    const s = sources.get(id);
-    return s.title ? s.short + " · " + s.title : s.short;
-  });
-
-  function figureFor(c) {
-    const s = sources.get(c.source) || {short: c.source, title: "", uploader: ""};
-    const fig = el("figure");
-    fig.dataset.id = c.id;
-    const btn = el("button", "thumb");
-    btn.type = "button";
-    btn.title = c.id + " (click to reject or restore)";
-    const img = el("img");
-    img.loading = "lazy";
-    img.decoding = "async";
-    img.alt = c.id;
-    img.src = c.img;
-    btn.appendChild(img);
-    btn.appendChild(el("span", "badge", "rejected"));
-    btn.addEventListener("click", () => toggle(c.id));
-    fig.appendChild(btn);
-    const cap = el("figcaption");
-    const src = el("div", "src", s.short);
-    src.title = [s.title, s.uploader].filter(Boolean).join(" — ") || c.source;
-    cap.appendChild(src);
-    const meta = el("div", "meta");
-    const href = safeLink(c.link);
-    let when;
-    if (href) {
-      when = el("a", "", c.time + " ↗");
-      when.href = href;
-      when.target = "_blank";
-      when.rel = "noopener noreferrer";
-      when.title = "open the source at " + c.time;
-    } else {
-      when = el("span", "", c.time);
-    }
-    meta.appendChild(when);
-    meta.appendChild(el("span", "score", c.score === null || c.score === undefined ? "" : Number(c.score).toFixed(2)));
-    cap.appendChild(meta);
-    const where = el("div", "muted", c.label + " · " + c.split);
-    cap.appendChild(where);
-    fig.appendChild(cap);
-    fig.classList.toggle("rejected", rejected.has(c.id));
-    btn.setAttribute("aria-pressed", rejected.has(c.id) ? "true" : "false");
-    figures.set(c.id, fig);
-    return fig;
-  }
-
-  function groupKey(c, how) {
-    if (how === "split") return c.split;
-    if (how === "both") return c.label + " · " + c.split;
-    return c.label;
-  }
-
-  function render() {
-    const how = $("f-group").value;
-    const main = $("groups");
-    main.replaceChildren();
-    figures.clear();
-    const groups = new Map();
-    const order = how === "split" ? data.splits : data.labels;
-    for (const c of data.crops) {
-      const k = groupKey(c, how);
-      if (!groups.has(k)) groups.set(k, []);
-      groups.get(k).push(c);
-    }
-    const rank = (k) => {
-      const head = how === "split" ? k : k.split(" · ")[0];
-      const i = order.indexOf(head);
-      return i < 0 ? 1e9 : i;
-    };
-    const keys = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-    for (const k of keys) {
-      const sec = el("section");
-      sec.dataset.group = k;
-      const h = el("h2", "", k + " ");
-      h.appendChild(el("span", "muted count"));
-      sec.appendChild(h);
-      const grid = el("div", "grid");
-      for (const c of groups.get(k)) grid.appendChild(figureFor(c));
-      sec.appendChild(grid);
-      main.appendChild(sec);
-    }
-    applyFilters();
-  }
-
-  function visible(c) {
-    const label = $("f-label").value, split = $("f-split").value, source = $("f-source").value;
-    const status = $("f-status").value, min = Number($("f-score").value);
-    if (label && c.label !== label) return false;
-    if (split && c.split !== split) return false;
-    if (source && c.source !== source) return false;
-    if (status && (rejected.has(c.id) ? "rejected" : "kept") !== status) return false;
-    if (min > 0 && !(Number(c.score) >= min)) return false;
-    return true;
-  }
-
-  // Per section: how many of its crops the filters show, and how many of those are rejected.
-  // A click only adjusts these counters, so a review stays instant with tens of thousands of crops.
-  const sections = new Map();
-  let shownTotal = 0;
-  const labelTotals = new Map(), splitTotals = new Map();
-  for (const c of data.crops) {
-    labelTotals.set(c.label, (labelTotals.get(c.label) || 0) + 1);
-    splitTotals.set(c.split, (splitTotals.get(c.split) || 0) + 1);
-  }
-
-  function writeSection(s) {
-    s.el.hidden = s.n === 0;
-    s.el.querySelector(".count").textContent = (s.n === s.total ? "(" + s.total : "(" + s.n + " of " + s.total) +
-      (s.nRej ? ", " + s.nRej + " rejected)" : ")");
-  }
-
-  function applyFilters() {
-    $("f-score-out").textContent = Number($("f-score").value).toFixed(2);
-    shownTotal = 0;
-    sections.clear();
-    for (const sec of document.querySelectorAll("#groups section")) {
-      const s = {el: sec, n: 0, total: 0, nRej: 0};
-      for (const fig of sec.querySelectorAll("figure")) {
-        const show = visible(byId.get(fig.dataset.id));
-        fig.hidden = !show;
-        s.total += 1;
-        if (show) s.n += 1;
-        if (show && rejected.has(fig.dataset.id)) s.nRej += 1;
-      }
-      shownTotal += s.n;
-      sections.set(sec.dataset.group, s);
-      writeSection(s);
-    }
-    updateCounts();
-  }
-
-  function updateCounts() {
-    const total = data.crops.length;
-    const nRej = rejected.size;
-    const rejLabel = new Map(), rejSplit = new Map();
-    for (const id of rejected) {
-      const c = byId.get(id);
-      rejLabel.set(c.label, (rejLabel.get(c.label) || 0) + 1);
-      rejSplit.set(c.split, (rejSplit.get(c.split) || 0) + 1);
-    }
-    const perLabel = data.labels.map((l) => l + " " + (labelTotals.get(l) - (rejLabel.get(l) || 0))).join(", ");
-    const perSplit = data.splits.map((s) => s + " " + (splitTotals.get(s) - (rejSplit.get(s) || 0))).join(" / ");
-    $("counts").textContent = total + " crops · " + (total - nRej) + " kept (" + perLabel + "; " + perSplit + ") · " +
-      nRej + " rejected · " + shownTotal + " shown";
-    let added = 0, removed = 0;
-    for (const id of rejected) if (!initial.has(id)) added += 1;
-    for (const id of initial) if (!rejected.has(id)) removed += 1;
-    const dirty = added + removed > 0;
-    $("review-state").textContent = dirty ? "unsaved: " + added + " newly rejected, " + removed + " restored" :
-      savedNote || (nRej ? nRej + " rejected in this run's manifest" : "no crop rejected");
-    const save = $("save");
-    save.textContent = "Save rejects.txt (" + nRej + ")";
-    save.classList.toggle("dirty", dirty);
-    document.body.dataset.dirty = dirty ? "1" : "";
-  }
-
-  // The clicked crop stays in view even when a status filter no longer matches it, so a
-  // mistaken click can be undone where it happened; the filters apply again when changed.
-  function toggle(id, record = true) {
-    const now = !rejected.has(id);
-    if (record) undo.push(id);
-    if (now) rejected.add(id); else rejected.delete(id);
-    const fig = figures.get(id);
-    if (fig) {
-      fig.classList.toggle("rejected", now);
-      fig.querySelector("button.thumb").setAttribute("aria-pressed", now ? "true" : "false");
-      const s = sections.get(fig.closest("section").dataset.group);
-      if (s && !fig.hidden) {
-        s.nRej += now ? 1 : -1;
-        writeSection(s);
-      }
-    }
-    savedNote = "";
-    writeStore();
-    updateCounts();
-  }
-
-  function markSaved(note) {
-    initial.clear();
-    for (const id of rejected) initial.add(id);
-    savedNote = note;
-    writeStore();
-    updateCounts();
-  }
-
-  // Served by `python -m pipeline review`: the server writes rejects.txt into the output folder.
-  // Opened from disk (or if the server is gone): the file is downloaded, as before.
-  async function save() {
-    const ids = data.crops.map((c) => c.id).filter((id) => rejected.has(id));
-    const text = "# rejects.txt for run " + data.run + ", saved " + new Date().toISOString() + "\n" +
-      "# Put this file in the run's output folder and run again. One crop id a line.\n" +
-      ids.map((id) => id + "\n").join("");
-    if (location.protocol === "http:") {
-      try {
-        const r = await fetch("/api/rejects", {method: "POST", body: text,
-                                               headers: {"Content-Type": "text/plain; charset=utf-8"}});
-        if (!r.ok) throw new Error(await r.text());
-        const info = await r.json();
-        markSaved("saved " + info.count + " crop id(s) to " + info.file + ": run the pipeline again to apply them");
-        return;
-      } catch (err) {
-        savedNote = "";
-        $("review-state").textContent = "the review server did not save (" + err.message + "); downloading instead";
-      }
-    }
-    download(text);
-    markSaved("");
-  }
-
-  function download(text) {
-    const url = URL.createObjectURL(new Blob([text], {type: "text/plain"}));
-    const a = el("a");
-    a.href = url;
-    a.download = "rejects.txt";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  }
-
-  // Keyboard: arrows move between the crops shown, x rejects the current one and moves on,
-  // u undoes the last change (click or key). Keys typed into the filters are left alone.
-  function shown() { return [...document.querySelectorAll("#groups figure:not([hidden])")]; }
-  function focusFigure(fig) {
-    if (!fig) return;
-    const btn = fig.querySelector("button.thumb");
-    btn.focus({preventScroll: true});
-    fig.scrollIntoView({block: "nearest"});
-  }
-  function columns(figs, i) {
-    const top = figs[i].offsetTop, grid = figs[i].parentElement;
-    return Math.max(1, figs.filter((f) => f.parentElement === grid && f.offsetTop === top).length);
-  }
-  const STEP = {ArrowLeft: -1, ArrowRight: 1};
-  document.addEventListener("keydown", (e) => {
-    if (e.altKey || e.ctrlKey || e.metaKey || (e.target.closest && e.target.closest("#filters"))) return;
-    const figs = shown();
-    const current = document.activeElement && document.activeElement.closest ?
-      document.activeElement.closest("#groups figure") : null;
-    const i = current ? figs.indexOf(current) : -1;
-    if (e.key in STEP || e.key === "ArrowUp" || e.key === "ArrowDown") {
-      if (!figs.length) return;
-      e.preventDefault();
-      if (i < 0) { focusFigure(figs[0]); return; }
-      const step = e.key in STEP ? STEP[e.key] : (e.key === "ArrowUp" ? -1 : 1) * columns(figs, i);
-      focusFigure(figs[Math.min(figs.length - 1, Math.max(0, i + step))]);
-    } else if (e.key === "x" && i >= 0) {
-      e.preventDefault();
-      if (!rejected.has(current.dataset.id)) toggle(current.dataset.id);
-      focusFigure(figs[Math.min(figs.length - 1, i + 1)]);
-    } else if (e.key === "u" && undo.length) {
-      e.preventDefault();
-      const id = undo.pop();
-      toggle(id, false);
-      focusFigure(figures.get(id));
-    }
-  });
-
-  for (const id of ["f-label", "f-split", "f-source", "f-status", "f-score"]) {
-    $(id).addEventListener("input", applyFilters);
-  }
-  $("f-group").addEventListener("input", render);
-  $("filters").addEventListener("submit", (e) => e.preventDefault());
-  $("save").addEventListener("click", save);
-  window.addEventListener("beforeunload", (e) => {
-    if (document.body.dataset.dirty) { e.preventDefault(); e.returnValue = ""; }
-  });
-  render();
-})();
-"""
-
-_ASSETS = hashlib.sha256((_BODY + _CSS + _JS).encode()).hexdigest()[:16]

@@ -10,9 +10,10 @@ import hashlib
 import os
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .config import Config, Segment, Source
 from .ownership import MARKER

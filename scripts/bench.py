@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gop", type=float, default=2.0, help="keyframe interval of the generated video, s")
     parser.add_argument("--repeat", type=int, help="rounds per measurement, the minimum is kept (3; quick 1)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-bench")
-    parser.add_argument("--yunet-onnx", type=Path, default=Path(os.environ.get("PIPELINE_BENCH_YUNET", SHARED_YUNET)),
+    parser.add_argument("--yunet-onnx", type=Path,
+                        default=Path(os.environ.get("PIPELINE_BENCH_YUNET", SHARED_YUNET)),
                         help="a YuNet ONNX file standing in for the official one when that is not "
                              "cached (default $PIPELINE_BENCH_YUNET, else ../shared/models/"
                              "yunet_test_unverified.onnx)")

@@ -59,7 +59,8 @@ def _config(work: Path, output: Path) -> Path:
         for name in sorted(os.listdir(DEMO)):
             shutil.copy(DEMO / name, videos / name)
     cfg = {"name": "faults", "output": str(output),
-           "sources": [{"path": str(videos / n), "label": n.split("_")[0]} for n in sorted(os.listdir(videos))],
+           "sources": [{"path": str(videos / n), "label": n.split("_")[0]}
+                       for n in sorted(os.listdir(videos))],
            "sample": {"every": 0.5}, "split": {"train": 0.34, "val": 0.33, "test": 0.33}}
     path = work / f"{output.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -77,7 +78,8 @@ def snapshot(root: Path) -> tuple:
     with open(root / "manifest.csv", newline="") as f:
         rows = [tuple(r.items()) for r in csv.DictReader(f)]
     sheets = sorted(p.name for p in (root / "sheets").glob("*")) if (root / "sheets").exists() else []
-    metadata = sorted((str(p.relative_to(root)), p.read_text()) for p in (root / "dataset").rglob("metadata.csv"))
+    metadata = sorted((str(p.relative_to(root)), p.read_text())
+                      for p in (root / "dataset").rglob("metadata.csv"))
     return dataset, rows, sheets, metadata
 
 
@@ -342,7 +344,7 @@ def signal_rows(work: Path, quick: bool) -> list[Row]:
     return rows
 
 
-# ----------------------------------------------------------------------------- part 4: ownership, damage, odd configs
+# ------------------------------------------------------------ part 4: ownership, damage, odd configs
 
 def _cli(*args: str, cwd: Path, home: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOME": str(home)} if home else None
@@ -391,7 +393,7 @@ class _Project:
         except OSError:
             return []
 
-    def copy(self, to: Path) -> "_Project":
+    def copy(self, to: Path) -> _Project:
         shutil.copytree(self.dir, to, symlinks=True)
         clone = object.__new__(_Project)
         clone.dir, clone.root = to, to / "out"

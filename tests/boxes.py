@@ -1,7 +1,7 @@
 """Box arithmetic and clip decoding shared by the tests that score detections against ground truth."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -10,7 +10,7 @@ import numpy as np
 from pipeline.detections import Detections
 
 
-@lru_cache(maxsize=None)
+@cache
 def frames(path: Path) -> tuple[np.ndarray, ...]:
     """Every frame of a clip, decoded once per test session."""
     cap = cv2.VideoCapture(str(path))
@@ -42,7 +42,7 @@ def matched(gt: np.ndarray, found: Detections, threshold: float = 0.5) -> np.nda
     return iou(gt, found.boxes).max(axis=1) >= threshold
 
 
-@lru_cache(maxsize=None)
+@cache
 def detect_clip(path: Path, model: str, weights: Path | None,
                 **options) -> tuple[tuple[Detections, ...], float]:
     """Every frame's detections by ``model`` (the weights file given directly, no model cache;

@@ -76,3 +76,11 @@ def review_demo(tmp_path_factory):
     report = run(parse_config(raw), progress=False, log=lambda _m: None)
     assert report.exit_code == 0 and report.sheets is not None
     return DemoRun(raw, tmp / "out")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the demo run (``review_demo``) is end to end: marked ``slow``, out of the fast
+    lane (``pytest -m "not slow"``)."""
+    for item in items:
+        if "review_demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -121,7 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- plumbing -----------------------------------------------------------
     @property
-    def owner(self) -> "LocalHTTPServer":
+    def owner(self) -> LocalHTTPServer:
         return self.server.owner  # type: ignore[attr-defined]
 
     def log_message(self, format, *args):  # noqa: A002 - quiet tests
@@ -164,7 +164,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.owner._record_request(self._record)
         try:
             self._dispatch(path, head)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
     def _dispatch(self, path: str, head: bool):
@@ -340,7 +340,7 @@ class LocalHTTPServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> "LocalHTTPServer":
+    def start(self) -> LocalHTTPServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -370,7 +370,7 @@ class LocalHTTPServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "LocalHTTPServer":
+    def __enter__(self) -> LocalHTTPServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,7 @@ cells (16 bits, LSB first, row-major). The cells are large, so the code survives
 then check that the frame returned for a timestamp really is that frame.
 
 ``cv2.VideoWriter`` always works; the ffmpeg helpers need the binary from ``imageio-ffmpeg``
-(``ffmpeg_exe()`` returns ``None`` without it, and tests skip).
+(``support.ffmpeg_exe()`` returns ``None`` without it, and tests skip).
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from support import ffmpeg_exe
 
 Size = tuple[int, int]
 Pattern = Callable[[int, Size], np.ndarray]
@@ -108,15 +110,6 @@ def make_video(path: Path | str, frames: int = 50, fps: float = 25.0,
     finally:
         writer.release()
     return path
-
-
-def ffmpeg_exe() -> str | None:
-    """The ffmpeg binary shipped with imageio-ffmpeg, or None when it is not installed."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        return None
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _encode(path: Path, frames: int, fps: float, size: Size, pattern: Pattern,

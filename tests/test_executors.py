@@ -53,6 +53,7 @@ def _cli_without_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow  # whole runs in subprocesses
 def test_cli_executor_flag_overrides_the_config(tmp_path):
     raw = {"output": str(tmp_path / "out"), "sources": [{"path": str(DEMO / "hopper_pan.mp4")}],
            "sample": {"every": 2.0}, "executor": {"kind": "ray", "address": "127.0.0.1:1"}}

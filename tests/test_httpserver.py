@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from httpserver import MAX_STALL, LocalHTTPServer
+from support import ffmpeg_exe
 
 yt_dlp = pytest.importorskip("yt_dlp")
 from yt_dlp.utils import DownloadError, download_range_func  # noqa: E402
@@ -319,7 +320,8 @@ def test_ytdlp_html5_page_is_a_playlist(http_server, clip, tmp_path):
 
 def test_ytdlp_html5_page_with_one_video_is_not_a_playlist(http_server, clip, tmp_path):
     http_server.add_file("/a.mp4", clip)
-    http_server.page("/one.html", "<html><head><title>One</title></head><body><video src='a.mp4'></video></body></html>")
+    http_server.page("/one.html",
+                     "<html><head><title>One</title></head><body><video src='a.mp4'></video></body></html>")
     with yt_dlp.YoutubeDL(ydl_opts(tmp_path)) as ydl:
         info = ydl.extract_info(http_server.url("/one.html"), download=False)
     assert info.get("_type", "video") == "video"
@@ -360,7 +362,8 @@ def test_ytdlp_rss_feed_is_a_playlist(http_server, clip, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("status,reason", [(404, "Not Found"), (403, "Forbidden"), (500, "Internal Server Error")])
+@pytest.mark.parametrize("status,reason",
+                         [(404, "Not Found"), (403, "Forbidden"), (500, "Internal Server Error")])
 def test_ytdlp_http_errors(http_server, tmp_path, status, reason):
     if status != 404:
         http_server.error("/gone.mp4", status)  # 404 needs no route: the file is absent
@@ -429,10 +432,9 @@ def ffmpeg_for_ytdlp():
     """yt-dlp checks ffmpeg for section downloads through FFmpegFD.available(), which
     ignores the ``ffmpeg_location`` option (yt-dlp's own FIXME; the CLI sets a context
     variable instead).  So: set that context variable, in the thread that runs yt-dlp."""
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
-    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    exe = ffmpeg_exe() or pytest.skip("imageio-ffmpeg is not installed")
     token = FFmpegPostProcessor._ffmpeg_location.set(exe)
     try:
         yield exe
@@ -446,10 +448,10 @@ SECTION_TMPL = "%(id)s.%(section_start)s-%(section_end)s.%(ext)s"
 def test_ytdlp_ffmpeg_location_alone_is_not_enough(http_server, ten_s, tmp_path):
     if shutil.which("ffmpeg"):
         pytest.skip("an ffmpeg on PATH hides the problem")
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    exe = ffmpeg_exe() or pytest.skip("imageio-ffmpeg is not installed")
     shutil.copy(ten_s, http_server.root / "ten.mp4")
     opts = ydl_opts(tmp_path, download_ranges=download_range_func(None, [(2, 5)]),
-                    ffmpeg_location=imageio_ffmpeg.get_ffmpeg_exe())
+                    ffmpeg_location=exe)
     with yt_dlp.YoutubeDL(opts) as ydl:
         with pytest.raises(DownloadError) as ei:
             ydl.extract_info(http_server.url("/ten.mp4"), download=True)

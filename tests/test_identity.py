@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -21,11 +20,11 @@ from pipeline.config import ConfigError, parse_config
 from pipeline.dataset import MANIFEST_COLUMNS
 from pipeline.embedders.dlib import RESNET, SHAPE5
 from pipeline.run import run
+from support import cli, read_manifest
 
 pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
-pytestmark = pytest.mark.testdata
+pytestmark = [pytest.mark.testdata, pytest.mark.slow]  # whole runs with the dlib embedder
 
-REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4",
          "carphone_176x144.mp4", "ytf_aaron_guiel5.avi")
 # Track means of two different people of these clips (the two women) come 0.457 apart; 0.4
@@ -57,11 +56,6 @@ def make_config(testdata: Path, out: Path, **identity) -> dict:
             # the Aaron clip's faces are ~30 px in a 320x240 broadcast
             "detect": {"min_score": 0.5, "min_size": 20},
             "identity": {"model": "dlib", "max_distance": MAX_DISTANCE, **identity}}
-
-
-def read_manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def person_of(row: dict, aaron_boxes: np.ndarray) -> str:
@@ -138,9 +132,7 @@ def test_embedding_cost_is_recorded(who):
 
 def _cli(cwd: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
     (cwd / "config.yaml").write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", "config.yaml", "-q", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return cli("run", "config.yaml", "-q", *args, cwd=cwd, timeout=900)
 
 
 def _copy_run(out: Path, tmp_path: Path) -> Path:

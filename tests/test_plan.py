@@ -3,16 +3,16 @@ the listing the plan saved."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.state import read_jsonl
+from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
@@ -22,10 +22,7 @@ PAGE = """<!doctype html><html><head><title>Two clips</title></head><body>
 </body></html>"""
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+pytestmark = pytest.mark.slow  # plans and runs in subprocesses
 
 
 def write_config(cwd: Path, sources: list[dict], **extra) -> None:
@@ -44,7 +41,7 @@ def rows(stdout: str) -> dict[str, list[str]]:
 
 
 def plan(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
-    result = cli(cwd, "plan", "run.yaml", *extra)
+    result = cli("plan", "run.yaml", *extra, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "nothing was run" in result.stdout
     return result
@@ -65,7 +62,7 @@ def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
     out = tmp_path / "data" / "p"
     assert not (out / "frames").exists() and not (out / "state" / "sample").exists(), "plan runs nothing"
 
-    assert cli(tmp_path, "run", "run.yaml", "-q", "--limit", "2").returncode == 0
+    assert cli("run", "run.yaml", "-q", "--limit", "2", cwd=tmp_path).returncode == 0
     sampled = {p.name: len(read_jsonl(p / "frames.jsonl")) for p in (out / "frames").iterdir()}
     assert sampled == {sid: int(r[2]) for sid, r in planned.items()}, "planned frames = sampled frames"
 
@@ -91,7 +88,7 @@ def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path)
     assert len(listings) == 1 and len(json.loads(listings[0].read_text())["entries"]) == 2
     listed = len(http_server.requests_for("/site/page.html"))
 
-    result = cli(tmp_path, "run", "run.yaml", "-q")
+    result = cli("run", "run.yaml", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(http_server.requests_for("/site/page.html")) == listed, "the run used the saved listing"
     summary = json.loads((tmp_path / "data" / "p" / "summary.json").read_text())

@@ -2,7 +2,6 @@
 crops show in the manifest, dataset/, summary.json and the sheets."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -18,6 +17,7 @@ from pipeline.quality import (frontalness, outside_fraction, quality_scores, rea
                               select_per_track)
 from pipeline.run import run
 from pipeline.sheet import Header, header_lines
+from support import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 FRONTAL = [[30, 40], [70, 40], [50, 62], [35, 80], [65, 80]]  # right eye, left eye, nose, mouth
@@ -90,11 +90,6 @@ def test_sheet_header_says_what_was_dropped():
     assert header_lines(Header("demo", "hopper", 1, "2026-01-01"))[1] == "1 crop · 2026-01-01"
 
 
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def astronaut(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("quality")
@@ -104,10 +99,11 @@ def astronaut(tmp_path_factory) -> dict:
             "sample": {"every": 0.5}}
 
 
+@pytest.mark.slow  # a whole run of a demo video
 def test_dropped_crops_are_listed_with_their_reason_and_left_out(astronaut):
     root = Path(astronaut["output"])
     run(parse_config(astronaut), progress=False, log=lambda _m: None)
-    everything = manifest(root)
+    everything = read_manifest(root)
     assert len(everything) == 10 and {r["status"] for r in everything} == {"kept"}
     assert len({r["track_id"] for r in everything}) == 1 and everything[0]["track_id"] == "0"
     assert all(re.fullmatch(r"[0-9a-f]{16}", r["phash"]) and 0 < float(r["quality"]) <= 1
@@ -121,7 +117,7 @@ def test_dropped_crops_are_listed_with_their_reason_and_left_out(astronaut):
     for crop, reason, expected in cases:
         report = run(parse_config({**astronaut, "crop": crop}), progress=False, log=lambda _m: None)
         assert report.outcomes[0].stages["detect"] == "skipped"
-        rows = manifest(root)
+        rows = read_manifest(root)
         dropped = [r for r in rows if r["status"] == "dropped"]
         assert dropped and {r["drop_reason"] for r in dropped} == {reason}
         if expected is not None:

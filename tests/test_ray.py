@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
 
 pytestmark = [
-    pytest.mark.ray,
+    pytest.mark.ray, pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                        reason='Ray is not installed: pip install -e ".[ray]" to run the ray '
                               "executor tests on a local Ray instance"),

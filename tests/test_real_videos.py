@@ -1,7 +1,6 @@
 """The whole pipeline on real footage with ground truth (skipped when the test videos are absent)."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -16,18 +15,14 @@ from pipeline.config import parse_config
 from pipeline.detections import Detections
 from pipeline.run import run
 from pipeline.state import read_jsonl
+from support import read_manifest
 
-pytestmark = pytest.mark.testdata
+pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 
 
 def detections_by_frame(root: Path, sid: str) -> dict[int, Detections]:
     return {row["frame_index"]: Detections.from_json(row)
             for row in read_jsonl(root / "detections" / f"{sid}.jsonl")}
-
-
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_every_frame_of_a_labelled_clip(testdata, tmp_path):
@@ -49,7 +44,7 @@ def test_every_frame_of_a_labelled_clip(testdata, tmp_path):
     frames = read_jsonl(cfg.output_dir / "frames" / outcome.sid / "frames.jsonl")
     times = [f["t_ms"] for f in frames]
     assert times == sorted(times) and abs(times[30] - 1000) <= 1  # 30 fps: frame 30 at 1.000 s
-    rows = manifest(cfg.output_dir)
+    rows = read_manifest(cfg.output_dir)
     assert {r["frame_index"] for r in rows} <= {str(i) for i in range(len(labels))}
 
 
@@ -58,7 +53,7 @@ def test_two_people_give_two_crops_per_frame(testdata, tmp_path):
                         "sources": [{"path": str(testdata / "faces" / "two_people_320x192.mp4")}],
                         "sample": {"every": 0.1}, "detect": {"min_size": 20}})
     assert run(cfg, progress=False).exit_code == 0
-    rows = manifest(cfg.output_dir)
+    rows = read_manifest(cfg.output_dir)
     per_frame: dict[str, list] = {}
     for r in rows:
         per_frame.setdefault(r["t_s"], []).append(r)
@@ -70,8 +65,11 @@ def test_two_people_give_two_crops_per_frame(testdata, tmp_path):
 
 def test_people_on_tud_campus(testdata, tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "models"))  # empty: weights are shipped
-    cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(testdata / "persons" / "tud_campus.mp4"), "label": "walker"}],
-                        "sample": {"fps": 25}, "detect": {"model": "ssdlite-person", "min_score": 0.5, "min_size": 20},
+    cfg = parse_config({"output": str(tmp_path / "out"),
+                        "sources": [{"path": str(testdata / "persons" / "tud_campus.mp4"),
+                                     "label": "walker"}],
+                        "sample": {"fps": 25},
+                        "detect": {"model": "ssdlite-person", "min_score": 0.5, "min_size": 20},
                         "crop": {"aspect": 0.5, "size": 256, "padding": 0.1}})
     report = run(cfg, progress=False)
     assert report.exit_code == 0, report.failed
@@ -86,7 +84,7 @@ def test_people_on_tud_campus(testdata, tmp_path, monkeypatch):
     recall = hit / total
     print(f"pipeline ssdlite-person recall on tud_campus (people > 120 px, IoU>=0.5): {recall:.3f}")
     assert recall >= 0.6
-    rows = manifest(cfg.output_dir)
+    rows = read_manifest(cfg.output_dir)
     assert rows and {r["class"] for r in rows} == {"person"} and {r["label"] for r in rows} == {"walker"}
     assert {(r["out_w"], r["out_h"]) for r in rows} == {("128", "256")}
     assert {r["detector"] for r in rows} == {"ssdlite-person/onnxruntime"}
@@ -105,7 +103,7 @@ def test_people_from_the_command_line_with_default_output(testdata, tmp_path):
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = work / "data" / "people"
-    rows = manifest(out)
+    rows = read_manifest(out)
     assert rows and {r["class"] for r in rows} == {"person"} and {r["label"] for r in rows} == {"walker"}
     assert {r["detector"] for r in rows} == {"ssdlite-person/onnxruntime"}
     crops = list((out / "dataset").rglob("*.jpg"))

@@ -18,9 +18,13 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.run import run
+from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
+
+
+pytestmark = pytest.mark.slow  # whole runs: workers, kills, full disk, hostile sources
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int], fps: float = 10.0) -> Path:
@@ -165,24 +169,19 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
-def _cli_run(config_file: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", str(config_file), "-q"],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
 def test_full_disk_stops_cleanly_and_a_later_run_recovers(tmp_path, small_disk):
     raw = {"output": str(small_disk / "out"),
            "sources": [{"path": str(DEMO / n)} for n in sorted(os.listdir(DEMO))],
            "sample": {"every": 0.2, "quality": 100}}
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(raw))
-    full = _cli_run(config_file, tmp_path)
+    full = cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300)
     assert full.returncode == 1, full.stderr
     assert "is full (No space left on device" in full.stderr and "run the same command again" in full.stderr
     assert "Traceback" not in full.stderr
     assert not (small_disk / "out" / "run.lock").exists()
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    again = _cli_run(config_file, tmp_path)
+    again = cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "3 done" in again.stdout
 
@@ -192,14 +191,14 @@ def test_read_only_output_fails_with_a_clear_message(tmp_path, small_disk):
     raw = {"output": str(small_disk / "out"), "sources": [{"path": str(DEMO / "hopper_pan.mp4")}]}
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(raw))
-    assert _cli_run(config_file, tmp_path).returncode == 0
+    assert cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300).returncode == 0
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     raw["crop"] = {"padding": 0.5}  # work to do, on a disk that refuses it
     config_file.write_text(yaml.safe_dump(raw))
-    ro = _cli_run(config_file, tmp_path)
+    ro = cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300)
     assert ro.returncode == 1 and "read-only file system" in ro.stderr, ro.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
-    assert _cli_run(config_file, tmp_path).returncode == 0
+    assert cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300).returncode == 0
 
 
 def test_hostile_names_stay_inside_the_output(tmp_path):

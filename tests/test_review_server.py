@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reviewkit import copy_run, read_manifest
+from reviewkit import copy_run
+from support import read_manifest
 from test_review_page import browser  # noqa: F401 (the module's Chromium fixture)
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # the review server and a headless Chromium
 
 
 @pytest.fixture

@@ -18,9 +18,12 @@ from pipeline import records
 from pipeline.config import parse_config
 from pipeline.run import run, status
 from pipeline.state import LockError, RunLock
+from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
+
+pytestmark = pytest.mark.slow  # whole runs of the demo videos
 
 
 def make_config(tmp_path: Path, **overrides) -> dict:
@@ -43,11 +46,6 @@ def make_config(tmp_path: Path, **overrides) -> dict:
     }
     cfg.update(overrides)
     return cfg
-
-
-def read_manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def stages_of(root: Path) -> dict:
@@ -248,11 +246,6 @@ def test_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
     assert not (root / "run.lock").exists()
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     import yaml
 
@@ -269,7 +262,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    resumed = _cli("run", str(config_file), "-q", cwd=tmp_path)
+    resumed = cli("run", str(config_file), "-q", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "already done" in resumed.stdout
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -287,15 +280,15 @@ def test_cli_run_prints_a_summary_and_exit_codes(tmp_path):
     raw["sources"] = raw["sources"][:1] + [{"path": str(tmp_path / "gone.mp4")}]
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(raw))
-    res = _cli("run", str(config_file), cwd=tmp_path)
+    res = cli("run", str(config_file), cwd=tmp_path)
     assert res.returncode == 1
     assert "sources: 1 done" in res.stdout and "1 failed" in res.stdout
     assert "gone.mp4" in res.stdout and "[download: not-found]" in res.stdout
-    st = _cli("status", str(config_file), cwd=tmp_path)
+    st = cli("status", str(config_file), cwd=tmp_path)
     assert st.returncode == 1 and "crop" in st.stdout and "not-found" in st.stdout  # as run
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [{path: x.mp4}]\nsample: {every: 0}\n")
-    res = _cli("run", str(bad), cwd=tmp_path)
+    res = cli("run", str(bad), cwd=tmp_path)
     assert res.returncode == 2 and "sample.every: must be greater than 0 (line 2)" in res.stderr
 
 

@@ -12,6 +12,7 @@ from pipeline.sources import Video
 from pipeline.stages import sample
 from pipeline.state import read_jsonl
 from pipeline.video import pyav_available
+from support import ffmpeg_exe
 
 
 def _config(tmp_path: Path, video: Path, **sample_section) -> object:
@@ -24,7 +25,7 @@ def _clip(video: Path) -> Video:
     return Video(sid="clip", kind="file", location=str(video), spec_index=0)
 
 
-@pytest.mark.skipif(not pyav_available() or media.ffmpeg_exe() is None,
+@pytest.mark.skipif(not pyav_available() or ffmpeg_exe() is None,
                     reason="needs PyAV and imageio-ffmpeg")
 def test_strategies_write_the_same_frames(tmp_path: Path) -> None:
     video = media.make_gop_video(tmp_path / "gop.mp4", frames=200, gop=25, size=(320, 240))

@@ -4,8 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,8 @@ from pipeline.run import run
 from pipeline.sheet import (MAX_PIXELS, MAX_SIDE, SheetError, build_sheets, format_time,
                             json_for_script, layout_for, page_names, read_manifest as read_jsonl_manifest,
                             render_index, sheet_order, short_ids, source_link)
-from reviewkit import copy_run, read_manifest
+from reviewkit import copy_run
+from support import cli, read_manifest
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -216,7 +215,8 @@ def test_rejects_leave_dataset_stay_in_manifest_and_recompute_nothing(review_dem
     messages: list[str] = []
     report = run(demo.config(), progress=False, log=messages.append)
     summary = json.loads((root / "summary.json").read_text())
-    assert all(s == {"ran": 0, "skipped": 3, "failed": 0} for s in summary["stages"].values()), summary["stages"]
+    assert all(s == {"ran": 0, "skipped": 3, "failed": 0} for s in summary["stages"].values()), \
+        summary["stages"]
     after = read_manifest(root)
     assert [r["crop_id"] for r in after] == [r["crop_id"] for r in before]
     assert {r["crop_id"] for r in after if r["status"] == "rejected"} == set(ids)
@@ -243,7 +243,8 @@ def test_rejects_leave_dataset_stay_in_manifest_and_recompute_nothing(review_dem
     first = np.asarray(Image.open(root / "sheets" / "astronaut.jpg").convert("RGB"))
     tile0 = _tiles(first, layout, 6)[0]["thumb"]
     assert np.abs(tile0 - _expected_thumb(root, sheet_order(astronaut)[0], 96)).mean() < 12
-    page = json.loads((root / "sheets" / "index.html").read_text().split('id="data">')[1].split("</script>")[0])
+    index = (root / "sheets" / "index.html").read_text()
+    page = json.loads(index.split('id="data">')[1].split("</script>")[0])
     assert {c["id"] for c in page["crops"] if c["status"] == "rejected"} == set(ids)
     # without the file, everything is back, still without recomputing
     (root / "rejects.txt").unlink()
@@ -252,32 +253,27 @@ def test_rejects_leave_dataset_stay_in_manifest_and_recompute_nothing(review_dem
     assert {p.stem for p in (root / "dataset").rglob("*.jpg")} == {r["crop_id"] for r in before}
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
 def test_cli_sheet_command_and_rejects_option(review_demo, tmp_path):
     demo = copy_run(review_demo, tmp_path / "out")
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(demo.raw))
-    res = _cli("sheet", str(config_file), "--by", "split", cwd=tmp_path)
+    res = cli("sheet", str(config_file), "--by", "split", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "review page: " in res.stdout and str(demo.root / "sheets" / "index.html") in res.stdout
     assert (demo.root / "sheets" / "splits").is_dir()
-    missing = _cli("run", str(config_file), "-q", "--rejects", str(tmp_path / "nope.txt"), cwd=tmp_path)
+    missing = cli("run", str(config_file), "-q", "--rejects", str(tmp_path / "nope.txt"), cwd=tmp_path)
     assert missing.returncode == 2 and "nope.txt" in missing.stderr
     rejects = tmp_path / "mine.txt"
     first = read_manifest(demo.root)[0]["crop_id"]
     rejects.write_text(first + "\n")
-    res = _cli("run", str(config_file), "-q", "--rejects", str(rejects), cwd=tmp_path)
+    res = cli("run", str(config_file), "-q", "--rejects", str(rejects), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "rejected: 1 (from " in res.stdout and "already done" in res.stdout
     assert f"sheets: {demo.root / 'sheets' / 'index.html'}" in res.stdout
     assert not (demo.root / "sheets" / "splits").exists()  # the config's sheet.by is label
     assert [r["status"] for r in read_manifest(demo.root) if r["crop_id"] == first] == ["rejected"]
-    nothing = _cli("sheet", str(tmp_path / "c2.yaml"), cwd=tmp_path)
+    nothing = cli("sheet", str(tmp_path / "c2.yaml"), cwd=tmp_path)
     assert nothing.returncode == 2
     (tmp_path / "c2.yaml").write_text(yaml.safe_dump({**demo.raw, "output": str(tmp_path / "empty")}))
-    nothing = _cli("sheet", str(tmp_path / "c2.yaml"), cwd=tmp_path)
+    nothing = cli("sheet", str(tmp_path / "c2.yaml"), cwd=tmp_path)
     assert nothing.returncode == 2 and "run the pipeline first" in nothing.stderr

@@ -26,8 +26,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
-                                reason="finds the run's worker processes through /proc (Linux)")
+pytestmark = [pytest.mark.slow,  # runs stopped by signals, in subprocesses
+              pytest.mark.skipif(not Path("/proc/self/stat").exists(),
+                                 reason="finds the run's worker processes through /proc (Linux)")]
 
 
 def children(pid: int) -> list[int]:
@@ -159,7 +160,6 @@ def snapshot(root: Path) -> tuple:
         return dataset, [tuple(r.items()) for r in csv.DictReader(f)]
 
 
-@pytest.mark.slow  # two runs of 48 frames
 def test_workers_die_with_a_killed_parent_and_a_restart_loses_nothing(tmp_path):
     # units long enough (12 frames a source) that an orphan would still be at work seconds later
     reference = project(tmp_path, workers=2, output="reference", every=0.5)

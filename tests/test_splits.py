@@ -1,6 +1,8 @@
 """Split assignment: by source, ratios as close as the number of sources allows, stable."""
 from __future__ import annotations
 
+import pytest
+
 from pipeline.dataset import assign_splits, empty_splits, split_counts
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -42,6 +44,7 @@ def test_splits_left_empty_are_named_with_why():
     assert empty_splits(3, {"train": 1.0, "val": 0.0, "test": 0.0}) is None  # asked for none
 
 
+@pytest.mark.slow  # a whole run
 def test_a_run_says_which_split_is_empty_and_why(tmp_path):
     from test_run import make_config
 

@@ -122,6 +122,7 @@ def _persons_score(outs: list[Detections], gt: np.ndarray, min_score: float) -> 
     return hit / total, false_pos / len(outs)
 
 
+@pytest.mark.slow  # every frame of a clip, tiled and not
 @pytest.mark.testdata
 def test_tiling_lifts_person_recall_on_tud_campus(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
@@ -138,6 +139,7 @@ def test_tiling_lifts_person_recall_on_tud_campus(testdata):
     assert recall >= 0.8 and fp_rate <= 0.1
 
 
+@pytest.mark.slow  # a clip, upscaled and not
 @pytest.mark.testdata
 def test_upscaling_finds_small_faces(shared_models, testdata):
     detector = {up: create_detector("yunet", weights=str(shared_models / ONNX), upscale=up)

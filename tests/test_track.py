@@ -2,9 +2,7 @@
 ground truth of tud_campus, one face track over a labelled clip, detect.every."""
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from pipeline.detections import Detections, box_iou
 from pipeline.run import run
 from pipeline.state import read_jsonl
 from pipeline.track import TrackParams, _greedy_pairs, interpolate, track
+from support import read_manifest
 from test_model_cache import ONNX
 
 
@@ -91,6 +90,7 @@ def id_stability(tracked: list[Detections], gt: np.ndarray, frame_numbers: list[
     return same / max(1, same + switches), switches, same + switches
 
 
+@pytest.mark.slow  # every frame of a clip, detected and tracked
 @pytest.mark.testdata
 def test_track_ids_are_stable_on_tud_campus(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
@@ -107,6 +107,7 @@ def test_track_ids_are_stable_on_tud_campus(testdata):
         assert stable >= 0.8
 
 
+@pytest.mark.slow  # every frame of a clip, detected
 @pytest.mark.testdata
 def test_detect_every_follows_tracks_in_between(testdata):
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
@@ -129,11 +130,7 @@ def test_detect_every_follows_tracks_in_between(testdata):
         assert hit / total >= (0.8 if every == 1 else 0.7)
 
 
-def manifest(root: Path) -> list[dict]:
-    with open(root / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
+@pytest.mark.slow  # a whole run
 @pytest.mark.testdata
 def test_one_face_track_and_its_five_sharpest_crops(shared_models, testdata, tmp_path):
     clip = testdata / "faces" / "ytf_aaron_guiel5.avi"
@@ -148,10 +145,12 @@ def test_one_face_track_and_its_five_sharpest_crops(shared_models, testdata, tmp
     cfg = parse_config(raw)
     report = run(cfg, progress=False, log=lambda _m: None)
     assert report.exit_code == 0
-    rows = manifest(cfg.output_dir)
+    rows = read_manifest(cfg.output_dir)
     # the labelled face: the crop whose box overlaps the ground truth of its frame
-    face = [r for r in rows if box_iou(gt[int(r["frame_index"])][None],
-                                       [[float(r[k]) for k in ("box_x", "box_y", "box_w", "box_h")]])[0, 0] >= 0.5]
+    def box(r):
+        return [[float(r[k]) for k in ("box_x", "box_y", "box_w", "box_h")]]
+
+    face = [r for r in rows if box_iou(gt[int(r["frame_index"])][None], box(r))[0, 0] >= 0.5]
     sampled = read_jsonl(cfg.output_dir / "frames" / report.outcomes[0].sid / "frames.jsonl")
     assert len(face) == len(sampled), "the face is found in every sampled frame"
     assert len({r["track_id"] for r in face}) == 1, "one track: the ground truth has no break"
@@ -175,12 +174,13 @@ def test_one_face_track_and_its_five_sharpest_crops(shared_models, testdata, tmp
     cfg = parse_config(raw)
     report = run(cfg, progress=False, log=lambda _m: None)
     assert report.outcomes[0].stages["detect"] == "skipped"  # selection never re-detects
-    rows = [r for r in manifest(cfg.output_dir) if r["track_id"] == face[0]["track_id"]]
+    rows = [r for r in read_manifest(cfg.output_dir) if r["track_id"] == face[0]["track_id"]]
     kept = [float(r["sharpness"]) for r in rows if r["status"] == "kept"]
     assert len(kept) == 5 and np.median(kept) >= np.median([float(r["sharpness"]) for r in rows])
     summary = json.loads((cfg.output_dir / "summary.json").read_text())
     assert summary["crops"]["dropped_by_reason"]["per_track"] == len(rows) - 5 + sum(
-        r["status"] == "dropped" for r in manifest(cfg.output_dir) if r["track_id"] != face[0]["track_id"])
+        r["status"] == "dropped" for r in read_manifest(cfg.output_dir)
+        if r["track_id"] != face[0]["track_id"])
 
 
 @pytest.mark.testdata

@@ -18,13 +18,14 @@ from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError,
                             index_packets, iter_samples, probe, pyav_available, sharpness)
 from pipeline.video.packets import IndexMismatch, runs_to_decode
 from pipeline.video.selection import Clock
+from support import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_FRAMES = SamplePlan(mode="every", every_s=0.001)
 """A step shorter than any frame: every frame is kept once."""
 CFR_MS = [40 * i for i in range(50)]
 
-needs_ffmpeg = pytest.mark.skipif(media.ffmpeg_exe() is None,
+needs_ffmpeg = pytest.mark.skipif(ffmpeg_exe() is None,
                                   reason="imageio-ffmpeg (ffmpeg binary) is not installed")
 needs_pyav = pytest.mark.skipif(not pyav_available(),
                                 reason="PyAV (the 'fast' extra) is not installed")
@@ -43,7 +44,7 @@ def cfr(videos: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bframes(videos: Path) -> Path:
-    if media.ffmpeg_exe() is None:
+    if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     return media.make_h264_video(videos / "bframes.mp4", frames=50, bframes=3)
 
@@ -51,14 +52,14 @@ def bframes(videos: Path) -> Path:
 @pytest.fixture(scope="module")
 def vfr(videos: Path) -> Path:
     """30 frames: 10 at 40 ms, then 20 at 100 ms."""
-    if media.ffmpeg_exe() is None:
+    if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     return media.make_vfr_video(videos / "vfr.mp4", frames=30)
 
 
 @pytest.fixture(scope="module")
 def raw264(videos: Path) -> Path:
-    if media.ffmpeg_exe() is None:
+    if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     return media.make_h264_video(videos / "raw.264", frames=50)
 
@@ -254,7 +255,7 @@ def test_seek_start_keeps_exact_timestamps_and_indexes(videos: Path) -> None:
 
 
 def test_seek_that_overshoots_falls_back_to_sequential(videos: Path) -> None:
-    if media.ffmpeg_exe() is None:
+    if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     # Slow first (200 ms frames) then fast (20 ms): a seek by nominal frame number overshoots.
     path = media.make_vfr_video(videos / "overshoot.mp4", frames=200, fast_ms=200,
@@ -295,7 +296,7 @@ def assert_same_as_sequential(path: Path, plan: SamplePlan) -> tuple[Sampler, Sa
 def gop_videos(videos: Path) -> dict[str, Path]:
     """Videos with a known GOP: closed-GOP H.264 with B-pyramid, open-GOP HEVC (leading
     pictures that refer to the previous GOP), H.264 in Matroska, plus the module's mp4v and VFR."""
-    if media.ffmpeg_exe() is None:
+    if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     return {
         "h264_gop25": media.make_gop_video(videos / "gop25.mp4", frames=250, gop=25),
@@ -388,7 +389,7 @@ def test_auto_strategy_picks_by_how_much_is_kept(gop_videos: dict[str, Path], ra
     assert iter_samples(raw264, SamplePlan(every_s=1.0, strategy="seek")).strategy == "sequential"
     # Display rotation (OpenCV turns the frames): sequential.
     rotated = videos / "rotated.mp4"
-    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                     "-display_rotation", "90", "-i", str(path), "-c", "copy", str(rotated)],
                    check=True)
     assert probe(rotated).rotation in (90, 270)
@@ -464,7 +465,7 @@ def test_truncated_file_yields_a_prefix_or_video_error(name: str, strategy: str,
     hang or a crash in the decoder fails the test instead of killing the run."""
     if name == "cfr.mp4":
         source = cfr
-    elif media.ffmpeg_exe() is None:
+    elif ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
     else:
         source = media.make_h264_video(videos / name, frames=50, faststart=True)

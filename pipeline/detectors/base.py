@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Union
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -43,9 +43,9 @@ def downscale(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), factor
 
 
-TileSpec = Union[Literal["auto", "off"], int]
+TileSpec = Literal["auto", "off"] | int
 """``detect.tiles``: ``auto``, ``off`` or the number of tiles along the frame's long side."""
-UpscaleSpec = Union[Literal["auto", "off"], float]
+UpscaleSpec = Literal["auto", "off"] | float
 """``detect.upscale``: ``auto``, ``off`` or the largest factor a small frame is enlarged by."""
 
 TILE_OVERLAP = 0.5

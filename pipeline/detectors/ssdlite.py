@@ -15,9 +15,9 @@ Two runtimes run it (``backend``):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

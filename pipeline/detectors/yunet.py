@@ -7,9 +7,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module, metadata
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -9,8 +9,9 @@ as x, y, w, h in frame pixels, the frame's size). ``push`` sends it to the Hub a
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..state import fingerprint
 from .frames import ExportFrame
