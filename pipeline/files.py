@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -79,9 +80,9 @@ def read_jsonl(path: Path) -> list[dict]:
 def replace_dir(tmp: Path, final: Path, ours: Callable[[str, Path], bool] | None = None) -> None:
     """Move a fully written temporary folder into place, dropping an older version first.
 
-    ``ours`` (a test of a file: its path relative to ``final``, and where it is now) is given for folders a user can see and
-    may add files to (``dataset/``, ``sheets/``): only the old files it accepts are deleted,
-    any other file is put back into the new folder (``keep_foreign``).
+    ``ours`` (a test of a file: its path relative to ``final``, and where it is now) is given
+    for folders a user can see and may add files to (``dataset/``, ``sheets/``): only the old
+    files it accepts are deleted, any other file is put back into the new folder (``keep_foreign``).
     """
     if final.exists():
         trash = final.with_name(f".{final.name}.old.{os.getpid()}")

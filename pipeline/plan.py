@@ -328,7 +328,7 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         frames = "?" if v.frames is None else str(v.frames)
         lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
                      f"{frames:>6}  {_state_of(v)}")
-    for sid, index, kind, message in plan.failures:
+    for _sid, index, kind, message in plan.failures:
         lines.append(f"  sources.{index} could not be listed [{kind}]: {message}")
     unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
     lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")

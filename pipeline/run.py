@@ -13,7 +13,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from . import progress
 from .config import Config
@@ -415,7 +416,7 @@ def status(config: Config) -> StatusReport:
             unlisted.append(message.split(": ")[0])
         else:
             failures.append((sid, index, kind, message))
-    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []} 
+    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}
                                           for s in active_stages(config)}
     for video in expansion.videos:
         ctx = Context(video, config, root.absolute())

@@ -19,7 +19,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .files import (DIGEST_EDGE, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
                     read_jsonl, replace_dir, write_atomic, write_image, write_json, write_jsonl)

@@ -1,8 +1,9 @@
 """Crop stage: cut each kept detection out of its frame, padded and grown to the target aspect.
 
 Output: ``crops/<sid>/<crop_id>.<ext>`` and ``crops/<sid>/crops.jsonl`` (one row per crop with
-its geometry; its columns are defined in ``pipeline.records``). The geometry is a set of small pure functions so it can be checked by exact
-numbers; the box is always grown to reach the aspect ratio, never squashed.
+its geometry; its columns are defined in ``pipeline.records``). The geometry is a set of small
+pure functions so it can be checked by exact numbers; the box is always grown to reach the
+aspect ratio, never squashed.
 
 Every crop the policy picks gets a row, also the ones this stage drops (``status: dropped``,
 ``drop_reason``: ``small``, ``outside`` or ``blurry`` from the quality filters, ``per_track`` when

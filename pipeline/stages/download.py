@@ -12,7 +12,8 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..config import Config
 from ..progress import bar
@@ -78,7 +79,8 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
         video.location.encode("utf-8")
         return video.location, []
     except UnicodeEncodeError:
-        link = root / "videos" / f"{video.sid}{Path(video.location).suffix.encode('ascii', 'replace').decode()}"
+        suffix = Path(video.location).suffix.encode("ascii", "replace").decode()
+        link = root / "videos" / f"{video.sid}{suffix}"
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(video.location)
