@@ -18,6 +18,10 @@ References: each photo's largest face (found by the configured detector) is embe
 whose mean is within ``max_distance`` of a reference vector takes the nearest reference's name as
 ``identity`` and as its crops' label (overriding the source's), so ``dataset/`` sorts them under
 that name. ``keep: references`` drops every other crop (``drop_reason: identity``).
+
+Names from a review: ``<output>/identities.txt`` (saved by the review page, or written by hand)
+holds ``<cluster> <name>`` lines; every crop of a named cluster takes the name as ``identity``
+and label, over a reference's. Like ``rejects.txt`` it is read by the global step only.
 """
 from __future__ import annotations
 
@@ -29,13 +33,50 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import Config
+from .config import Config, _label_problem
+from .dataset import decode_text
 from .embedders import Face
 from .quality import DROPPED, KEPT
 from .stages import identity as stage
 
+NAMES_FILE = "identities.txt"
+
+
 class IdentityError(ValueError):
-    """A reference photo that cannot be used (missing, unreadable, no face)."""
+    """A reference photo that cannot be used (missing, unreadable, no face), or a names file
+    line that is not ``<cluster> <name>`` with a valid label."""
+
+
+def read_names(path: Path) -> dict[str, str]:
+    """{cluster: name} from a names file: one ``<cluster> <name>`` a line (the name may hold
+    spaces), blank lines and ``#`` comments ignored, a later line for a cluster wins. Raises
+    ``IdentityError`` naming the line when a name is not a valid label."""
+    import unicodedata
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IdentityError(f"cannot read {path}: {exc.strerror or exc}") from None
+    names: dict[str, str] = {}
+    for n, line in enumerate(decode_text(data, f"names file {path}").splitlines(), 1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        cluster, _, name = item.partition(" ")
+        name = unicodedata.normalize("NFC", name.strip())
+        problem = _label_problem(name) if name else "is missing"
+        if problem is not None:
+            raise IdentityError(f"{path}:{n}: the name of cluster {cluster} {problem}; write "
+                                "one '<cluster> <name>' a line, the name a valid label")
+        names[cluster] = name
+    return names
+
+
+def relabel(row: dict[str, Any], name: str) -> None:
+    """Give a crop a person's name as identity and label; its dataset file follows."""
+    row["identity"] = row["label"] = name
+    if row.get("dataset_file"):
+        row["dataset_file"] = f"dataset/{row['split']}/{name}/{Path(row['file']).name}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +165,7 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
     ident = config.identity
     assert ident is not None
     refs = reference_vectors(config)
+    names = read_names(root / NAMES_FILE) if (root / NAMES_FILE).is_file() else {}
     vectors: dict[str, np.ndarray] = {}
     for sid in sorted({r["source_id"] for r in rows}):
         path = stage.output_path(root, sid)
@@ -141,13 +183,14 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
             name, distance = nearest_reference(group.vector, refs)
             row["identity_distance"] = round(distance, 4)
             if distance <= ident.max_distance:
-                row["identity"] = row["label"] = name
-                if row.get("dataset_file"):
-                    row["dataset_file"] = f"dataset/{row['split']}/{name}/{Path(row['file']).name}"
+                relabel(row, name)
+        if row["identity_cluster"] in names:
+            relabel(row, names[row["identity_cluster"]])
         if ident.keep == "references" and row["status"] == KEPT and row["identity"] is None:
             row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
     per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
     return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
             "clusters": len(per_cluster),
+            "named": {c: n for c, n in sorted(names.items()) if c in per_cluster},
             "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}

@@ -194,6 +194,33 @@ def test_cluster_names_stay_when_a_source_is_added(who, tmp_path):
     assert before == {c: full[c] for c in before}
 
 
+def test_naming_a_cluster_in_identities_txt_relabels_it_and_recomputes_nothing(who, tmp_path):
+    raw, out, truth = who
+    out = _copy_run(out, tmp_path)
+    rows = read_manifest(out)
+    aaron = {r["identity_cluster"] for r in rows if truth[r["crop_id"]] == "aaron"}
+    assert len(aaron) == 1
+    cluster = aaron.pop()
+    members = {r["crop_id"] for r in rows if r["identity_cluster"] == cluster}
+    (out / "identities.txt").write_text(f"# named in review\n{cluster} Aaron Guiel  # the batter\n")
+    done = _cli(tmp_path, {**raw, "output": "out"})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(s["ran"] == 0 and s["failed"] == 0 for s in summary["stages"].values())
+    for r in read_manifest(out):
+        if r["crop_id"] in members:
+            assert (r["label"], r["identity"]) == ("Aaron Guiel", "Aaron Guiel")
+            assert r["dataset_file"] == f"dataset/{r['split']}/Aaron Guiel/{Path(r['file']).name}"
+        else:
+            assert r["label"] != "Aaron Guiel"
+    assert sum(1 for _ in (out / "dataset").glob("*/Aaron Guiel/*.jpg")) == len(members)
+    assert summary["identity"]["named"] == {cluster: "Aaron Guiel"}
+    (out / "identities.txt").write_text(f"{cluster} ../up\n")
+    bad = _cli(tmp_path, {**raw, "output": "out"})
+    assert bad.returncode == 2
+    assert "identities.txt:1: the name of cluster" in bad.stderr and "path separator" in bad.stderr
+
+
 def test_threshold_change_reruns_no_embedding(who, tmp_path):
     raw, out, _ = who
     out = _copy_run(out, tmp_path)
