@@ -274,7 +274,8 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
               help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Also open the page in the web browser.")
 def review(config: str, port: int, open_browser: bool) -> None:
-    """Serve the review page on 127.0.0.1; its save button writes <output>/rejects.txt."""
+    """Serve the review page on 127.0.0.1; its save buttons write <output>/rejects.txt and
+    <output>/identities.txt (names of person clusters)."""
     from .review import ReviewServer
     from .sheet import SheetError, build_sheets
     from .lock import RunLock
@@ -287,8 +288,9 @@ def review(config: str, port: int, open_browser: bool) -> None:
     try:
         with RunLock(root):  # the page as the manifest says (kept as it is when up to date)
             build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
-        server = ReviewServer(root, port, on_save=lambda n: click.echo(
-            f"saved {n} crop id(s) to {root / 'rejects.txt'}; run the pipeline again to apply them"))
+        server = ReviewServer(root, port, on_save=lambda name, n: click.echo(
+            f"saved {n} {'crop id(s)' if name == 'rejects.txt' else 'name(s)'} to {root / name}; "
+            "run the pipeline again to apply them"))
     except (SheetError, LockError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

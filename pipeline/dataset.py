@@ -39,6 +39,7 @@ SPLITS = ("train", "val", "test")
 
 REJECTED = "rejected"  # statuses: KEPT, REJECTED (review), DROPPED (filters, selection, dedupe)
 REJECTS_FILE = "rejects.txt"
+NAMES_FILE = "identities.txt"  # names given to person clusters (pipeline.identity)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 

@@ -34,13 +34,10 @@ import cv2
 import numpy as np
 
 from .config import Config, _label_problem
-from .dataset import decode_text
+from .dataset import NAMES_FILE, decode_text
 from .embedders import Face
 from .quality import DROPPED, KEPT
 from .stages import identity as stage
-
-NAMES_FILE = "identities.txt"
-
 
 class IdentityError(ValueError):
     """A reference photo that cannot be used (missing, unreadable, no face), or a names file

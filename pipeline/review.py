@@ -1,8 +1,9 @@
-"""``python -m pipeline review``: the review page served on 127.0.0.1, saving ``rejects.txt`` itself.
+"""``python -m pipeline review``: the review page served on 127.0.0.1, saving ``rejects.txt`` (and
+``identities.txt``, the names given to person clusters) itself.
 
 The page is the same ``sheets/index.html`` a run writes (it also works opened from disk, where
 saving downloads the file). Served, its save button POSTs the list to ``/api/rejects`` and the
-server writes ``<output>/rejects.txt`` atomically, so there is no file to move; the next run
+server writes ``<output>/rejects.txt`` atomically (names: ``/api/identities``, ``identities.txt``), so there is no file to move; the next run
 applies it without recomputing anything.
 
 Only ``sheets/`` and ``crops/`` are served, only to this machine, and a save is accepted only from
@@ -19,18 +20,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dataset import REJECTS_FILE
+from .dataset import NAMES_FILE, REJECTS_FILE
 from .state import write_atomic
 
 HOST = "127.0.0.1"
 SERVED = ("/sheets/", "/crops/")
 MAX_BODY = 16 * 1024 * 1024  # a rejects list of ~500 000 crop ids
+SAVES = {"/api/rejects": REJECTS_FILE, "/api/identities": NAMES_FILE}  # endpoint: file written
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files of the output folder (sheets and crops), and the save endpoint."""
 
-    on_save: Callable[[int], None] = staticmethod(lambda _n: None)
+    on_save: Callable[[str, int], None] = staticmethod(lambda _f, _n: None)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
         pass  # the console shows what the user does (saves), not every thumbnail request
@@ -64,7 +66,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
     def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-        if urlsplit(self.path).path != "/api/rejects":
+        name = SAVES.get(urlsplit(self.path).path)
+        if name is None:
             self._send(404, "not found")
             return
         host, port = self.server.server_address[:2]
@@ -73,21 +76,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
-            self._send(413, "rejects list too large")
+            self._send(413, f"{name} too large")
             return
         text = self.rfile.read(length).decode("utf-8", "replace")
         root = Path(self.directory)
-        write_atomic(root / REJECTS_FILE, text)
+        write_atomic(root / name, text)
         count = sum(1 for line in text.splitlines() if line.split("#", 1)[0].strip())
-        self.on_save(count)
-        self._send(200, json.dumps({"file": REJECTS_FILE, "count": count}), "application/json")
+        self.on_save(name, count)
+        self._send(200, json.dumps({"file": name, "count": count}), "application/json")
 
 
 class ReviewServer:
     """A threaded HTTP server for one output folder; ``port`` 0 takes a free one."""
 
-    def __init__(self, root: Path, port: int = 0, on_save: Callable[[int], None] | None = None):
-        handler = type("Handler", (_Handler,), {"on_save": staticmethod(on_save or (lambda _n: None))})
+    def __init__(self, root: Path, port: int = 0,
+                 on_save: Callable[[str, int], None] | None = None):
+        handler = type("Handler", (_Handler,),
+                       {"on_save": staticmethod(on_save or (lambda _f, _n: None))})
         self.root = Path(root)
         self.httpd = http.server.ThreadingHTTPServer(
             (HOST, port), partial(handler, directory=str(self.root)))

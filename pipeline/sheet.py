@@ -380,11 +380,14 @@ def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: in
                       "label": r["label"], "split": r["split"], "source": sid, "t": t,
                       "time": format_time(t, decimals),
                       "score": r.get("score"), "link": source_link(r.get("source_url"), t),
-                      "status": r.get("status") or KEPT})
+                      "status": r.get("status") or KEPT,
+                      "cluster": r.get("identity_cluster") or None,
+                      "identity": r.get("identity") or None})
     labels = sorted({r["label"] for r in rows})
     splits = [s for s in SPLITS if any(r["split"] == s for r in rows)]
     return {"run": run, "generated": generated, "labels": labels, "splits": splits,
-            "sources": list(sources.values()), "crops": crops}
+            "sources": list(sources.values()), "crops": crops,
+            "clusters": any(c["cluster"] for c in crops)}
 
 
 def json_for_script(data: Any) -> str:

@@ -19,8 +19,10 @@ import yaml
 from pipeline.config import ConfigError, parse_config
 from pipeline.dataset import MANIFEST_COLUMNS
 from pipeline.embedders.dlib import RESNET, SHAPE5
+from pipeline.review import ReviewServer
 from pipeline.run import run
 from support import cli, read_manifest
+from test_review_page import browser  # noqa: F401 (the module's Chromium fixture)
 
 pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]  # whole runs with the dlib embedder
@@ -219,6 +221,40 @@ def test_naming_a_cluster_in_identities_txt_relabels_it_and_recomputes_nothing(w
     bad = _cli(tmp_path, {**raw, "output": "out"})
     assert bad.returncode == 2
     assert "identities.txt:1: the name of cluster" in bad.stderr and "path separator" in bad.stderr
+
+
+def test_name_a_cluster_in_the_review_page_and_rerun(who, browser, tmp_path):  # noqa: F811
+    """Headless Chromium on the served page: group by person, name one cluster, save; the next
+    run labels that cluster's crops and runs no stage again."""
+    raw, out, truth = who
+    out = _copy_run(out, tmp_path)
+    rows = read_manifest(out)
+    cluster = next(r["identity_cluster"] for r in rows if truth[r["crop_id"]] == "zhling")
+    members = {r["crop_id"] for r in rows if r["identity_cluster"] == cluster}
+    with ReviewServer(out) as server:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(server.url)
+            page.select_option("#f-group", "cluster")
+            section = page.locator(f'section[data-group="{cluster}"]')
+            shown = section.locator("figure").evaluate_all("els => els.map(e => e.dataset.id)")
+            assert set(shown) == members
+            section.locator(".name input").fill("Zhang Ling")
+            section.locator(".name button").click()
+            page.wait_for_function("document.getElementById('review-state').textContent"
+                                   ".includes('saved 1 name(s) to identities.txt')")
+        finally:
+            page.close()
+    assert not errors
+    assert f"{cluster} Zhang Ling\n" in (out / "identities.txt").read_text()
+    done = _cli(tmp_path, {**raw, "output": "out"})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(s["ran"] == 0 and s["failed"] == 0 for s in summary["stages"].values())
+    labels = {r["crop_id"]: r["label"] for r in read_manifest(out)}
+    assert {c for c, label in labels.items() if label == "Zhang Ling"} == members
 
 
 def test_threshold_change_reruns_no_embedding(who, tmp_path):

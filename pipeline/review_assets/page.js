@@ -101,7 +101,58 @@
     return fig;
   }
 
+  // Person clusters (runs with `identity`): a name per cluster, as the manifest has it (a cluster
+  // whose crops all carry one identity), changed by the Name button of its section.
+  const names = new Map();
+  const clusterCrops = new Map();
+  for (const c of data.crops) {
+    if (!c.cluster) continue;
+    if (!clusterCrops.has(c.cluster)) clusterCrops.set(c.cluster, []);
+    clusterCrops.get(c.cluster).push(c);
+  }
+  for (const [k, cs] of clusterCrops) {
+    const ids = new Set(cs.map((c) => c.identity));
+    if (ids.size === 1 && cs[0].identity) names.set(k, cs[0].identity);
+  }
+  if (data.clusters) {
+    document.querySelector('#f-group option[value="cluster"]').hidden = false;
+    $("save-names").hidden = false;
+  }
+  const NO_CLUSTER = "no person cluster";
+
+  // What the run checks in full (a label is a folder name); caught here so a save is not wasted.
+  function nameProblem(name) {
+    if (!name) return "type a name first";
+    if (/[\/\\<>:"|?*]/.test(name) || name.includes("..")) return "a name may not hold / \\ < > : \" | ? * or ..";
+    return null;
+  }
+
+  function nameField(k) {
+    const form = el("span", "name");
+    const input = el("input");
+    input.type = "text";
+    input.placeholder = "who is this?";
+    input.value = names.get(k) || "";
+    input.setAttribute("aria-label", "name of cluster " + k);
+    const btn = el("button", "", "Name");
+    btn.type = "button";
+    btn.title = "label every crop of this cluster with the name (saved to identities.txt)";
+    const name = () => {
+      const v = input.value.trim();
+      const problem = nameProblem(v);
+      if (problem) { $("review-state").textContent = problem; return; }
+      names.set(k, v);
+      saveNames();
+    };
+    btn.addEventListener("click", name);
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); name(); } });
+    form.appendChild(input);
+    form.appendChild(btn);
+    return form;
+  }
+
   function groupKey(c, how) {
+    if (how === "cluster") return c.cluster || NO_CLUSTER;
     if (how === "split") return c.split;
     if (how === "both") return c.label + " · " + c.split;
     return c.label;
@@ -120,6 +171,7 @@
       groups.get(k).push(c);
     }
     const rank = (k) => {
+      if (how === "cluster") return k === NO_CLUSTER ? 1 : 0;
       const head = how === "split" ? k : k.split(" · ")[0];
       const i = order.indexOf(head);
       return i < 0 ? 1e9 : i;
@@ -130,6 +182,7 @@
       sec.dataset.group = k;
       const h = el("h2", "", k + " ");
       h.appendChild(el("span", "muted count"));
+      if (how === "cluster" && k !== NO_CLUSTER) h.appendChild(nameField(k));
       sec.appendChild(h);
       const grid = el("div", "grid");
       for (const c of groups.get(k)) grid.appendChild(figureFor(c));
@@ -247,28 +300,43 @@
     const text = "# rejects.txt for run " + data.run + ", saved " + new Date().toISOString() + "\n" +
       "# Put this file in the run's output folder and run again. One crop id a line.\n" +
       ids.map((id) => id + "\n").join("");
+    const info = await post("/api/rejects", text, "rejects.txt");
+    markSaved(info ? "saved " + info.count + " crop id(s) to " + info.file + ": run the pipeline again to apply them" : "");
+  }
+
+  async function saveNames() {
+    const keys = [...names.keys()].sort();
+    const text = "# identities.txt for run " + data.run + ", saved " + new Date().toISOString() + "\n" +
+      "# Put this file in the run's output folder and run again. One '<cluster> <name>' a line.\n" +
+      keys.map((k) => k + " " + names.get(k) + "\n").join("");
+    const info = await post("/api/identities", text, "identities.txt");
+    savedNote = info ? "saved " + info.count + " name(s) to " + info.file + ": run the pipeline again to apply them" : "";
+    updateCounts();
+  }
+
+  // Served by `python -m pipeline review`: the server writes the file into the output folder and
+  // its answer is returned. Opened from disk (or if the server is gone): the file is downloaded.
+  async function post(url, text, file) {
     if (location.protocol === "http:") {
       try {
-        const r = await fetch("/api/rejects", {method: "POST", body: text,
-                                               headers: {"Content-Type": "text/plain; charset=utf-8"}});
+        const r = await fetch(url, {method: "POST", body: text,
+                                    headers: {"Content-Type": "text/plain; charset=utf-8"}});
         if (!r.ok) throw new Error(await r.text());
-        const info = await r.json();
-        markSaved("saved " + info.count + " crop id(s) to " + info.file + ": run the pipeline again to apply them");
-        return;
+        return await r.json();
       } catch (err) {
         savedNote = "";
         $("review-state").textContent = "the review server did not save (" + err.message + "); downloading instead";
       }
     }
-    download(text);
-    markSaved("");
+    download(text, file);
+    return null;
   }
 
-  function download(text) {
+  function download(text, file) {
     const url = URL.createObjectURL(new Blob([text], {type: "text/plain"}));
     const a = el("a");
     a.href = url;
-    a.download = "rejects.txt";
+    a.download = file;
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -290,7 +358,7 @@
   }
   const STEP = {ArrowLeft: -1, ArrowRight: 1};
   document.addEventListener("keydown", (e) => {
-    if (e.altKey || e.ctrlKey || e.metaKey || (e.target.closest && e.target.closest("#filters"))) return;
+    if (e.altKey || e.ctrlKey || e.metaKey || (e.target.closest && e.target.closest("#filters, .name"))) return;
     const figs = shown();
     const current = document.activeElement && document.activeElement.closest ?
       document.activeElement.closest("#groups figure") : null;
@@ -319,6 +387,7 @@
   $("f-group").addEventListener("input", render);
   $("filters").addEventListener("submit", (e) => e.preventDefault());
   $("save").addEventListener("click", save);
+  $("save-names").addEventListener("click", saveNames);
   window.addEventListener("beforeunload", (e) => {
     if (document.body.dataset.dirty) { e.preventDefault(); e.returnValue = ""; }
   });
