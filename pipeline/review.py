@@ -3,7 +3,8 @@
 
 The page is the same ``sheets/index.html`` a run writes (it also works opened from disk, where
 saving downloads the file). Served, its save button POSTs the list to ``/api/rejects`` and the
-server writes ``<output>/rejects.txt`` atomically (names: ``/api/identities``, ``identities.txt``), so there is no file to move; the next run
+server writes ``<output>/rejects.txt`` atomically (cluster names: ``/api/identities`` writes
+``identities.txt``), so there is no file to move; the next run
 applies it without recomputing anything.
 
 Only ``sheets/`` and ``crops/`` are served, only to this machine, and a save is accepted only from
