@@ -59,8 +59,8 @@ def read_names(path: Path) -> dict[str, str]:
         item = line.split("#", 1)[0].strip()
         if not item:
             continue
-        cluster, _, name = item.partition(" ")
-        name = unicodedata.normalize("NFC", name.strip())
+        cluster, *rest = item.split(maxsplit=1)
+        name = unicodedata.normalize("NFC", rest[0] if rest else "")
         problem = _label_problem(name) if name else "is missing"
         if problem is not None:
             raise IdentityError(f"{path}:{n}: the name of cluster {cluster} {problem}; write "
