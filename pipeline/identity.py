@@ -21,7 +21,8 @@ that name. ``keep: references`` drops every other crop (``drop_reason: identity`
 
 Names from a review: ``<output>/identities.txt`` (saved by the review page, or written by hand)
 holds ``<cluster> <name>`` lines; every crop of a named cluster takes the name as ``identity``
-and label, over a reference's. Like ``rejects.txt`` it is read by the global step only.
+and label, over a reference's; a ``<source id>:<track id> <name>`` line names one track, over its
+cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by the global step only.
 """
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ def read_names(path: Path) -> dict[str, str]:
                                 "one '<cluster> <name>' a line, the name a valid label")
         names[cluster] = name
     return names
+
+
+def track_key(row: dict[str, Any]) -> str | None:
+    """``<source id>:<track id>``: how a names file names one track, to split it off a wrong
+    cluster (None for an untracked crop)."""
+    track = row.get("track_id")
+    return f"{row['source_id']}:{track}" if track is not None and track >= 0 else None
 
 
 def relabel(row: dict[str, Any], name: str) -> None:
@@ -181,13 +189,15 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
             row["identity_distance"] = round(distance, 4)
             if distance <= ident.max_distance:
                 relabel(row, name)
-        if row["identity_cluster"] in names:
-            relabel(row, names[row["identity_cluster"]])
+        for key in (row["identity_cluster"], track_key(row)):  # a track's name over its cluster's
+            if key in names:
+                relabel(row, names[key])
         if ident.keep == "references" and row["status"] == KEPT and row["identity"] is None:
             row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
     per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
     return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
             "clusters": len(per_cluster),
-            "named": {c: n for c, n in sorted(names.items()) if c in per_cluster},
+            "named": {k: n for k, n in sorted(names.items())
+                      if k in per_cluster or any(track_key(r) == k for r in rows)},
             "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}

@@ -204,7 +204,13 @@ def test_naming_a_cluster_in_identities_txt_relabels_it_and_recomputes_nothing(w
     assert len(aaron) == 1
     cluster = aaron.pop()
     members = {r["crop_id"] for r in rows if r["identity_cluster"] == cluster}
-    (out / "identities.txt").write_text(f"# named in review\n{cluster} Aaron Guiel  # the batter\n")
+    # split one track of another person off its cluster: the track's name wins over the cluster's
+    other = next(r for r in rows if truth[r["crop_id"]] == "zhling" and int(r["track_id"]) >= 0)
+    track = f"{other['source_id']}:{other['track_id']}"
+    split_off = {r["crop_id"] for r in rows
+                 if (r["source_id"], r["track_id"]) == (other["source_id"], other["track_id"])}
+    (out / "identities.txt").write_text(f"# named in review\n{cluster} Aaron Guiel  # the batter\n"
+                                        f"{other['identity_cluster']} Someone\n{track} Ling\n")
     done = _cli(tmp_path, {**raw, "output": "out"})
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -213,10 +219,13 @@ def test_naming_a_cluster_in_identities_txt_relabels_it_and_recomputes_nothing(w
         if r["crop_id"] in members:
             assert (r["label"], r["identity"]) == ("Aaron Guiel", "Aaron Guiel")
             assert r["dataset_file"] == f"dataset/{r['split']}/Aaron Guiel/{Path(r['file']).name}"
+        elif r["crop_id"] in split_off:
+            assert (r["label"], r["identity"]) == ("Ling", "Ling")
         else:
-            assert r["label"] != "Aaron Guiel"
+            assert r["label"] not in ("Aaron Guiel", "Ling")
     assert sum(1 for _ in (out / "dataset").glob("*/Aaron Guiel/*.jpg")) == len(members)
-    assert summary["identity"]["named"] == {cluster: "Aaron Guiel"}
+    assert summary["identity"]["named"] == {cluster: "Aaron Guiel", track: "Ling",
+                                            other["identity_cluster"]: "Someone"}
     (out / "identities.txt").write_text(f"{cluster} ../up\n")
     bad = _cli(tmp_path, {**raw, "output": "out"})
     assert bad.returncode == 2
