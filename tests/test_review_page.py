@@ -160,7 +160,7 @@ def test_filters_by_label_split_score_and_source(browser, review_demo):
 
 
 def test_review_in_the_browser_goes_back_into_the_run(browser, review_demo, tmp_path):
-    """The issue's 'done when': reject three crops in the page, save, rerun: exactly those leave
+    """The review loop as a user runs it: reject three crops in the page, save, rerun: exactly those leave
     dataset/ and are 'rejected' in the manifest, and no stage is recomputed."""
     demo = copy_run(review_demo, tmp_path / "out")
     root = demo.root
