@@ -168,7 +168,7 @@ def decode_text(data: bytes, name: str) -> str:
                 except UnicodeDecodeError:
                     continue
     raise RejectsError(f"{name} is not readable text (not UTF-8, UTF-16 with a BOM or "
-                       "Windows-1252); save it as UTF-8, one crop id a line")
+                       "Windows-1252); save it as UTF-8")
 
 
 def read_rejects(path: Path) -> list[str]:
