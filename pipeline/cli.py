@@ -214,8 +214,9 @@ def status(config: str) -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--by", type=click.Choice(["label", "split"]), default=None,
-              help="label: a sheet per label; split: also one per split (default: the config's sheet.by).")
+@click.option("--by", type=click.Choice(["label", "split", "person"]), default=None,
+              help="label: a sheet per label; split: also one per split; person: also one per "
+                   "identity cluster (default: the config's sheet.by).")
 def sheet(config: str, by: str | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
     from .sheet import SheetError, build_sheets
@@ -310,7 +311,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
 
 @main.group()
 def models() -> None:
-    """Detectors and their weights."""
+    """Detectors, identity models and their weights."""
 
 
 @models.command("list")

@@ -362,23 +362,47 @@ class Sheet(_Model):
     columns: Annotated[int, _between(1, 50)] = 10
     thumb: Annotated[int, _between(32, 512)] = 128
     max_per_label: PositiveInt = 300
-    by: Literal["label", "split"] = "label"  # "split": also one sheet per split
+    # "split": also one sheet per split; "person": also one per identity cluster (needs identity)
+    by: Literal["label", "split", "person"] = "label"
+
+
+class PerPerson(_Model):
+    """Keep the ``max`` best crops (by ``quality``) of each person across the whole run, at least
+    ``min_gap_s`` seconds apart within a source (pipeline/identity.py)."""
+
+    max: PositiveInt
+    min_gap_s: Annotated[float, _at_least(0)] = 0.0
+
+
+IDENTITY_MAX_DISTANCE = {"dlib": 0.45, "sface": 0.637}
+"""Default ``identity.max_distance`` per model. dlib (euclidean): measured on the test clips,
+two different people came as close as 0.457 (README, Identity). sface (cosine distance): OpenCV
+Zoo's published same-person threshold, cosine similarity 0.363; not measured here."""
 
 
 class Identity(_Model):
     """Who is in the crop (pipeline/identity.py): a face embedding per kept face crop, clusters
     of one person across the whole run, and names from reference photos.
 
-    ``max_distance``: euclidean distance between dlib face vectors (track means) under which two
-    tracks are one person; measured on the test clips, two different people came as close as
-    0.457 (README, Identity).
+    ``max_distance``: the distance between face vectors (track means) under which two tracks are
+    one person: euclidean for dlib, cosine for sface (``IDENTITY_MAX_DISTANCE``).
     Neither it nor ``references`` nor ``keep`` is part of a stage fingerprint: re-tuning them
     recomputes no embedding."""
 
-    model: Literal["dlib"] = "dlib"
-    max_distance: Annotated[float, _between(0.05, 2)] = 0.45
+    model: Literal["dlib", "sface"] = "dlib"
+    max_distance: Annotated[float, _between(0.05, 2)] = 0.45  # per model: IDENTITY_MAX_DISTANCE
     references: dict[Label, list[str]] = Field(default_factory=dict)
     keep: Literal["all", "references"] = "all"
+    per_person: PerPerson | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_default(cls, data: Any) -> Any:
+        """``max_distance`` unset: the model's own (its vectors are compared its own way)."""
+        if isinstance(data, dict) and "max_distance" not in data \
+                and data.get("model", "dlib") in IDENTITY_MAX_DISTANCE:
+            return {**data, "max_distance": IDENTITY_MAX_DISTANCE[data.get("model", "dlib")]}
+        return data
 
     @model_validator(mode="after")
     def _keep_needs_references(self) -> Identity:
@@ -474,6 +498,8 @@ class Config(_Model):
     def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        if self.sheet.by == "person" and self.identity is None:
+            raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
 
     @property

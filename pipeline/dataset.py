@@ -360,6 +360,10 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
         identity = apply_identity(config, root, rows)
     if config.dedupe is not None:
         apply_dedupe(rows, config.dedupe.max_distance, config.dedupe.scope)
+    if config.identity is not None and config.identity.per_person is not None:
+        from .identity import apply_per_person  # after dedupe: K distinct crops a person
+
+        apply_per_person(rows, config.identity.per_person)
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
     write_manifests(root, rows, columns)

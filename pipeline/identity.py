@@ -22,7 +22,19 @@ that name. ``keep: references`` drops every other crop (``drop_reason: identity`
 Names from a review: ``<output>/identities.txt`` (saved by the review page, or written by hand)
 holds ``<cluster> <name>`` lines; every crop of a named cluster takes the name as ``identity``
 and label, over a reference's; a ``<source id>:<track id> <name>`` line names one track, over its
-cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by the global step only.
+cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by the global step,
+and checked before any stage runs (``check_names``); lines naming no cluster or track of the run
+are reported (``unknown_names`` in the summary), not silently ignored.
+
+Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface,
+whose unit vectors are clustered at the euclidean threshold ``sqrt(2 * max_distance)`` (the
+same edges).
+
+Best crops per person (``identity.per_person: {max: K, min_gap_s: S}``): after ``dedupe``, each
+person (a name, else a cluster) keeps K crops of the whole run, by the crop's ``quality``; the
+others are dropped (``drop_reason: per_person``). Taken in rounds over the sources (every
+source's best, then every source's second best, ...), each at least S seconds from the crops
+already taken in its source, so a person seen in five videos keeps shots from all five.
 """
 from __future__ import annotations
 
@@ -34,10 +46,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import Config, _label_problem
+from .config import Config, PerPerson, _label_problem
 from .dataset import NAMES_FILE, decode_text
-from .embedders import Face
-from .quality import DROPPED, KEPT
+from .embedders import Face, embedder_class
+from .quality import DROPPED, KEPT, select_per_track
 from .stages import identity as stage
 
 class IdentityError(ValueError):
@@ -128,8 +140,21 @@ class Group:
     vector: np.ndarray
 
 
-def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray]) -> list[Group]:
-    """Embedded crops grouped by (source, track), each with its mean vector, by name."""
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
+    """Euclidean distance, or cosine distance ``1 - cos`` (``metric="cosine"``)."""
+    if metric == "cosine":
+        return 1.0 - float(np.dot(unit(a), unit(b)))
+    return float(np.linalg.norm(a - b))
+
+
+def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray],
+                 metric: str = "euclidean") -> list[Group]:
+    """Embedded crops grouped by (source, track), each with its mean vector (back on the unit
+    sphere for the cosine metric), by name."""
     members: dict[tuple, list[str]] = {}
     for row in rows:
         cid = row["crop_id"]
@@ -137,29 +162,33 @@ def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray]) -> 
             track = row.get("track_id")
             key = (row["source_id"], track) if track is not None and track >= 0 else (cid,)
             members.setdefault(key, []).append(cid)
-    groups = [Group(min(ids), tuple(sorted(ids)), np.mean([vectors[i] for i in ids], axis=0))
-              for ids in members.values()]
+    mean = (lambda ids: unit(np.mean([vectors[i] for i in ids], axis=0))) if metric == "cosine" \
+        else (lambda ids: np.mean([vectors[i] for i in ids], axis=0))
+    groups = [Group(min(ids), tuple(sorted(ids)), mean(ids)) for ids in members.values()]
     return sorted(groups, key=lambda g: g.name)
 
 
-def cluster(groups: list[Group], max_distance: float) -> dict[str, str]:
+def cluster(groups: list[Group], max_distance: float, metric: str = "euclidean") -> dict[str, str]:
     """{group name: cluster name} by Chinese Whispers over the groups (given in name order);
-    a cluster is named by its smallest crop id."""
+    a cluster is named by its smallest crop id. dlib's implementation joins vectors by
+    euclidean distance: on unit vectors, cosine distance d is euclidean ``sqrt(2 d)``."""
     from .embedders.dlib import import_dlib
 
     if not groups:
         return {}
     dlib = import_dlib()
+    threshold = float(np.sqrt(2 * max_distance)) if metric == "cosine" else max_distance
     labels = dlib.chinese_whispers_clustering(
-        [dlib.vector(g.vector.astype(float).tolist()) for g in groups], max_distance)
+        [dlib.vector(g.vector.astype(float).tolist()) for g in groups], threshold)
     first: dict[int, str] = {}
     for g, label in zip(groups, labels):
         first.setdefault(label, g.name)  # visited in name order: the smallest
     return {g.name: first[label] for g, label in zip(groups, labels)}
 
 
-def nearest_reference(vector: np.ndarray, refs: list[Reference]) -> tuple[str, float]:
-    distances = [float(np.linalg.norm(vector - r.vector)) for r in refs]
+def nearest_reference(vector: np.ndarray, refs: list[Reference],
+                      metric: str = "euclidean") -> tuple[str, float]:
+    distances = [distance(vector, r.vector, metric) for r in refs]
     best = int(np.argmin(distances))
     return refs[best].name, distances[best]
 
@@ -169,6 +198,7 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
     the summary's ``identity`` section (crops per cluster and per reference name)."""
     ident = config.identity
     assert ident is not None
+    metric = embedder_class(ident.model).metric
     refs = reference_vectors(config)
     names = read_names(root / NAMES_FILE) if (root / NAMES_FILE).is_file() else {}
     vectors: dict[str, np.ndarray] = {}
@@ -176,8 +206,8 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
         path = stage.output_path(root, sid)
         if path.is_file():
             vectors.update(stage.load_vectors(path))
-    groups = track_groups(rows, vectors)
-    clusters = cluster(groups, ident.max_distance)
+    groups = track_groups(rows, vectors, metric)
+    clusters = cluster(groups, ident.max_distance, metric)
     group_of = {cid: g for g in groups for cid in g.crop_ids}
     for row in rows:
         row.update(identity_cluster=None, identity=None, identity_distance=None)
@@ -185,9 +215,9 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
         if group is not None:
             row["identity_cluster"] = clusters[group.name]
         if group is not None and refs:
-            name, distance = nearest_reference(group.vector, refs)
-            row["identity_distance"] = round(distance, 4)
-            if distance <= ident.max_distance:
+            name, apart = nearest_reference(group.vector, refs, metric)
+            row["identity_distance"] = round(apart, 4)
+            if apart <= ident.max_distance:
                 relabel(row, name)
         for key in (row["identity_cluster"], track_key(row)):  # a track's name over its cluster's
             if key in names:
@@ -195,9 +225,59 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
         if ident.keep == "references" and row["status"] == KEPT and row["identity"] is None:
             row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
     per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
+    known = set(per_cluster) | {track_key(r) for r in rows}
     return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
             "clusters": len(per_cluster),
-            "named": {k: n for k, n in sorted(names.items())
-                      if k in per_cluster or any(track_key(r) == k for r in rows)},
+            "named": {k: n for k, n in sorted(names.items()) if k in known},
+            "unknown_names": sorted(k for k in names if k not in known),
             "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}
+
+
+def check_names(root: Path) -> None:
+    """Read ``<output>/identities.txt`` when present, so a bad line stops the run before any
+    stage (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does."""
+    if (root / NAMES_FILE).is_file():
+        read_names(root / NAMES_FILE)
+
+
+def person_of(row: dict[str, Any]) -> str | None:
+    """Who a crop shows for per-person selection: its name, else its cluster (None: not
+    embedded)."""
+    return row.get("identity") or row.get("identity_cluster")
+
+
+def select_per_person(rows: list[dict[str, Any]], rule: PerPerson) -> set[str]:
+    """The crop ids each person keeps: ``rule.max`` by ``quality``, in rounds over the sources.
+
+    Within a source the crops are ranked as ``crop.per_track`` ranks a track's (best first, at
+    least ``min_gap_s`` apart); a person then takes every source's first, then every source's
+    second ..., better crops first within a round, until ``max``. Ties go to the crop id.
+    """
+    groups: dict[tuple[str, str], int] = {}  # (person, source) -> a "track" of select_per_track
+    items = [{"track_id": groups.setdefault((person_of(r), r["source_id"]), len(groups)),
+              "t_ms": round(float(r["t_s"]) * 1000), "crop_id": r["crop_id"]} for r in rows]
+    quality = [float(r.get("quality") or 0.0) for r in rows]
+    eligible = select_per_track(items, quality, len(items), rule.min_gap_s)
+    ranked: dict[int, list[int]] = {}
+    for i in sorted(eligible, key=lambda i: (-quality[i], items[i]["crop_id"])):
+        ranked.setdefault(items[i]["track_id"], []).append(i)
+    person = {g: key[0] for key, g in groups.items()}
+    order: dict[str, list[tuple[int, float, str]]] = {}
+    for g, members in ranked.items():
+        order.setdefault(person[g], []).extend(
+            (rank, -quality[i], items[i]["crop_id"]) for rank, i in enumerate(members))
+    return {cid for picks in order.values() for *_, cid in sorted(picks)[:rule.max]}
+
+
+def apply_per_person(rows: list[dict[str, Any]], rule: PerPerson) -> int:
+    """Drop (``per_person``) the kept, embedded crops that are not among their person's best;
+    returns how many. Rejected and already dropped crops take no part."""
+    candidates = [r for r in rows if r["status"] == KEPT and person_of(r)]
+    keep = select_per_person(candidates, rule)
+    dropped = 0
+    for row in candidates:
+        if row["crop_id"] not in keep:
+            row.update(status=DROPPED, drop_reason="per_person", dataset_file=None)
+            dropped += 1
+    return dropped

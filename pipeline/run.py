@@ -200,12 +200,15 @@ def _preflight_detector(config: Config, progress: bool, log: Callable[[str], Non
         pass
 
 
-def _preflight_identity(config: Config) -> None:
+def _preflight_identity(config: Config, root: Path) -> None:
     """With ``identity`` configured: load the embedder once (its weights fetched once) and check
-    the reference photos, so a missing extra or a bad photo stops the run before any work."""
+    the reference photos and identities.txt, so a missing extra, a bad photo or a bad name stops
+    the run before any work."""
     if config.identity is None:
         return
-    from .identity import IdentityError, reference_vectors
+    from .identity import IdentityError, check_names, reference_vectors
+
+    check_names(root)
 
     from .detectors.cache import ModelError
 
@@ -254,7 +257,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         for outcome in outcomes:
             log_outcome(outcome)
         _preflight_detector(config, progress, log)
-        _preflight_identity(config)
+        _preflight_identity(config, root)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
@@ -286,6 +289,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                 f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
         if report.empty_splits:
             log(f"warning: {report.empty_splits}")
+        if report.identity and report.identity["unknown_names"]:
+            log(f"warning: identities.txt names {', '.join(report.identity['unknown_names'])}: no "
+                "cluster or track of this run has that id (ignored; delete or fix the line)")
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))

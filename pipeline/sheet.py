@@ -5,7 +5,9 @@ needs nothing else, and a run rebuilds them as its last global step):
 
 * ``<label>.jpg`` (``<label>-2.jpg`` ... when a label has more crops than one page holds): a grid
   of the label's kept crops in (source, time) order, a header and a caption under each tile, for
-  showing a dataset to other people. With ``by="split"`` also ``splits/<split>.jpg``. Text is
+  showing a dataset to other people. With ``by="split"`` also ``splits/<split>.jpg``; with
+  ``by="person"`` also ``people/<cluster>.jpg``, one per identity cluster, headed with the
+  person's name (from ``identities.txt`` or a reference photo) and the cluster id. Text is
   drawn with the anti-aliased TrueType font that ships inside Pillow (>= 10.1), so sheets look
   the same on every machine, with no system font to find.
 * ``index.html``: one static page (opens from disk, no server) with every crop, kept or rejected,
@@ -27,6 +29,7 @@ import html
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -49,13 +52,15 @@ SHEETS_DIR = "sheets"
 INDEX = "index.html"
 BUILT = ".built.json"  # what the folder was built from (see build_sheets)
 SPLIT_SHEETS_DIR = "splits"
+PEOPLE_SHEETS_DIR = "people"
 # Large enough for any sane grid, small enough for every image viewer and for Pillow's own
 # decompression-bomb guard (89 Mpx): a page is never one image too big to open.
 MAX_SIDE = 16000
 MAX_PIXELS = 40_000_000
 JPEG_QUALITY = 90
 
-By = Literal["label", "split"]
+By = Literal["label", "split", "person"]
+CLUSTER = "identity_cluster"  # the manifest column person sheets group by
 
 
 def _asset(name: str) -> str:
@@ -441,11 +446,26 @@ class SheetReport:
 
 
 def _group_pages(rows: list[dict[str, Any]], key: str, layout: Layout) -> dict[str, list[list[dict]]]:
+    """Pages of each value of ``key`` (rows without one, e.g. crops never embedded, have none)."""
     groups: dict[str, list[dict]] = {}
     for r in sheet_order(rows):
-        groups.setdefault(r[key], []).append(r)
+        if r.get(key):
+            groups.setdefault(r[key], []).append(r)
     return {g: [items[i:i + layout.per_page] for i in range(0, len(items), layout.per_page)]
             for g, items in groups.items()}
+
+
+def person_title(cluster: str, rows: list[dict[str, Any]]) -> str:
+    """A person sheet's title: the name most of the cluster's crops carry, and the cluster id."""
+    names = Counter(r["identity"] for r in rows if r.get("identity"))
+    name = min(names, key=lambda n: (-names[n], n)) if names else None
+    return f"{name} · cluster {cluster}" if name else f"cluster {cluster}"
+
+
+def _title(key: str, group: str, rows: list[dict[str, Any]]) -> str:
+    if key == "split":
+        return f"{group} split"
+    return person_title(group, rows) if key == CLUSTER else group
 
 
 def _inputs_fingerprint(config: Config, root: Path, rows: list[dict[str, Any]], by: str) -> str:
@@ -499,19 +519,24 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
                          rejected=sum(r["status"] == REJECTED for r in rows),
                          dropped=sum(r["status"] == DROPPED for r in rows))
-    jobs = [("label", "", False)] + ([("split", f"{SPLIT_SHEETS_DIR}/", True)] if by == "split" else [])
+    if by == "person" and not any(r.get(CLUSTER) for r in kept):
+        raise SheetError("no identity clusters in the manifest: person sheets need an identity "
+                         "section in the config and a run")
+    extra = {"split": ("split", f"{SPLIT_SHEETS_DIR}/", True),
+             "person": (CLUSTER, f"{PEOPLE_SHEETS_DIR}/", True)}
+    jobs = [("label", "", False)] + ([extra[by]] if by in extra else [])
     for key, prefix, with_label in jobs:
         layout = layout_for(s.columns, s.thumb, s.max_per_label, 3 if with_label else 2)
         pages = _group_pages(kept, key, layout)
         names = page_names({g: len(p) for g, p in pages.items()}, prefix)
-        rejected = {g: sum(r["status"] == REJECTED and r[key] == g for r in rows) for g in pages}
+        rejected = {g: sum(r["status"] == REJECTED and r.get(key) == g for r in rows) for g in pages}
         dropped = {g: tuple(reason_counts(r.get("drop_reason") for r in rows
-                                          if r["status"] == DROPPED and r[key] == g).items())
+                                          if r["status"] == DROPPED and r.get(key) == g).items())
                    for g in pages}
         for group, group_pages in sorted(pages.items()):
             count = sum(len(p) for p in group_pages)
             for k, page_rows in enumerate(group_pages, 1):
-                title = f"{group} split" if key == "split" else group
+                title = _title(key, group, [r for p in group_pages for r in p])
                 header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
                                 dropped[group])
                 image = render_sheet(root, page_rows, header, layout, short, with_label, decimals)

@@ -1,5 +1,7 @@
 """Detector names to implementations and the weights they use: the library API behind
-``python -m pipeline models list|fetch`` and the detect stage."""
+``python -m pipeline models list|fetch`` and the detect stage. The identity stage's embedders
+(``pipeline.embedders``) keep their weights in the same cache, so they are listed and fetched
+here too, by their ``identity.model`` names."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,7 +10,8 @@ from pathlib import Path
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import ModelFile, PackagedFile, cached_path, ensure, packaged, sha256_of
+from .cache import (ModelFile, ModelSpec, ModelWheelMember, PackagedFile, cached_path, ensure,
+                    ensure_members, packaged, sha256_of)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,10 @@ def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown detector {name!r}; known: {', '.join(MODELS)}") from None
+        from ..embedders import EMBEDDERS
+
+        raise ValueError(f"unknown model {name!r}; detectors: {', '.join(MODELS)}; identity "
+                         f"models: {', '.join(EMBEDDERS)}") from None
 
 
 def create_detector(model: str, backend: str = "auto", weights: str | None = None,
@@ -79,20 +85,42 @@ def create_detector(model: str, backend: str = "auto", weights: str | None = Non
                              upscale=upscale)
 
 
-def _path(f: ModelFile | PackagedFile) -> Path:
+EMBEDDER_RUNTIME = {"dlib": "dlib", "sface": "opencv"}
+"""What each embedder runs on (``models list`` shows it as the backend)."""
+
+
+def _embedder_files(name: str) -> tuple[ModelSpec, ...] | None:
+    from ..embedders import EMBEDDERS, embedder_class  # not at import: embedders use the cache
+
+    return embedder_class(name).files if name in EMBEDDERS else None
+
+
+def _files(name: str) -> tuple[ModelSpec | PackagedFile, ...]:
+    files = _embedder_files(name)
+    return files if files is not None else _entry(name).files
+
+
+def _path(f: ModelSpec | PackagedFile) -> Path:
     return f.path if isinstance(f, PackagedFile) else cached_path(f)
 
 
-def _file_info(f: ModelFile | PackagedFile) -> FileInfo:
+def _file_info(f: ModelSpec | PackagedFile) -> FileInfo:
     path = _path(f)
     return FileInfo(f.filename, path, f.sha256, f.origin,
                     path.is_file() and sha256_of(path) == f.sha256, isinstance(f, PackagedFile))
 
 
 def list_models() -> list[ModelInfo]:
-    return [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
-                      tuple(_file_info(f) for f in entry.files), entry.builtin())
-            for name, entry in _REGISTRY.items()]
+    """The detectors, then the identity embedders (``detects``: ``face identity``)."""
+    from ..embedders import EMBEDDERS
+
+    detectors = [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
+                           tuple(_file_info(f) for f in entry.files), entry.builtin())
+                 for name, entry in _REGISTRY.items()]
+    return detectors + [ModelInfo(name, "face identity", (EMBEDDER_RUNTIME[name],),
+                                  EMBEDDER_RUNTIME[name],
+                                  tuple(_file_info(f) for f in _embedder_files(name) or ()))
+                        for name in EMBEDDERS]
 
 
 def prepare(model: str, backend: str = "auto", weights: str | None = None,
@@ -109,10 +137,13 @@ def fetch_model(name: str, progress: bool = True) -> list[Path]:
     """Download (or verify) every cached file of ``name``, and verify the files it ships with;
     call once before starting workers, so parallel processes never download the same file at
     the same time."""
-    return [packaged(f) if isinstance(f, PackagedFile) else ensure(f, progress=progress)
-            for f in _entry(name).files]
+    files = _files(name)
+    members = [f for f in files if isinstance(f, ModelWheelMember)]  # one archive download
+    fetched = dict(zip(members, ensure_members(members, progress=progress))) if members else {}
+    return [packaged(f) if isinstance(f, PackagedFile)
+            else fetched[f] if f in fetched else ensure(f, progress=progress) for f in files]
 
 
 def model_paths(name: str) -> list[Path]:
     """Paths of ``name``'s files (in the cache or the package), present or not."""
-    return [_path(f) for f in _entry(name).files]
+    return [_path(f) for f in _files(name)]

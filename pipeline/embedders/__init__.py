@@ -5,18 +5,27 @@ from functools import lru_cache
 
 from .base import Embedder, Face
 
-EMBEDDERS = ("dlib",)
+EMBEDDERS = ("dlib", "sface")
 """Known embedder names; the first is the default."""
+
+
+def embedder_class(name: str) -> type[Embedder]:
+    """The class behind a name: its weights and metric, without loading anything."""
+    if name == "dlib":
+        from .dlib import DlibEmbedder
+
+        return DlibEmbedder
+    if name == "sface":
+        from .sface import SFaceEmbedder
+
+        return SFaceEmbedder
+    raise ValueError(f"unknown identity model {name!r}; known: {', '.join(EMBEDDERS)}")
 
 
 @lru_cache(maxsize=2)
 def create_embedder(name: str) -> Embedder:
     """A ready embedder (one per process: loading weights once); may fetch its weights first."""
-    if name == "dlib":
-        from .dlib import DlibEmbedder
-
-        return DlibEmbedder()
-    raise ValueError(f"unknown identity model {name!r}; known: {', '.join(EMBEDDERS)}")
+    return embedder_class(name)()
 
 
-__all__ = ["EMBEDDERS", "Embedder", "Face", "create_embedder"]
+__all__ = ["EMBEDDERS", "Embedder", "Face", "create_embedder", "embedder_class"]

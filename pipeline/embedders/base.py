@@ -25,12 +25,15 @@ class Face:
 
 
 class Embedder(ABC):
-    """Turns faces into vectors whose euclidean distance says how likely two are one person."""
+    """Turns faces into vectors whose distance (``metric``) says how likely two are one person."""
 
     name: ClassVar[str]
     dim: ClassVar[int]
     files: ClassVar[tuple[ModelSpec, ...]]
     """Weights it keeps in the model cache."""
+    metric: ClassVar[str] = "euclidean"
+    """How two vectors compare: ``euclidean`` distance (dlib), or ``cosine`` distance
+    (``1 - cos``) for an embedder whose vectors are L2-normalised (sface)."""
 
     @property
     def version(self) -> str:
