@@ -23,7 +23,7 @@ Names from a review: ``<output>/identities.txt`` (saved by the review page, or w
 holds ``<cluster> <name>`` lines; every crop of a named cluster takes the name as ``identity``
 and label, over a reference's; a ``<source id>:<track id> <name>`` line names one track, over its
 cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by the global step,
-and checked before any stage runs (``check_names``); lines naming no cluster or track of the run
+and checked before any stage runs (``preflight``); lines naming no cluster or track of the run
 are reported (``unknown_names`` in the summary), not silently ignored.
 
 Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface,
@@ -234,9 +234,16 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}
 
 
-def check_names(root: Path) -> None:
-    """Read ``<output>/identities.txt`` when present, so a bad line stops the run before any
-    stage (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does."""
+def preflight(root: Path) -> None:
+    """What the global step will need, checked before any stage: dlib (clustering uses its
+    Chinese Whispers, whatever the embedder) and ``<output>/identities.txt``, so a bad line stops
+    the run at once (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does."""
+    from .embedders.dlib import import_dlib
+
+    try:
+        import_dlib()
+    except ImportError as exc:
+        raise IdentityError(f"{exc} (identity clusters use dlib's Chinese Whispers)") from None
     if (root / NAMES_FILE).is_file():
         read_names(root / NAMES_FILE)
 

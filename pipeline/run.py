@@ -206,9 +206,9 @@ def _preflight_identity(config: Config, root: Path) -> None:
     the run before any work."""
     if config.identity is None:
         return
-    from .identity import IdentityError, check_names, reference_vectors
+    from .identity import IdentityError, preflight, reference_vectors
 
-    check_names(root)
+    preflight(root)
 
     from .detectors.cache import ModelError
 

@@ -313,3 +313,79 @@ def test_identity_off_changes_nothing(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert "identity" not in summary and "identity" not in summary["stages"]
     assert not (out / "identity").exists() and not (out / "state" / "identity").exists()
+
+
+def test_best_crops_per_person_and_person_sheets_rerun_only_global_steps(who, tmp_path):
+    """identity.per_person and sheet.by: person on a finished run: each person keeps its best
+    crops, the others are dropped as per_person, one sheet per cluster headed with its name, a
+    name for a cluster that does not exist is reported; no stage runs again."""
+    raw, out, truth = who
+    out = _copy_run(out, tmp_path)
+    rows = read_manifest(out)
+    aaron = next(r["identity_cluster"] for r in rows if truth[r["crop_id"]] == "aaron")
+    (out / "identities.txt").write_text(f"{aaron} Aaron Guiel\nfile-gone-00000000_000000000_0 Nobody\n")
+    markers = {p: p.stat().st_mtime_ns for p in (out / "state").glob("*/*.json")}
+    config = {**raw, "output": "out", "sheet": {"by": "person"},
+              "identity": {**raw["identity"], "per_person": {"max": 2, "min_gap_s": 0.5}}}
+    done = _cli(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "identities.txt" in line]
+    assert warnings == ["warning: identities.txt names file-gone-00000000_000000000_0: no cluster "
+                        "or track of this run has that id (ignored; delete or fix the line)"]
+    after = read_manifest(out)
+    kept = Counter(r["identity"] or r["identity_cluster"] for r in after if r["status"] == "kept")
+    crops = Counter(r["identity"] or r["identity_cluster"] for r in after)
+    assert kept["Aaron Guiel"] == 2 and crops["Aaron Guiel"] > 2
+    assert all(n <= 2 for n in kept.values()) and set(kept) == set(crops)
+    for r in after:
+        if r["status"] == "dropped":
+            assert (r["drop_reason"], r["dataset_file"]) == ("per_person", "")
+            person = [k for k in after if (k["identity"] or k["identity_cluster"])
+                      == (r["identity"] or r["identity_cluster"]) and k["status"] == "kept"]
+            if r["source_id"] == person[0]["source_id"] and len(person) == 2:  # one source: by quality
+                assert float(r["quality"]) <= max(float(k["quality"]) for k in person)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["crops"]["dropped_by_reason"]["per_person"] == sum(crops.values()) - sum(kept.values())
+    assert summary["identity"]["unknown_names"] == ["file-gone-00000000_000000000_0"]
+    assert all(s["ran"] == 0 and s["failed"] == 0 for s in summary["stages"].values())
+    assert {p: p.stat().st_mtime_ns for p in markers} == markers
+    clusters = {r["identity_cluster"] for r in after if r["status"] == "kept"}
+    built = json.loads((out / "sheets" / ".built.json").read_text())
+    assert {p for p in built["images"] if p.startswith("people/")} == {f"people/{c}.jpg" for c in clusters}
+    assert (out / "sheets" / "people" / f"{aaron}.jpg").stat().st_size > 0
+
+
+def test_a_bad_name_stops_the_run_before_any_stage(who, tmp_path):
+    raw, out, _ = who
+    out = _copy_run(out, tmp_path)
+    markers = {p: p.stat().st_mtime_ns for p in (out / "state" / "identity").glob("*.json")}
+    (out / "identities.txt").write_text("# names\nsome_cluster a/b\n")
+    done = _cli(tmp_path, {**raw, "output": "out"}, "--force", "identity")
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "identities.txt:2: the name of cluster some_cluster" in errors[0]
+    assert {p: p.stat().st_mtime_ns for p in markers} == markers  # --force identity did not run
+
+
+def test_name_a_cluster_in_the_page_opened_from_disk(who, browser, tmp_path):  # noqa: F811
+    """From file:// there is no server: Name downloads identities.txt, which reads back."""
+    from pipeline.identity import read_names
+    from test_review_page import close, open_page
+
+    _, out, truth = who
+    rows = read_manifest(out)
+    cluster = next(r["identity_cluster"] for r in rows if truth[r["crop_id"]] == "man")
+    opened = open_page(browser, out / "sheets" / "index.html")
+    try:
+        page = opened.page
+        page.select_option("#f-group", "cluster")
+        section = page.locator(f'section[data-group="{cluster}"]')
+        section.locator(".name input").fill("The Man")
+        with page.expect_download() as download:
+            section.locator(".name button").click()
+        assert download.value.suggested_filename == "identities.txt"
+        download.value.save_as(tmp_path / "identities.txt")
+    finally:
+        close(opened)
+    assert not opened.errors, opened.errors
+    assert read_names(tmp_path / "identities.txt") == {cluster: "The Man"}
