@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                              "yunet_test_unverified.onnx)")
     parser.add_argument("--quick", action="store_true", help="tiny video, one round: a smoke test")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["pipeline", "workers", "memory"], help="leave out a section")
+                        choices=["pipeline", "workers", "memory", "identity"], help="leave out a section")
     parser.add_argument("--child-sample", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--child-unit", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         res.check("peak RSS per worker <= 400 MB, flat (+10%)",
                   short <= 400 and long_ <= 400 and flat, f"{short:.0f} -> {long_:.0f} MB")
     shutil.rmtree(scratch, ignore_errors=True)
+    if "identity" not in args.skip:
+        bench_identity(repeat)
 
     print()
     print(f"load average at end {os.getloadavg()[0]:.1f}")
@@ -468,6 +470,55 @@ def main(argv: list[str] | None = None) -> int:
     for name, ok, detail in res.checks:
         print(f"  {'PASS' if ok else 'MISS'}  {name:46s} {detail}")
     return 0
+
+
+def bench_identity(repeat: int, clip: Path = FACE_CLIP, frames: int = 8) -> None:
+    """The identity stage's cost per face crop: wall and CPU ms per embedding of each identity
+    model whose weights are in the model cache (else ../shared/models, for dlib), on the faces
+    the detector finds in ``frames`` frames of the demo face clip, in this process (the stage
+    embeds in a loaded worker: no interpreter start), minimum of ``repeat`` rounds."""
+    from unittest.mock import patch
+
+    import cv2
+    import numpy as np
+
+    from pipeline.detectors import create_detector
+    from pipeline.detectors.cache import is_cached
+    from pipeline.embedders import EMBEDDERS, Face, embedder_class
+
+    cap = cv2.VideoCapture(str(clip))
+    images = [img for ok, img in iter(cap.read, (False, None)) if ok][::10][:frames]
+    detector = create_detector("yunet")
+    faces = []
+    for img in images:
+        d = detector.detect(img)
+        faces.append((img, [Face(tuple(map(float, box)), marks if np.isfinite(marks).all() else None)
+                            for box, marks in zip(d.boxes, d.landmarks)]))
+    n = sum(len(f) for _, f in faces)
+    print()
+    print(f"identity: embedding cost per face crop ({n} faces in {len(images)} frames of "
+          f"{clip.name}, min of {repeat} rounds):")
+    for name in EMBEDDERS:
+        cls = embedder_class(name)
+        shared = REPO.parent / "shared" / "models"
+        folder = None if all(is_cached(f) for f in cls.files) else shared
+        if folder is not None and not all(is_cached(f, folder) for f in cls.files):
+            print(f"  {name}: skipped, weights not cached (python -m pipeline models fetch {name})")
+            continue
+        try:
+            with patch.dict(os.environ, {"PIPELINE_MODELS": str(folder)} if folder else {}):
+                embedder = cls()
+        except ImportError as exc:
+            print(f"  {name}: skipped, {exc}")
+            continue
+        best = (float("inf"), float("inf"))
+        for _ in range(repeat):
+            wall, cpu = time.perf_counter(), time.process_time()
+            for img, found in faces:
+                embedder.embed(img, found)
+            best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+        wall_ms, cpu_ms = (1000 * t / max(n, 1) for t in best)
+        print(f"  {name}: {wall_ms:.1f} ms a face (CPU {cpu_ms:.1f} ms)", flush=True)
 
 
 if __name__ == "__main__":
