@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
 from support import cli
 
@@ -65,3 +67,33 @@ def test_a_damaged_shipped_file_is_refused(tmp_path):
     assert fetched.returncode == 1
     assert f"error: {damaged} is damaged: sha256 " in fetched.stderr
     assert f"expected {SSDLITE_ONNX.sha256}; reinstall the package" in fetched.stderr
+
+
+def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_models):
+    """dlib's two files: listed, verified when cached; offline, fetch says what to put where."""
+    from pipeline.embedders.dlib import RESNET, SHAPE5
+
+    if not all((shared_models / s.filename).is_file() for s in (RESNET, SHAPE5)):
+        pytest.skip(f"dlib weights not in {shared_models}")
+    offline = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "empty"),
+               "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
+               "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+    listed = models("list", env=offline)
+    assert "dlib  (face identity; backends: dlib)" in listed.stdout
+    assert "sface  (face identity; backends: opencv)" in listed.stdout
+    assert f"missing  {tmp_path / 'empty' / RESNET.filename}" in listed.stdout
+    failed = models("fetch", "dlib", env=offline)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: could not fetch ")
+    assert "face_recognition_models==0.3.0" in failed.stderr and "sha256" in failed.stderr
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for spec in (RESNET, SHAPE5):
+        shutil.copy(shared_models / spec.filename, cache / spec.filename)
+    env = {**offline, "PIPELINE_MODELS": str(cache)}
+    assert f"ok       {cache / SHAPE5.filename}" in models("list", env=env).stdout
+    fetched = models("fetch", "dlib", env=env)  # cached and intact: verified, nothing fetched
+    assert fetched.returncode == 0
+    assert fetched.stdout.split() == [str(cache / RESNET.filename), str(cache / SHAPE5.filename)]
+    sface = models("path", "sface", env=env).stdout.strip()
+    assert sface == str(cache / "face_recognition_sface_2021dec.onnx")
