@@ -374,10 +374,12 @@ class PerPerson(_Model):
     min_gap_s: Annotated[float, _at_least(0)] = 0.0
 
 
-IDENTITY_MAX_DISTANCE = {"dlib": 0.45, "sface": 0.637}
+IDENTITY_MAX_DISTANCE = {"dlib": 0.4, "sface": 0.637}
 """Default ``identity.max_distance`` per model. dlib (euclidean): measured on the test clips,
-two different people came as close as 0.457 (README, Identity). sface (cosine distance): OpenCV
-Zoo's published same-person threshold, cosine similarity 0.363; not measured here."""
+two different women came 0.454 apart (track means) and 0.44 (one's track from a reference photo
+of the other), one person's tracks lay at most 0.31 from its reference photo and stayed one
+cluster (README, Identity). sface (cosine distance): OpenCV Zoo's published same-person
+threshold, cosine similarity 0.363; not measured here."""
 
 
 class Identity(_Model):
@@ -390,7 +392,7 @@ class Identity(_Model):
     recomputes no embedding."""
 
     model: Literal["dlib", "sface"] = "dlib"
-    max_distance: Annotated[float, _between(0.05, 2)] = 0.45  # per model: IDENTITY_MAX_DISTANCE
+    max_distance: Annotated[float, _between(0.05, 2)] = 0.4  # per model: IDENTITY_MAX_DISTANCE
     references: dict[Label, list[str]] = Field(default_factory=dict)
     keep: Literal["all", "references"] = "all"
     per_person: PerPerson | None = None

@@ -235,6 +235,8 @@ def test_naming_a_cluster_in_identities_txt_relabels_it_and_recomputes_nothing(w
 def test_name_a_cluster_in_the_review_page_and_rerun(who, browser, tmp_path):  # noqa: F811
     """Headless Chromium on the served page: group by person, name one cluster, save; the next
     run labels that cluster's crops and runs no stage again."""
+    from playwright.sync_api import expect
+
     raw, out, truth = who
     out = _copy_run(out, tmp_path)
     rows = read_manifest(out)
@@ -252,8 +254,9 @@ def test_name_a_cluster_in_the_review_page_and_rerun(who, browser, tmp_path):  #
             assert set(shown) == members
             section.locator(".name input").fill("Zhang Ling")
             section.locator(".name button").click()
-            page.wait_for_function("document.getElementById('review-state').textContent"
-                                   ".includes('saved 1 name(s) to identities.txt')")
+            # an assertion that waits (wait_for_function evaluates a string: the page's CSP forbids it)
+            expect(page.locator("#review-state")).to_contain_text("saved 1 name(s) to identities.txt",
+                                                                   timeout=20_000)
         finally:
             page.close()
     assert not errors
@@ -389,3 +392,69 @@ def test_name_a_cluster_in_the_page_opened_from_disk(who, browser, tmp_path):  #
         close(opened)
     assert not opened.errors, opened.errors
     assert read_names(tmp_path / "identities.txt") == {cluster: "The Man"}
+
+
+def test_done_when_two_reference_photos_give_a_dataset_of_only_those_two_people(
+        testdata, model_cache, browser, tmp_path):  # noqa: F811
+    """A folder of interview-like clips and two reference photos (cut from frames the run does
+    not sample), default settings but the sampling: dataset/ holds exactly those two people,
+    under their names, and the page and sheets group by person."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for clip in CLIPS:
+        (videos / clip).symlink_to(testdata / "faces" / clip)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for clip, frame, name, cut in (("zhling_1280x720.mp4", 12, "ling", np.s_[200:720, 420:1000]),
+                                   ("two_people_320x192.mp4", 7, "wei", np.s_[:, 0:150])):
+        cap = cv2.VideoCapture(str(videos / clip))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, image = cap.read()
+        assert ok
+        cv2.imwrite(str(photos / f"{name}.jpg"), image[cut])
+    config = {"name": "interviews", "sources": [{"path": "videos"}], "sample": {"every": 0.2},
+              "identity": {"references": {"ling": ["photos/ling.jpg"], "wei": ["photos/wei.jpg"]},
+                           "keep": "references"},
+              "sheet": {"by": "person"}}
+    (tmp_path / "interviews.yaml").write_text(yaml.safe_dump(config))
+    done = cli("run", "interviews.yaml", "-q", cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "data" / "interviews"
+    rows = read_manifest(out)
+    aaron = np.loadtxt(testdata / "faces" / "ytf_aaron_guiel5.labeled_faces.txt", delimiter=",",
+                       usecols=(2, 3, 4, 5))
+    truth = {r["crop_id"]: {"zhling": "ling", "two_people_left": "wei"}.get(person_of(r, aaron),
+                                                                            person_of(r, aaron))
+             for r in rows}
+    people_of = defaultdict(Counter)
+    for r in rows:
+        people_of[r["identity_cluster"]][truth[r["crop_id"]]] += 1
+    purity = sum(c.most_common(1)[0][1] for c in people_of.values()) / len(rows)
+    lines = [f"{len(rows)} face crops, {len(people_of)} clusters, purity {purity:.3f}"]
+    for name in ("ling", "wei"):
+        named = {r["crop_id"] for r in rows if r["identity"] == name}
+        true = {c for c, p in truth.items() if p == name}
+        lines.append(f"{name}: precision {len(named & true) / max(1, len(named)):.2f}, recall "
+                     f"{len(named & true) / len(true):.2f} ({len(true)} crops)")
+        assert named == true
+    print("\n" + "; ".join(lines))
+    assert purity == 1.0
+    kept = [r for r in rows if r["status"] == "kept"]
+    assert {(r["label"], truth[r["crop_id"]]) for r in kept} == {("ling", "ling"), ("wei", "wei")}
+    assert {p.name for p in (out / "dataset").glob("*/*") if p.is_dir()} == {"ling", "wei"}
+    assert {r["drop_reason"] for r in rows if r["status"] != "kept"} == {"identity"}
+    clusters = {r["identity_cluster"] for r in kept}
+    assert {p.stem for p in (out / "sheets" / "people").glob("*.jpg")} == clusters
+    from test_review_page import close, open_page
+
+    opened = open_page(browser, out / "sheets" / "index.html")
+    try:
+        page = opened.page
+        page.select_option("#f-group", "cluster")
+        groups = page.eval_on_selector_all(
+            "section[data-group]", "els => els.map(e => [e.dataset.group, e.querySelector('.name input').value])")
+        names = {r["identity_cluster"]: r["identity"] for r in kept}  # the page shows each name
+        assert sorted(map(tuple, groups)) == sorted(names.items())
+    finally:
+        close(opened)
+    assert not opened.errors, opened.errors

@@ -60,7 +60,7 @@ def test_person_sheet_title_names_the_cluster():
 
 def test_identity_config_per_model_defaults_and_person_sheets():
     base = {"sources": [{"path": "a.mp4"}]}
-    assert parse_config({**base, "identity": {}}).identity.max_distance == 0.45
+    assert parse_config({**base, "identity": {}}).identity.max_distance == 0.4
     sface = parse_config({**base, "identity": {"model": "sface"}}).identity
     assert (sface.model, sface.max_distance) == ("sface", 0.637)
     ident = parse_config({**base, "identity": {"per_person": {"max": 3, "min_gap_s": 2}},
