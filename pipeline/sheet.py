@@ -519,7 +519,8 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
                          rejected=sum(r["status"] == REJECTED for r in rows),
                          dropped=sum(r["status"] == DROPPED for r in rows))
-    if by == "person" and not any(r.get(CLUSTER) for r in kept):
+    # no identity column at all (a run with identity but no kept crop gets no person sheet)
+    if by == "person" and not any(CLUSTER in r for r in rows):
         raise SheetError("no identity clusters in the manifest: person sheets need an identity "
                          "section in the config and a run")
     extra = {"split": ("split", f"{SPLIT_SHEETS_DIR}/", True),

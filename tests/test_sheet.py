@@ -261,6 +261,9 @@ def test_cli_sheet_command_and_rejects_option(review_demo, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "review page: " in res.stdout and str(demo.root / "sheets" / "index.html") in res.stdout
     assert (demo.root / "sheets" / "splits").is_dir()
+    people = cli("sheet", str(config_file), "--by", "person", cwd=tmp_path)  # a run without identity
+    assert people.returncode == 2
+    assert people.stderr.startswith("error: no identity clusters in the manifest: person sheets need")
     missing = cli("run", str(config_file), "-q", "--rejects", str(tmp_path / "nope.txt"), cwd=tmp_path)
     assert missing.returncode == 2 and "nope.txt" in missing.stderr
     rejects = tmp_path / "mine.txt"
