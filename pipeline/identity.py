@@ -162,8 +162,10 @@ def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray],
             track = row.get("track_id")
             key = (row["source_id"], track) if track is not None and track >= 0 else (cid,)
             members.setdefault(key, []).append(cid)
-    mean = (lambda ids: unit(np.mean([vectors[i] for i in ids], axis=0))) if metric == "cosine" \
-        else (lambda ids: np.mean([vectors[i] for i in ids], axis=0))
+    def mean(ids: list[str]) -> np.ndarray:
+        vector = np.mean([vectors[i] for i in ids], axis=0)
+        return unit(vector) if metric == "cosine" else vector
+
     groups = [Group(min(ids), tuple(sorted(ids)), mean(ids)) for ids in members.values()]
     return sorted(groups, key=lambda g: g.name)
 

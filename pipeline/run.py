@@ -208,10 +208,9 @@ def _preflight_identity(config: Config, root: Path) -> None:
         return
     from .identity import IdentityError, preflight, reference_vectors
 
-    preflight(root)
-
     from .detectors.cache import ModelError
 
+    preflight(root)
     try:
         identity.embedder_for(config)
     except (ImportError, ModelError) as exc:
