@@ -22,7 +22,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,39 +221,61 @@ def apply_rejects(rows: list[dict[str, Any]], rejects: Iterable[str]) -> list[st
     return [i for i in rejects if i not in known]
 
 
-def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> list[SourceResult]:
-    """Per-source crop rows and metadata of the videos whose crop stage is done."""
-    results = []
+def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> Iterator[SourceResult]:
+    """Per-source crop rows and metadata of the videos whose crop stage is done, one source at
+    a time (so only one source's ``crops.jsonl`` is in memory besides the manifest rows)."""
     for v in videos:
         crops_file = root / "crops" / v.sid / "crops.jsonl"
         info_file = root / "videos" / f"{v.sid}.info.json"
         if v.sid not in detectors or not crops_file.exists():
             continue
         info = read_json_object(info_file) or {}
-        results.append(SourceResult(v, info, read_jsonl(crops_file), detectors[v.sid]))
-    return results
+        yield SourceResult(v, info, read_jsonl(crops_file), detectors[v.sid])
 
 
-def manifest_rows(results: list[SourceResult], splits: dict[str, str]) -> list[dict[str, Any]]:
+def source_rows(r: SourceResult) -> list[dict[str, Any]]:
+    """One source's manifest rows, split not assigned yet (``split`` and ``dataset_file`` None:
+    :func:`assign_split` fills them once every source's crops are known)."""
     rows = []
-    for r in results:
-        for c in r.crops:
-            label = crop_label(r.video, c.get("segment", -1), c["class"])
-            split = splits[r.video.sid]
-            status = c.get("status") or KEPT  # crops.jsonl written before dropping existed
-            name = Path(c["file"]).name if c.get("file") else None
-            rows.append({
-                **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
-                "dataset_file": f"dataset/{split}/{label}/{name}" if status == KEPT else None,
-                "label": label, "split": split, "status": status,
-                "source_url": r.info.get("webpage_url") or r.video.location,
-                "title": r.info.get("title") or r.video.title, "uploader": r.info.get("uploader"),
-                "license": r.info.get("license"), "video_width": r.info.get("width"),
-                "video_height": r.info.get("height"), "fps": r.info.get("fps"),
-                "t_s": round(c["t_ms"] / 1000, 3), "detector": r.detector,
-            })
-    rows.sort(key=lambda row: (row["source_id"], row["t_s"], row["crop_id"]))
+    for c in r.crops:
+        rows.append({
+            **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
+            "dataset_file": None,
+            "label": crop_label(r.video, c.get("segment", -1), c["class"]),
+            "split": None, "status": c.get("status") or KEPT,  # crops.jsonl written before dropping existed
+            "source_url": r.info.get("webpage_url") or r.video.location,
+            "title": r.info.get("title") or r.video.title, "uploader": r.info.get("uploader"),
+            "license": r.info.get("license"), "video_width": r.info.get("width"),
+            "video_height": r.info.get("height"), "fps": r.info.get("fps"),
+            "t_s": round(c["t_ms"] / 1000, 3), "detector": r.detector,
+        })
     return rows
+
+
+def assign_split(row: dict[str, Any], split: str) -> None:
+    """Put a row into its split; a kept crop gets its ``dataset/<split>/<label>/`` file."""
+    row["split"] = split
+    if row["status"] == KEPT:
+        name = Path(row["file"]).name if row.get("file") else None
+        row["dataset_file"] = f"dataset/{split}/{row['label']}/{name}"
+
+
+def manifest_rows(results: Iterable[SourceResult], config: Config) -> tuple[list[dict[str, Any]], int]:
+    """Every source's rows, in split (sources with crops split by ``config.split``; the others
+    count as ``train``) and sorted as the manifest lists them, and how many sources have crops.
+    The sources are read one at a time: the run's process holds the rows, not also every
+    ``crops.jsonl`` they came from."""
+    per_source: list[tuple[str, list[dict[str, Any]]]] = []
+    for r in results:
+        per_source.append((r.video.sid, source_rows(r)))
+    with_crops = [sid for sid, rows in per_source if rows]
+    splits = assign_splits(with_crops, config.split.ratios(), config.split.seed)
+    for sid, rows in per_source:
+        for row in rows:
+            assign_split(row, splits.get(sid, "train"))
+    rows = [row for _, source in per_source for row in source]
+    rows.sort(key=lambda row: (row["source_id"], row["t_s"], row["crop_id"]))
+    return rows, len(with_crops)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -347,11 +369,7 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     Splits are assigned before rejects are applied, so a review never moves a source to another
     split; rejected crops stay in the manifest (``status`` ``rejected``) but not in ``dataset/``.
     """
-    results = load_results(root, videos, detectors)
-    with_crops = [r.video.sid for r in results if r.crops]
-    splits = assign_splits(with_crops, config.split.ratios(), config.split.seed)
-    splits.update({r.video.sid: "train" for r in results if not r.crops})
-    rows = manifest_rows(results, splits)
+    rows, with_crops = manifest_rows(load_results(root, videos, detectors), config)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
     columns, identity = manifest_columns(config.identity is not None), None
     if config.identity is not None:  # before dedupe: a crop dropped here stands for no copies
@@ -368,7 +386,7 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     build_tree(root, kept)
     write_manifests(root, rows, columns)
     report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
-                           empty_splits=empty_splits(len(with_crops), config.split.ratios()),
+                           empty_splits=empty_splits(with_crops, config.split.ratios()),
                            identity=identity)
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1
