@@ -181,6 +181,15 @@ def _lost_outcome(root: Path, config: Config, video: Video, exc: BaseException) 
                          "the rest")
 
 
+def sized_for(config: Config, units: int) -> Config:
+    """The config the units run with: no more local workers than units. With fewer sources
+    than ``workers`` (one video left to resume, a two-video config with ``workers: 4``), the
+    cores of workers that would never start go to the units that run, instead of idling."""
+    if config.executor.kind == "ray" or units >= config.workers:
+        return config
+    return config.model_copy(update={"workers": max(1, units)})
+
+
 def _preflight_detector(config: Config, progress: bool, log: Callable[[str], None]) -> None:
     """Load the detector once in this process, so weights are fetched once, not by every worker
     (for ``backend: auto``, the ones it prefers; one line says when a slower fallback runs).
@@ -237,7 +246,6 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     # Absolute once, here: yt-dlp reports absolute file paths, and every path is compared with
     # (and made relative to) this root; paths written into markers stay relative to it.
     root = config.output_dir.absolute()
-    limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
     # a given file that does not exist, or one that cannot be decoded, fails before any work
     rejects_path = rejects_file_for(root, rejects)
     if rejects_path is not None:
@@ -251,6 +259,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state = State(root)
         state.sweep_partial(swap_tests(root))
         expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
+        config = sized_for(config, len(expansion.videos))
+        limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
         outcomes = _expansion_failures(expansion, state)
         run_log.info(f"run {config.name}: {len(expansion.videos)} video(s) to check, output {root}")
         for outcome in outcomes:

@@ -71,3 +71,21 @@ def test_the_detectors_openmp_pool_gets_the_budget_and_sleeps_when_idle():
         print(ctypes.CDLL(gomp).omp_get_max_threads(), os.environ["OMP_WAIT_POLICY"])
     """)
     assert out == "1 PASSIVE"
+
+
+def test_fewer_sources_than_workers_get_the_idle_workers_cores(tmp_path):
+    """``workers: 4`` with one source: that source runs with every available core, not a quarter
+    of them (the workers that never start leave no cores idle)."""
+    video = os.path.join(REPO, "demo", "videos", "astronaut_zoom.mp4")
+    out = _in_subprocess(f"""
+        import os, cv2
+        from pipeline.config import parse_config
+        from pipeline.cpus import available_cpus
+        from pipeline.run import run
+        config = parse_config({{"name": "t", "output": {str(tmp_path / "out")!r}, "workers": 4,
+                               "sources": [{{"path": {video!r}}}]}})
+        report = run(config, progress=False, log=lambda line: None)
+        print(report.exit_code, cv2.getNumThreads() == available_cpus(),
+              os.environ["OMP_NUM_THREADS"] == str(available_cpus()))
+    """)
+    assert out == "0 True True"
