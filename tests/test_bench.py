@@ -18,13 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(ffmpeg_exe() is None, reason="imageio-ffmpeg is not installed")
 def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick",
-                           "--workdir", str(tmp_path), "--skip", "workers", "--skip", "memory"],
+                           "--workdir", str(tmp_path), "--skip", "workers", "--skip", "memory",
+                           "--sources", "2"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     for line in ["machine:", "ffmpeg decode-only", "ffmpeg keyframes-only", "ours/decode",
-                 "whole pipeline at 1 s", "peak RSS", "targets:"]:
+                 "whole pipeline", "every 5 s", "peak RSS main process", "many one-second sources",
+                 "| measurement | measured | target |"]:
         assert line in out, out
+    table = [line.split(" | ") for line in out.splitlines()
+             if line.startswith("| ") and not line.startswith("| measurement")]
+    names = [row[0] for row in table]
+    for name in ["| anchor: `ffmpeg -vf fps=1`", "| whole run, every 1 s / decode-only",
+                 "| whole run, every 5 s / keyframes-only", "| seconds per source, 2 -> 20",
+                 "| main process peak RSS, 2 -> 20"]:
+        assert any(n.startswith(name) for n in names), names
+    assert all(row[3] in ("met", "missed", "-") for row in table), table
     rows = [line.split() for line in out.splitlines()
             if line.strip().startswith(("0.5 s", "1 s", "5 s", "30 s"))]
     assert [r[0] for r in rows][:4] == ["0.5", "1", "5", "30"]
