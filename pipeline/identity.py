@@ -115,7 +115,11 @@ def reference_vectors(config: Config) -> list[Reference]:
     refs = []
     for name, photos in sorted(config.identity.references.items()):
         for photo in photos:
-            image = cv2.imread(str(Path(photo).expanduser()))
+            path = Path(photo).expanduser()
+            if not path.is_file():  # said before OpenCV's own warning line about it
+                raise IdentityError(f"identity.references.{name}: no such file: {photo} "
+                                    "(paths are relative to the working folder)")
+            image = cv2.imread(str(path))
             if image is None:
                 raise IdentityError(f"identity.references.{name}: cannot read the image {photo} "
                                     "(paths are relative to the working folder)")

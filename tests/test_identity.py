@@ -287,12 +287,15 @@ def test_threshold_change_reruns_no_embedding(who, tmp_path):
 def test_bad_reference_photo_is_a_usage_error(who, tmp_path):
     raw, _, _ = who
     (tmp_path / "blank.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((200, 200, 3), np.uint8))[1])
-    for photo, words in (("missing.jpg", "cannot read the image missing.jpg"),
+    (tmp_path / "text.jpg").write_text("not an image")
+    for photo, words in (("missing.jpg", "no such file: missing.jpg"),
+                         ("text.jpg", "cannot read the image text.jpg"),
                          ("blank.jpg", "no face found in blank.jpg")):
         config = {**raw, "output": "out2", "identity": {"references": {"ling": [photo]}}}
         done = _cli(tmp_path, config)
         assert done.returncode == 2
         assert f"identity.references.ling: {words}" in done.stderr
+        assert "findDecoder" not in done.stderr  # the one line, not OpenCV's warning before it
         assert not (tmp_path / "out2" / "frames").exists()  # stopped before any work
 
 
