@@ -283,12 +283,21 @@ def test_threshold_change_reruns_no_embedding(who, tmp_path):
     out = _copy_run(out, tmp_path)
     markers = {p: p.stat().st_mtime_ns for p in (out / "state" / "identity").glob("*.json")}
     vectors = {p: p.stat().st_mtime_ns for p in (out / "identity").glob("*.npz")}
+    before = sorted({r["identity_cluster"] for r in read_manifest(out) if r["identity_cluster"]})
+    (out / "identities.txt").write_text("".join(f"{c} P{i}\n" for i, c in enumerate(before)))
     done = _cli(tmp_path, {**raw, "output": "out",
                            "identity": {**raw["identity"], "max_distance": 0.6}})
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stages"]["identity"] == {"ran": 0, "skipped": len(CLIPS), "failed": 0}
     assert summary["identity"]["max_distance"] == 0.6
+    # named clusters joined to others: one warning line says where each went and what to do
+    now = {r["crop_id"]: r["identity_cluster"] for r in read_manifest(out)}
+    merged = {c: now[c] for c in before if c not in set(now.values())}
+    assert merged and summary["identity"]["merged_names"] == merged
+    warnings = [line for line in done.stderr.splitlines() if "identities.txt" in line]
+    assert len(warnings) == 1 and "lower identity.max_distance" in warnings[0]
+    assert all(f"{c} (now in cluster {k})" in warnings[0] for c, k in merged.items())
     assert {p: p.stat().st_mtime_ns for p in markers} == markers
     assert {p: p.stat().st_mtime_ns for p in vectors} == vectors
 
