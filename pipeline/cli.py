@@ -327,6 +327,8 @@ def models_list() -> None:
             click.echo(f"    {state}  {f.path}{'  (shipped with the package)' if f.shipped else ''}")
         for backend in info.builtin:
             click.echo(f"    ok       {backend} backend (built in, nothing to download)")
+        if info.needs:
+            click.echo(f"    missing  {info.needs}")
 
 
 @models.command("fetch")

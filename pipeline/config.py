@@ -490,11 +490,17 @@ class Config(_Model):
         return self
 
     def missing_paths(self) -> list[str]:
-        """``sources.N.path: ...`` for each local source that does not exist now. Not a config
-        error (a run fails only that source, ``not-found``), but ``validate`` reports it."""
-        return [f"sources.{i}.path: no such file or folder: {s.path}"
-                for i, s in enumerate(self.sources)
-                if s.path is not None and not Path(s.path).expanduser().exists()]
+        """``sources.N.path: ...`` for each local source that does not exist now, and
+        ``identity.references.NAME: ...`` for each missing reference photo. Not a config error
+        (a run fails only that source, ``not-found``; a photo stops the run before any stage),
+        but ``validate`` reports them."""
+        missing = [f"sources.{i}.path: no such file or folder: {s.path}"
+                   for i, s in enumerate(self.sources)
+                   if s.path is not None and not Path(s.path).expanduser().exists()]
+        references = self.identity.references if self.identity is not None else {}
+        return missing + [f"identity.references.{name}: no such file: {photo}"
+                          for name, photos in sorted(references.items()) for photo in photos
+                          if not Path(photo).expanduser().is_file()]
 
     @model_validator(mode="after")
     def _identity_needs_faces(self) -> Config:

@@ -115,7 +115,11 @@ def reference_vectors(config: Config) -> list[Reference]:
     refs = []
     for name, photos in sorted(config.identity.references.items()):
         for photo in photos:
-            image = cv2.imread(str(Path(photo).expanduser()))
+            path = Path(photo).expanduser()
+            if not path.is_file():  # said before OpenCV's own warning line about it
+                raise IdentityError(f"identity.references.{name}: no such file: {photo} "
+                                    "(paths are relative to the working folder)")
+            image = cv2.imread(str(path))
             if image is None:
                 raise IdentityError(f"identity.references.{name}: cannot read the image {photo} "
                                     "(paths are relative to the working folder)")
@@ -228,10 +232,14 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
             row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
     per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
     known = set(per_cluster) | {track_key(r) for r in rows}
+    unknown = sorted(k for k in names if k not in known)
     return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
             "clusters": len(per_cluster),
             "named": {k: n for k, n in sorted(names.items()) if k in known},
-            "unknown_names": sorted(k for k in names if k not in known),
+            "unknown_names": unknown,
+            # a named cluster that is one no more: its crops joined another cluster (a larger
+            # max_distance), whose name, if any, they now carry
+            "merged_names": {k: clusters[group_of[k].name] for k in unknown if k in group_of},
             "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}
 

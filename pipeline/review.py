@@ -4,7 +4,8 @@
 The page is the same ``sheets/index.html`` a run writes (it also works opened from disk, where
 saving downloads the file). Served, its save button POSTs the list to ``/api/rejects`` and the
 server writes ``<output>/rejects.txt`` atomically (cluster names: ``/api/identities`` writes
-``identities.txt``), so there is no file to move; the next run
+``identities.txt``, keeping its lines for names the page did not show), so there is no file to
+move; the next run
 applies it without recomputing anything.
 
 Only ``sheets/`` and ``crops/`` are served, only to this machine, and a save is accepted only from
@@ -21,13 +22,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dataset import NAMES_FILE, REJECTS_FILE
+from .dataset import NAMES_FILE, REJECTS_FILE, decode_text
 from .state import write_atomic
 
 HOST = "127.0.0.1"
 SERVED = ("/sheets/", "/crops/")
 MAX_BODY = 16 * 1024 * 1024  # a rejects list of ~500 000 crop ids
 SAVES = {"/api/rejects": REJECTS_FILE, "/api/identities": NAMES_FILE}  # endpoint: file written
+
+
+def keep_other_names(text: str, path: Path) -> str:
+    """The page's names, then the lines of the names file already there that name what the page
+    did not: a track (``<source id>:<track id>``, written by hand; the page names whole clusters)
+    or a cluster named in an earlier visit and not yet applied by a run (the page shows the names
+    of the manifest). Without this, naming one cluster would erase those names."""
+    try:
+        old = decode_text(path.read_bytes(), str(path))
+    except (OSError, ValueError):
+        return text  # no file yet, or one a run refuses anyway: the page's names alone
+
+    def key(line: str) -> str | None:
+        item = line.split("#", 1)[0].split()
+        return item[0] if item else None
+
+    given = {key(line) for line in text.splitlines()} - {None}
+    others = [line for line in old.splitlines() if key(line) is not None and key(line) not in given]
+    if not others:
+        return text
+    return (text.rstrip("\n") + "\n# kept from the file before this save:\n"
+            + "\n".join(others) + "\n")
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -81,8 +104,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         text = self.rfile.read(length).decode("utf-8", "replace")
         root = Path(self.directory)
-        write_atomic(root / name, text)
         count = sum(1 for line in text.splitlines() if line.split("#", 1)[0].strip())
+        if name == NAMES_FILE:
+            text = keep_other_names(text, root / name)
+        write_atomic(root / name, text)
         self.on_save(name, count)
         self._send(200, json.dumps({"file": name, "count": count}), "application/json")
 

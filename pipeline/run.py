@@ -209,18 +209,36 @@ def _preflight_detector(config: Config, progress: bool, log: Callable[[str], Non
         pass
 
 
-def _preflight_identity(config: Config, root: Path) -> None:
-    """With ``identity`` configured: load the embedder once (its weights fetched once) and check
-    the reference photos and identities.txt, so a missing extra, a bad photo or a bad name stops
-    the run before any work."""
+def _warn_names(summary: dict[str, Any], log: Callable[[str], None]) -> None:
+    """One line for the names of identities.txt that name nothing, one for those naming a crop
+    that is not its cluster's name (often a named cluster that a larger ``max_distance`` joined
+    to another: its crops then carry the other cluster's name, if any)."""
+    merged = summary["merged_names"]
+    unknown = [k for k in summary["unknown_names"] if k not in merged]
+    if unknown:
+        log(f"warning: identities.txt names {', '.join(unknown)}: no cluster or track of this "
+            "run has that id (ignored; delete or fix the line)")
+    if merged:
+        where = ", ".join(f"{k} (now in cluster {c})" for k, c in merged.items())
+        log(f"warning: identities.txt names {where}: not a cluster of this run (a larger "
+            "identity.max_distance joins clusters, each named by its smallest crop id); not "
+            "applied: name those clusters, or lower identity.max_distance")
+
+
+def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
+    """With ``identity`` configured: load the embedder once (its weights fetched once, showing
+    the download only when progress is on, as the detector's) and check the reference photos and
+    identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
     from .identity import IdentityError, preflight, reference_vectors
 
     from .detectors.cache import ModelError
+    from .detectors.registry import fetch_model
 
     preflight(root)
     try:
+        fetch_model(config.identity.model, progress)
         identity.embedder_for(config)
     except (ImportError, ModelError) as exc:
         raise IdentityError(str(exc)) from None
@@ -266,7 +284,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         for outcome in outcomes:
             log_outcome(outcome)
         _preflight_detector(config, progress, log)
-        _preflight_identity(config, root)
+        _preflight_identity(config, root, progress)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
@@ -298,9 +316,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                 f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
         if report.empty_splits:
             log(f"warning: {report.empty_splits}")
-        if report.identity and report.identity["unknown_names"]:
-            log(f"warning: identities.txt names {', '.join(report.identity['unknown_names'])}: no "
-                "cluster or track of this run has that id (ignored; delete or fix the line)")
+        if report.identity:
+            _warn_names(report.identity, log)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))

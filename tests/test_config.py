@@ -255,11 +255,18 @@ def test_defaults_follow_the_detector_class_unless_set(tmp_path):
     assert (given.detect.max_per_frame, given.crop.aspect, given.crop.size) == (7, None, 128)
 
 
-def test_validate_rejects_a_missing_path(tmp_path):
-    cfg = write(tmp_path, "sources: [{path: /nonexistent}, {path: here.mp4}]\n")
+@pytest.mark.parametrize("text, missing, present", [
+    ("sources: [{path: /nonexistent}, {path: here.mp4}]\n",
+     "sources.0.path: no such file or folder: /nonexistent", "sources.1"),
+    ("sources: [{path: here.mp4}]\nidentity: {references: {ling: [here.jpg], wei: [gone.jpg]}}\n",
+     "identity.references.wei: no such file: gone.jpg", "here.jpg"),
+])
+def test_validate_rejects_a_missing_path(tmp_path, text, missing, present):
+    cfg = write(tmp_path, text)
     (tmp_path / "here.mp4").touch()
+    (tmp_path / "here.jpg").touch()
     res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(cfg)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 2, res.stdout
-    assert "sources.0.path: no such file or folder: /nonexistent" in res.stderr
-    assert "sources.1" not in res.stderr and res.stdout == ""
+    assert missing in res.stderr
+    assert present not in res.stderr and res.stdout == ""

