@@ -118,6 +118,10 @@ def _print_report(report) -> None:
         click.echo(f"crops: {ds.kept} ({labels}; {splits}), rejected: {ds.rejected}"
                    + (f" (from {ds.rejects_file})" if ds.rejects_file else "")
                    + (f", dropped: {sum(ds.dropped.values())} ({dropped})" if dropped else ""))
+        if ds.identity is not None:
+            people = ", ".join(f"{k}: {v}" for k, v in ds.identity["per_identity"].items())
+            click.echo(f"people: {ds.identity['clusters']} identity clusters of "
+                       f"{ds.identity['embedded']} faces; named: {people or 'none'}")
     if report.failed:
         click.echo("failed sources:")
         for o in report.failed:

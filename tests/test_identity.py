@@ -464,6 +464,9 @@ def test_done_when_two_reference_photos_give_a_dataset_of_only_those_two_people(
     assert {(r["label"], truth[r["crop_id"]]) for r in kept} == {("ling", "ling"), ("wei", "wei")}
     assert {p.name for p in (out / "dataset").glob("*/*") if p.is_dir()} == {"ling", "wei"}
     assert {r["drop_reason"] for r in rows if r["status"] != "kept"} == {"identity"}
+    named = Counter(r["identity"] for r in rows if r["identity"])
+    assert (f"people: {len(people_of)} identity clusters of {len(rows)} faces; named: "
+            f"ling: {named['ling']}, wei: {named['wei']}") in done.stdout  # the run's last lines say it
     clusters = {r["identity_cluster"] for r in kept}
     assert {p.stem for p in (out / "sheets" / "people").glob("*.jpg")} == clusters
     from test_review_page import close, open_page
