@@ -28,7 +28,9 @@ stages, which a rerun continues from disk with the stages' own ``run``.
 Not used (``applicable`` is False), so the stages run one after another, when ``detect.every``
 is above 1: the boxes of a frame between two detected ones are interpolated from the next
 detected frame, which is decoded later, so its crops cannot be cut as it passes. Nor when the
-detector cannot load: the detect stage then fails on its own, as it would alone.
+detector cannot load: the detect stage then fails on its own, as it would alone. An error in any
+step once the three run together fails the unit at its sample stage (none of the three is
+finished then), and the next run starts again from sampling.
 """
 from __future__ import annotations
 
