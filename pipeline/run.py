@@ -125,7 +125,7 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                if stage.name == "sample" and overlapped.applicable(ctx):
+                if stage.name == "sample" and overlapped.applicable(ctx, results):
                     together = cleanup.enter_context(closing(overlapped.run(ctx, results)))
                 if together is not None and stage.name in overlapped.STAGES:
                     outputs, result = next(together)

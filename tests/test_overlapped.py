@@ -117,3 +117,25 @@ def test_sigkill_inside_the_overlapped_stages_resumes_to_identical_outputs(tmp_p
     clean = parse_config({**raw, "output": str(tmp_path / "clean")})
     assert run(clean, progress=False, log=lambda _m: None).exit_code == 0
     assert outputs(root) == outputs(tmp_path / "clean")
+
+
+@pytest.mark.parametrize("second, overlapped", [({"start": 3, "end": 4.5}, True),
+                                                ({"start": 2, "end": 4.5}, False)],
+                         ids=["disjoint-parts", "overlapping-parts"])
+def test_segments_downloaded_one_by_one(http_server, tmp_path, shared_models, second, overlapped):
+    """Two downloaded parts are sampled one after another and merged by time; parts holding the
+    same moment run the stages one after another (a shared frame name: the later file wins)."""
+    pytest.importorskip("imageio_ffmpeg", reason="needs an ffmpeg binary (pip install imageio-ffmpeg)")
+    http_server.add_file("/astronaut.mp4", Path(__file__).resolve().parents[1] / "demo" / "videos"
+                         / "astronaut_zoom.mp4")
+    raw = config(tmp_path, shared_models, sources=[
+        {"url": http_server.url("/astronaut.mp4"), "label": "astronaut",
+         "segments": [{"start": 0.5, "end": 2.5, "label": "early"}, second]}])
+    cfg = parse_config(raw)
+    assert run(cfg, progress=False, log=lambda _m: None).exit_code == 0
+    assert len(list((cfg.output_dir / "videos").glob("*.mp4"))) == 2
+    assert ["overlapped" in m for m in sample_markers(cfg.output_dir)] == [overlapped]
+    first = outputs(cfg.output_dir)
+    assert any(k.startswith("crops/") and k.endswith(".jpg") for k in first)
+    run(cfg, force=["detect"], progress=False, log=lambda _m: None)
+    assert outputs(cfg.output_dir) == first

@@ -27,13 +27,15 @@ stages, which a rerun continues from disk with the stages' own ``run``.
 
 Not used (``applicable`` is False), so the stages run one after another, when ``detect.every``
 is above 1: the boxes of a frame between two detected ones are interpolated from the next
-detected frame, which is decoded later, so its crops cannot be cut as it passes. Nor when the
+detected frame, which is decoded later, so its crops cannot be cut as it passes. Nor when two
+downloaded parts (segments downloaded one by one) overlap in time (``disjoint``), nor when the
 detector cannot load: the detect stage then fails on its own, as it would alone. An error in any
 step once the three run together fails the unit at its sample stage (none of the three is
 finished then), and the next run starts again from sampling.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -47,22 +49,36 @@ from ..config import Crop
 from ..detections import Detections
 from ..files import encode_image, fresh_tmp_dir, write_bytes
 from ..overlap import prefetch
+from ..sources import Video
 from . import crop, detect, sample
 from .base import Context, Produced
+from .download import VideoPart
 
 STAGES = ("sample", "detect", "crop")
 """The stages run together, in the order their outputs are finished."""
 
 
-def applicable(ctx: Context) -> bool:
+def applicable(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> bool:
     """Whether the overlapped path gives exactly what the stages give one after another."""
-    if ctx.config.detect.every != 1:
+    if ctx.config.detect.every != 1 or not disjoint(ctx.video, inputs["download"]["parts"]):
         return False
     try:
         detect.detector_for(ctx.config)
     except Exception:  # reported by the detect stage itself
         return False
     return True
+
+
+def disjoint(video: Video, parts: list[dict[str, Any]]) -> bool:
+    """Whether no two downloaded parts hold the same moment. Two that do could give two frames
+    one file name: on disk the later one wins, and the stages run alone read that one for both."""
+    if len(parts) <= 1:
+        return True
+    segments = [VideoPart(**p).segment for p in parts]
+    if min(segments) < 0:
+        return False
+    spans = sorted((video.segments[i].start, video.segments[i].end or math.inf) for i in segments)
+    return all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
 
 @dataclass
