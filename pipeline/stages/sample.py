@@ -91,15 +91,16 @@ def frames_of(video: Video, config: Config, root: Path, parts: list[dict[str, An
         info = probe(path)
         if ranges:
             check_segments(video, info.duration_s)
-        samples = iter_samples(str(path), plan_for(config.sample, ranges,
-                                                   threads_for(config)), info)
-        for frame in bar(samples, enabled=progress, desc=f"{desc} {video.sid[:30]}", unit="frame"):
-            t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
-            segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
-                part.segment if part.segment >= 0 else -1)
-            yield {"t_ms": t_ms, "frame_index": frame.frame_index, "file": f"{t_ms:09d}.jpg",
-                   "sharpness": round(float(frame.sharpness), 2), "segment": segment,
-                   "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])}, frame.image
+        # ``with``: a consumer that stops early (an error downstream) releases the decoder at once
+        with iter_samples(str(path), plan_for(config.sample, ranges, threads_for(config)),
+                          info) as samples:
+            for frame in bar(samples, enabled=progress, desc=f"{desc} {video.sid[:30]}", unit="frame"):
+                t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
+                segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
+                    part.segment if part.segment >= 0 else -1)
+                yield {"t_ms": t_ms, "frame_index": frame.frame_index, "file": f"{t_ms:09d}.jpg",
+                       "sharpness": round(float(frame.sharpness), 2), "segment": segment,
+                       "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])}, frame.image
         tally.dropped_blurry += samples.dropped_blurry
         tally.strategies.add(samples.strategy)
 
