@@ -25,16 +25,26 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def write_image(path: Path, image: Any, params: list[int]) -> None:
-    """Encode with OpenCV, write with Python: a full or read-only disk then raises an OSError
-    that says so (``cv2.imwrite`` only returns False)."""
+def encode_image(suffix: str, image: Any, params: list[int]) -> bytes:
+    """The file bytes of ``image`` in the format of ``suffix`` (``.jpg``, ``.png``, ``.webp``)."""
     import cv2
 
-    ok, data = cv2.imencode(path.suffix, image, params)
+    ok, data = cv2.imencode(suffix, image, params)
     if not ok:
-        raise ValueError(f"OpenCV cannot encode {path.suffix} images")
+        raise ValueError(f"OpenCV cannot encode {suffix} images")
+    return data.tobytes()
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write with Python: a full or read-only disk then raises an OSError that says so
+    (``cv2.imwrite`` only returns False)."""
     with open(path, "wb") as f:
-        f.write(data.tobytes())
+        f.write(data)
+
+
+def write_image(path: Path, image: Any, params: list[int]) -> None:
+    """Encode with OpenCV, write with Python (see ``write_bytes``)."""
+    write_bytes(path, encode_image(path.suffix, image, params))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,7 @@ from .resume import plan_unit
 from .runlog import log as run_log, log_outcome
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, cap_per_source, expand_sources
-from .stages import NAMES, Context, active, detect, identity
+from .stages import NAMES, Context, Produced, active, detect, identity, overlapped
 from .state import Marker, State
 
 
@@ -88,14 +88,25 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
     (their inputs are redone), and so does a stage that ran because its outputs were missing or
     damaged; a unit recorded as failed for the same fingerprint is not retried unless
     ``retry_failed``.
+
+    When the sample stage runs, detect and crop run with it as one overlapped pipeline
+    (``pipeline.stages.overlapped``) wherever that gives the same outputs; each stage still
+    renames its outputs into place, and gets its marker, in turn.
     """
     limit_native_threads(threads_for(config))  # before this process loads a detector
+    with ExitStack() as cleanup:
+        return _process(video, config, root, force, retry_failed, progress, cleanup)
+
+
+def _process(video: Video, config: Config, root: Path, force: frozenset[str], retry_failed: bool,
+             progress: bool, cleanup: ExitStack) -> SourceOutcome:
     state = State(root)
     outcome = SourceOutcome(video.sid, video.title)
     ctx = Context(video, config, root, progress)
     results: dict[str, Any] = {}
     upstream = ""
     ran = False  # an earlier stage of this source ran: the later ones are redone
+    together: Iterator[Produced] | None = None  # sample, detect and crop overlapped
     for stage in active(config):
         try:
             fp = stage.fingerprint(ctx, upstream)
@@ -114,7 +125,12 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                outputs, result = stage.run(ctx, results)
+                if stage.name == "sample" and overlapped.applicable(ctx, results):
+                    together = cleanup.enter_context(closing(overlapped.run(ctx, results)))
+                if together is not None and stage.name in overlapped.STAGES:
+                    outputs, result = next(together)
+                else:
+                    outputs, result = stage.run(ctx, results)
             except Exception as exc:
                 state.discard_partial(video.sid)
                 fatal = unwritable_output(exc, root)

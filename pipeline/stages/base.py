@@ -5,6 +5,11 @@ nothing else about a stage: a new stage is one module with one ``Stage`` object,
 list. A stage's own functions keep the parameters natural to it (``sample.run`` takes the parts
 the download left); its ``Stage`` object is where those are picked from the context and the
 earlier stages' results.
+
+One pass may stand in for several stages' ``run``: when sample runs, ``pipeline.stages.overlapped``
+yields the sample, detect and crop stages' ``Produced`` in turn from one pipeline over the frames
+(the same outputs, finished in the same order), built from the per-frame functions the three
+modules share with their own ``run``.
 """
 from __future__ import annotations
 

@@ -24,12 +24,13 @@ import numpy as np
 from ..config import Config, Crop, QualityWeights
 from ..dedupe import phash_hex
 from ..detections import CLASS_NAMES, Detections
+from ..overlap import prefetch
 from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
 from ..video import sharpness
-from .base import ConfigStage
+from .base import ConfigStage, Produced
 
 VERSION = "2"  # 2: dropped crops listed with their reason; track, quality and hash per crop
 
@@ -145,7 +146,7 @@ def stage_fingerprint(config: Config, upstream: str) -> str:
     return fingerprint(VERSION, config.crop.model_dump(), upstream)
 
 
-def _encode_params(crop: Crop) -> list[int]:
+def encode_params(crop: Crop) -> list[int]:
     if crop.format == "jpg":
         return [cv2.IMWRITE_JPEG_QUALITY, crop.quality]
     if crop.format == "webp":
@@ -164,52 +165,68 @@ def drop_reason(region: Region, outside: float, sharp: float, crop: Crop) -> str
     return None
 
 
-def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
+def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, frame: np.ndarray,
+               tmp: Path, params: list[int]) -> list[dict[str, Any]]:
+    """The crops of one frame: the ones that pass the quality filters written into ``tmp``, a row
+    for each. The per-frame work of the stage, shared by ``run`` (frames read back from disk)
+    and the overlapped stages (the frame already decoded for detection)."""
+    fh, fw = frame.shape[:2]
+    rows: list[dict[str, Any]] = []
+    for k, i in enumerate(select(dets, c)):
+        box = tuple(float(v) for v in dets.boxes[i])
+        region = crop_region(box, c, fw, fh)
+        pixels = cut(frame, region, tuple(c.border_color))
+        out_w, out_h = output_size(region, c.size, c.aspect)
+        if (out_w, out_h) != (region.w, region.h):
+            shrink = out_w < region.w
+            pixels = cv2.resize(pixels, (out_w, out_h),
+                                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        cid = crop_id(sid, det_row["t_ms"], k)
+        name = f"{cid}.{c.format}"
+        sharp = round(sharpness(pixels), 2)
+        outside = outside_fraction(padded_rect(box, c), fw, fh)
+        reason = drop_reason(region, outside, sharp, c)
+        if reason is None:  # written now, removed by ``finish`` if selection drops it
+            write_image(tmp / name, pixels, params)
+        marks = dets.landmarks[i]
+        rows.append({
+            "crop_id": cid, "file": f"crops/{sid}/{name}", "source_id": sid,
+            "status": KEPT if reason is None else DROPPED, "drop_reason": reason,
+            "t_ms": det_row["t_ms"], "frame_index": det_row["frame_index"],
+            "segment": det_row.get("segment", -1), "class": CLASS_NAMES[int(dets.class_id[i])],
+            "track_id": int(dets.track_id[i]), "score": round(float(dets.scores[i]), 4),
+            "box_x": round(box[0], 1), "box_y": round(box[1], 1),
+            "box_w": round(box[2], 1), "box_h": round(box[3], 1),
+            "crop_x": region.x, "crop_y": region.y, "crop_w": region.w, "crop_h": region.h,
+            "out_w": out_w, "out_h": out_h, "sharpness": sharp, "outside": outside,
+            "frontal": frontalness(marks), "phash": phash_hex(pixels),
+            "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
+        })
+    return rows
+
+
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
     c = config.crop
     final = root / "crops" / video.sid
     tmp = fresh_tmp_dir(final)
     frames_dir = root / "frames" / video.sid
-    params = _encode_params(c)
+    params = encode_params(c)
     rows: list[dict[str, Any]] = []
-    for det_row in read_jsonl(root / "detections" / f"{video.sid}.jsonl"):
-        dets = Detections.from_json(det_row)
-        keep = select(dets, c)
-        if len(keep) == 0:
-            continue
-        frame = cv2.imread(str(frames_dir / det_row["file"]))
+    todo = [(det_row, dets) for det_row in read_jsonl(root / "detections" / f"{video.sid}.jsonl")
+            if len(select(dets := Detections.from_json(det_row), c))]  # frames with a crop
+    # Decoding the 720p JPEG is most of a crop's cost (README, Speed): done a few frames ahead
+    # on a helper thread while this one cuts, scores and writes the crops.
+    frames = prefetch(lambda item: cv2.imread(str(frames_dir / item[0]["file"])), todo)
+    for (det_row, dets), frame in frames:
         if frame is None:
             raise OSError(f"cannot read frame {frames_dir / det_row['file']}")
-        fh, fw = frame.shape[:2]
-        for k, i in enumerate(keep):
-            box = tuple(float(v) for v in dets.boxes[i])
-            region = crop_region(box, c, fw, fh)
-            pixels = cut(frame, region, tuple(c.border_color))
-            out_w, out_h = output_size(region, c.size, c.aspect)
-            if (out_w, out_h) != (region.w, region.h):
-                shrink = out_w < region.w
-                pixels = cv2.resize(pixels, (out_w, out_h),
-                                    interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-            cid = crop_id(video.sid, det_row["t_ms"], k)
-            name = f"{cid}.{c.format}"
-            sharp = round(sharpness(pixels), 2)
-            outside = outside_fraction(padded_rect(box, c), fw, fh)
-            reason = drop_reason(region, outside, sharp, c)
-            if reason is None:  # written now, removed below if selection drops it
-                write_image(tmp / name, pixels, params)
-            marks = dets.landmarks[i]
-            rows.append({
-                "crop_id": cid, "file": f"crops/{video.sid}/{name}", "source_id": video.sid,
-                "status": KEPT if reason is None else DROPPED, "drop_reason": reason,
-                "t_ms": det_row["t_ms"], "frame_index": det_row["frame_index"],
-                "segment": det_row.get("segment", -1), "class": CLASS_NAMES[int(dets.class_id[i])],
-                "track_id": int(dets.track_id[i]), "score": round(float(dets.scores[i]), 4),
-                "box_x": round(box[0], 1), "box_y": round(box[1], 1),
-                "box_w": round(box[2], 1), "box_h": round(box[3], 1),
-                "crop_x": region.x, "crop_y": region.y, "crop_w": region.w, "crop_h": region.h,
-                "out_w": out_w, "out_h": out_h, "sharpness": sharp, "outside": outside,
-                "frontal": frontalness(marks), "phash": phash_hex(pixels),
-                "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
-            })
+        rows += crop_frame(video.sid, c, det_row, dets, frame, tmp, params)
+    return finish(video, c, tmp, final, rows)
+
+
+def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, Any]]) -> Produced:
+    """Quality scores and ``per_track`` selection over the whole source, the files it drops
+    removed, ``crops.jsonl`` written and the scratch folder renamed into place."""
     _score_and_select(rows, c)
     for row in rows:
         if row["status"] == DROPPED:

@@ -24,7 +24,7 @@ from ..progress import bar
 from ..sources import Video
 from ..state import fingerprint, read_jsonl, write_jsonl
 from ..track import TrackParams, interpolate, track
-from .base import ConfigStage
+from .base import ConfigStage, Produced
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
@@ -61,12 +61,17 @@ def detected_frames(frames: list[dict[str, Any]], every: int) -> list[int]:
     return sorted({i for r in runs(frames) for i in (*r[::every], r[-1])})
 
 
-def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
+def detect_one(detector, d: Detect, image: np.ndarray) -> Detections:
+    """One frame's kept detections: the per-frame work of the stage, shared by ``run`` and the
+    overlapped stages (``pipeline.stages.overlapped``)."""
+    return detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame)
+
+
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
     detector = detector_for(config)
-    d = config.detect
     frames_dir = root / "frames" / video.sid
     frames = read_jsonl(frames_dir / "frames.jsonl")
-    todo = [frames[i] for i in detected_frames(frames, d.every)]
+    todo = [frames[i] for i in detected_frames(frames, config.detect.every)]
     found: list[Detections] = []
     # JPEGs are read and decoded a few frames ahead on a helper thread, while the detector runs.
     images = prefetch(lambda row: cv2.imread(str(frames_dir / row["file"])), todo)
@@ -74,15 +79,34 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> tup
                             unit="frame", total=len(todo)):
         if image is None:
             raise OSError(f"cannot read frame {frames_dir / frame['file']}")
-        found.append(detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame))
+        found.append(detect_one(detector, config.detect, image))
+    return finish(video, config, root, frames, found)
+
+
+def finish(video: Video, config: Config, root: Path, frames: list[dict[str, Any]],
+           found: list[Detections]) -> Produced:
+    """``detections/<sid>.jsonl`` written (atomically): the stage's outputs. ``found`` holds the
+    detections of ``detected_frames``, in order."""
+    return write(video, config, root, tracked_rows(frames, found, config.detect), len(found))
+
+
+def tracked_rows(frames: list[dict[str, Any]], found: list[Detections], d: Detect
+                 ) -> list[dict[str, Any]]:
+    """The rows of ``detections/<sid>.jsonl``: every frame's row with its detections, tracks
+    joined (and boxes interpolated between detected frames)."""
     all_dets, detected = _tracked(frames, found, d)
-    rows = [{**frame, **dets.to_json(), "detected": i in detected}
+    return [{**frame, **dets.to_json(), "detected": i in detected}
             for i, (frame, dets) in enumerate(zip(frames, all_dets))]
+
+
+def write(video: Video, config: Config, root: Path, rows: list[dict[str, Any]], detected: int
+          ) -> Produced:
+    detector = detector_for(config)
     out = root / "detections" / f"{video.sid}.jsonl"
     write_jsonl(out, rows)
-    tracks = {int(t) for dets in all_dets for t in dets.track_id}
-    return [str(out.relative_to(root))], {"frames": len(rows), "detected_frames": len(todo),
-                                          "detections": sum(len(x) for x in all_dets),
+    tracks = {int(t) for row in rows for t in row["track_id"]}
+    return [str(out.relative_to(root))], {"frames": len(rows), "detected_frames": detected,
+                                          "detections": sum(len(row["boxes"]) for row in rows),
                                           "tracks": len(tracks),
                                           "detector": f"{detector.name}/{detector.backend}"}
 

@@ -6,11 +6,13 @@ into place, so a crash never leaves half a folder that looks finished.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from ..config import Config, Sample
 from ..errors import SourceConfigError
@@ -68,14 +70,20 @@ def check_segments(video: Video, duration_s: float | None) -> None:
                 f"of the video ({duration_s:.1f} s)")
 
 
-def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
-        progress: bool = False) -> tuple[list[str], dict[str, Any]]:
-    final = root / "frames" / video.sid
-    tmp = fresh_tmp_dir(final)
-    rows: list[dict[str, Any]] = []
-    dropped = 0
-    strategies: set[str] = set()
-    params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
+@dataclass
+class Tally:
+    """What the sampler reported over all parts of a video (final once iteration ends)."""
+
+    dropped_blurry: int = 0
+    strategies: set[str] = field(default_factory=set)
+
+
+def frames_of(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
+              tally: Tally, progress: bool = False, desc: str = "sample"
+              ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    """Every kept frame of the downloaded parts, in the order decoded: its ``frames.jsonl`` row
+    and its decoded (not yet JPEG-encoded) pixels. The per-frame work of the stage, shared by
+    this stage's ``run`` and the overlapped stages (``pipeline.stages.overlapped``)."""
     for raw in parts:
         part = VideoPart(**raw)
         path = Path(part.path) if Path(part.path).is_absolute() else root / part.path
@@ -83,28 +91,48 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         info = probe(path)
         if ranges:
             check_segments(video, info.duration_s)
-        samples = iter_samples(str(path), plan_for(config.sample, ranges,
-                                                   threads_for(config)), info)
-        # JPEGs are encoded and written on a helper thread while the next frames decode.
-        with Background() as writer:
-            for frame in bar(samples, enabled=progress, desc=f"sample {video.sid[:30]}",
-                             unit="frame"):
+        # ``with``: a consumer that stops early (an error downstream) releases the decoder at once
+        with iter_samples(str(path), plan_for(config.sample, ranges, threads_for(config)),
+                          info) as samples:
+            for frame in bar(samples, enabled=progress, desc=f"{desc} {video.sid[:30]}", unit="frame"):
                 t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
-                name = f"{t_ms:09d}.jpg"
-                writer.submit(write_image, tmp / name, frame.image, params)
                 segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
                     part.segment if part.segment >= 0 else -1)
-                rows.append({"t_ms": t_ms, "frame_index": frame.frame_index, "file": name,
-                             "sharpness": round(float(frame.sharpness), 2), "segment": segment,
-                             "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])})
-        dropped += samples.dropped_blurry
-        strategies.add(samples.strategy)
+                yield {"t_ms": t_ms, "frame_index": frame.frame_index, "file": f"{t_ms:09d}.jpg",
+                       "sharpness": round(float(frame.sharpness), 2), "segment": segment,
+                       "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0])}, frame.image
+        tally.dropped_blurry += samples.dropped_blurry
+        tally.strategies.add(samples.strategy)
+
+
+def jpeg_params(config: Config) -> list[int]:
+    return [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
+
+
+def finish(video: Video, tmp: Path, final: Path, rows: list[dict[str, Any]], tally: Tally) -> Produced:
+    """``frames.jsonl`` written, the scratch folder renamed into place: the stage's outputs."""
     rows.sort(key=lambda r: r["t_ms"])
     write_jsonl(tmp / "frames.jsonl", rows)
     replace_dir(tmp, final)
     # every frame is an output, so a deleted or damaged JPEG redoes this unit (state.is_done)
     return [f"frames/{video.sid}/frames.jsonl", *(f"frames/{video.sid}/{r['file']}" for r in rows)], {
-        "frames": len(rows), "dropped_blurry": dropped, "strategy": "+".join(sorted(strategies))}
+        "frames": len(rows), "dropped_blurry": tally.dropped_blurry,
+        "strategy": "+".join(sorted(tally.strategies))}
+
+
+def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
+        progress: bool = False) -> Produced:
+    final = root / "frames" / video.sid
+    tmp = fresh_tmp_dir(final)
+    rows: list[dict[str, Any]] = []
+    tally = Tally()
+    params = jpeg_params(config)
+    # JPEGs are encoded and written on a helper thread while the next frames decode.
+    with Background() as writer:
+        for row, image in frames_of(video, config, root, parts, tally, progress):
+            writer.submit(write_image, tmp / row["file"], image, params)
+            rows.append(row)
+    return finish(video, tmp, final, rows, tally)
 
 
 class SampleStage(AlwaysOn):
