@@ -60,3 +60,15 @@ def test_people_from_a_url_with_the_default_output(http_server, workdir, tmp_pat
     assert rows and {r["label"] for r in rows} == {"person"}
     # person crops are tall by default (crop.aspect 0.4 for people), long side crop.size 224
     assert {(r["out_w"], r["out_h"]) for r in rows} == {("90", "224")}
+
+
+def test_the_onnx_face_detector_prints_no_opencv_warning(workdir, shared_models):
+    """OpenCV 5.1 logs a warning to stderr each time YuNet's ONNX file is loaded (its new graph
+    engine ignores the CPU target FaceDetectorYN sets): a user sees none of that."""
+    weights = shared_models / "yunet_test_unverified.onnx"
+    (workdir / "faces.yaml").write_text(f'sources: [{{path: "{HOPPER}"}}]\n'
+                                        f'detect: {{backend: onnx, weights: "{weights}"}}\n')
+    done = cli("run", "faces.yaml", "-q", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert {r["detector"] for r in read_manifest(workdir / "data" / "run")} == {"yunet/onnx"}
+    assert "WARN" not in done.stderr, done.stderr

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from ..detections import Detections
-from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
+from .base import (CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec,
+                   opencv_log_level)
 from .cache import ModelError, ModelFile, ensure, is_cached, sha256_of
 
 YUNET_ONNX = ModelFile(
@@ -177,8 +178,11 @@ class YuNet(Detector):
             super().__init__(chosen, sha256_of(onnx)[:16], f"opencv-{cv2.__version__}", input_size,
                              tiles, upscale)
             self._run = self._run_onnx
-            self._net = cv2.FaceDetectorYN.create(str(onnx), "", (input_size, input_size),
-                                                  CANDIDATE_MIN_SCORE, NMS_THRESHOLD, TOP_K)
+            with opencv_log_level(cv2.utils.logging.LOG_LEVEL_ERROR):
+                # OpenCV 5.1 warns on every load that its new graph engine ignores the target
+                # FaceDetectorYN sets (it runs on the CPU, as asked): noise, not news, to a user
+                self._net = cv2.FaceDetectorYN.create(str(onnx), "", (input_size, input_size),
+                                                      CANDIDATE_MIN_SCORE, NMS_THRESHOLD, TOP_K)
             self._net_size = (input_size, input_size)
 
     def _detect(self, small_bgr: np.ndarray) -> Detections:
