@@ -546,6 +546,7 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
                 path = tmp / names[(group, k)]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+                image.close()  # a page is up to ~25 MB of pixels: never two in memory at once
                 report.images.append(final / names[(group, k)])
     shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
     write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals,
