@@ -187,10 +187,16 @@ def init(file: Path, kind: str) -> None:
               help="List playlists, channels and searches again instead of using the saved list.")
 def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
     """What a run would do, how long it would take and the disk it needs, without doing it."""
+    from .ownership import OutputRefused
     from .plan import make_plan, plan_lines
 
     cfg = _load(config)
-    for line in plan_lines(make_plan(cfg, limit=limit, refresh=refresh_sources), cfg):
+    try:
+        made = make_plan(cfg, limit=limit, refresh=refresh_sources, config_file=config)
+    except OutputRefused as exc:  # listing URLs would write into a folder that is not ours
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in plan_lines(made, cfg):
         click.echo(line)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 
 from .config import Config
+from .ownership import check_output, identity_of
 from .sources import Video, cap_per_source, expand_sources
 from .stages import NAMES
 from .state import State
@@ -248,13 +249,22 @@ def measured_estimate(config: Config, video: Video, path: Path,
 
 
 def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
-              measure: bool = True) -> Plan:
-    """The plan of a run of ``config`` (``limit``: at most that many videos per source)."""
+              measure: bool = True, config_file: Path | str | None = None) -> Plan:
+    """The plan of a run of ``config`` (``limit``: at most that many videos per source).
+
+    Listing URL sources saves the listings in the output folder, so the folder rules of a run
+    apply (``pipeline.ownership``, raises ``OutputRefused``; ``config_file`` as for ``run``), and
+    a folder the plan starts is marked as this config's: the run that follows then finds its
+    own folder, not one it has to adopt or refuse.
+    """
     from .run import status
 
     root = config.output_dir
+    claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
     state = State(root)
     expansion = cap_per_source(expand_sources(config, state, refresh=refresh), limit)
+    if claim.action != "ours" and state.dir.is_dir():  # listings were saved: the folder is made
+        claim.write()
     listing = saved_listings(state)
     report = status(config)  # the run's own done / failed / pending logic, from the markers
     videos = []

@@ -88,8 +88,15 @@ def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path)
     assert len(listings) == 1 and len(json.loads(listings[0].read_text())["entries"]) == 2
     listed = len(http_server.requests_for("/site/page.html"))
 
+    # the folder the plan started is this config's: another config may not plan or run in it
+    (tmp_path / "other.yaml").write_text((tmp_path / "run.yaml").read_text().replace("name: p", "name: q"))
+    for command in ("plan", "run"):
+        refused = cli(command, "other.yaml", "-q" if command == "run" else "--limit=1", cwd=tmp_path)
+        assert refused.returncode == 2 and "belongs to config 'p'" in refused.stderr, refused.stderr
+
     result = cli("run", "run.yaml", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "adopted" not in result.stderr + result.stdout, "its own folder, not an earlier version's"
     assert len(http_server.requests_for("/site/page.html")) == listed, "the run used the saved listing"
     summary = json.loads((tmp_path / "data" / "p" / "summary.json").read_text())
     assert summary["sources"]["done"] == 2
