@@ -244,8 +244,9 @@ def measured_estimate(config: Config, video: Video, path: Path,
     elapsed = time.monotonic() - started
     if frames == 0:
         raise ValueError(f"fewer than 2 frames could be sampled from {path}")
-    return Estimate(elapsed / frames, f"measured: {frames} frames of {video.sid} sampled and "
-                    f"detected in {elapsed:.1f} s, after a first one", detections / frames, size / pixels)
+    return Estimate(elapsed / frames, f"measured: {frames} frame{'s' * (frames != 1)} of "
+                    f"{video.sid} sampled and detected in {elapsed:.1f} s, after a first one",
+                    detections / frames, size / pixels)
 
 
 def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
@@ -354,5 +355,6 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         if disk is not None:
             lines.append(f"disk: about {_size(disk[0])} of frames, {_size(disk[1])} of crops "
                          f"(about {disk[2]} crops before selection)")
-    lines.append("nothing was run; listings of URLs are saved and reused by the run")
+    urls = any(s.url is not None for s in config.sources)
+    lines.append("nothing was run" + ("; listings of URLs are saved and reused by the run" if urls else ""))
     return lines

@@ -157,7 +157,7 @@ def test_validate_exit_codes_and_output(tmp_path):
     (tmp_path / "a.mp4").touch()
     ok = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(good)],
                         capture_output=True, text=True, cwd=tmp_path)
-    assert ok.returncode == 0 and ": ok (1 sources" in ok.stdout
+    assert ok.returncode == 0 and ": ok (1 source: 0 URL, 1 local" in ok.stdout
     assert "detect: yunet, backend auto, min_score 0.7, min_size 0, max_per_frame 50, tiles auto, " \
            "upscale off; crop: aspect 1, size 224" in ok.stdout
     bad = tmp_path / "bad.yaml"
