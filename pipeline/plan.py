@@ -40,6 +40,7 @@ class PlannedVideo:
 
     video: Video
     duration_s: float | None = None
+    frame_s: float = 0.0  # one frame's duration when probed: the last frame starts that early
     width: int | None = None
     height: int | None = None
     frames: int | None = None  # to sample (an estimate in scene mode: None)
@@ -105,24 +106,28 @@ class Plan:
         return int(frames * bpp), int(crops * crop_pixels * bpp), crops
 
 
-def sampled_spans(video: Video, duration_s: float) -> list[float]:
-    """Seconds the sampler looks at in each range: the segments (clipped), else the whole video."""
+def sampled_spans(video: Video, duration_s: float, frame_s: float = 0.0) -> list[float]:
+    """Seconds the sampler looks at in each range: the segments (clipped), else the whole video.
+    A target time after the last frame's start (``duration_s - frame_s``) finds no frame."""
+    last = max(0.0, duration_s - frame_s) + 1e-9 if frame_s else duration_s
     if not video.segments:
-        return [duration_s]
-    return [max(0.0, min(s.end if s.end is not None else duration_s, duration_s) - s.start)
+        return [last]
+    return [max(0.0, min(s.end if s.end is not None else last, last) - s.start)
             for s in video.segments]
 
 
-def frames_for(config: Config, video: Video, duration_s: float | None) -> int | None:
+def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: float = 0.0
+               ) -> int | None:
     """How many frames the sample stage would keep (before the sharpness filter); None when
-    that depends on the content (scene mode) or the duration is unknown."""
+    that depends on the content (scene mode) or the duration is unknown. ``frame_s``: one
+    frame's duration when known (a 4.004 s clip at 29.97 fps has no frame at 4 s)."""
     s = config.sample
     if s.count is not None:
         return s.count
     if duration_s is None or s.scene is not None:
         return None
     step = 1.0 / s.fps if s.fps else (s.every if s.every is not None else 1.0)
-    return sum(math.ceil(span / step) for span in sampled_spans(video, duration_s))
+    return sum(math.ceil(span / step) for span in sampled_spans(video, duration_s, frame_s))
 
 
 def local_file(video: Video, state: State) -> Path | None:
@@ -149,6 +154,7 @@ def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> 
             info = None
     if info is not None:
         planned.duration_s, planned.width, planned.height = info.duration_s, info.width, info.height
+        planned.frame_s = 1.0 / info.fps if info.fps else 0.0
         if video.kind == "url":  # a finished download
             planned.duration_s = _original_duration(state, video) or planned.duration_s
     else:
@@ -272,7 +278,7 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     for video in expansion.videos:
         planned = describe(video, state, listing)
         planned.stages = tuple(report.stages)
-        planned.frames = frames_for(config, video, planned.duration_s)
+        planned.frames = frames_for(config, video, planned.duration_s, planned.frame_s)
         for stage, groups in report.stages.items():
             if video.sid in groups["done"]:
                 planned.done.append(stage)

