@@ -123,6 +123,14 @@ Label = Annotated[str, AfterValidator(_check_label)]
 UserPath = Annotated[str, AfterValidator(os.path.expanduser)]
 
 
+def no_such_path(path: str | Path) -> str:
+    """What to say about a local source that is not there. A relative path is read from the
+    working folder (a config run from another folder, as a demo often is, misses its videos):
+    the message names that folder."""
+    where = "" if Path(path).expanduser().is_absolute() else f" (relative to the working folder {Path.cwd()})"
+    return f"no such file or folder: {path}{where}"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -494,7 +502,7 @@ class Config(_Model):
         ``identity.references.NAME: ...`` for each missing reference photo. Not a config error
         (a run fails only that source, ``not-found``; a photo stops the run before any stage),
         but ``validate`` reports them."""
-        missing = [f"sources.{i}.path: no such file or folder: {s.path}"
+        missing = [f"sources.{i}.path: {no_such_path(s.path)}"
                    for i, s in enumerate(self.sources)
                    if s.path is not None and not Path(s.path).expanduser().exists()]
         references = self.identity.references if self.identity is not None else {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, Segment, Source
+from .config import Config, Segment, Source, no_such_path
 from .ownership import MARKER
 from .state import State, read_json_object, write_json
 
@@ -116,7 +116,7 @@ def _list_folder(folder: Path, output: Path) -> list[Path]:
 def _path_videos(spec: Source, index: int, output: Path) -> list[Video]:
     path = Path(spec.path)  # type: ignore[arg-type]
     if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
+        raise FileNotFoundError(no_such_path(path))
     files = _list_folder(path, output) if path.is_dir() else [path]
     if path.is_dir() and not files:
         raise FileNotFoundError(f"no video files in folder {path} "

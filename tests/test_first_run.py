@@ -72,3 +72,16 @@ def test_the_onnx_face_detector_prints_no_opencv_warning(workdir, shared_models)
     assert done.returncode == 0, done.stderr
     assert {r["detector"] for r in read_manifest(workdir / "data" / "run")} == {"yunet/onnx"}
     assert "WARN" not in done.stderr, done.stderr
+
+
+def test_the_demo_run_from_another_folder_says_where_relative_paths_are_read_from(tmp_path):
+    """The demo's paths are relative to the repository; run from elsewhere, each failed source
+    names the working folder its path was read from (validate says the same)."""
+    demo = str(REPO / "configs" / "demo.yaml")
+    result = cli("run", demo, "-q", cwd=tmp_path)
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    where = f"(relative to the working folder {tmp_path})"
+    assert f"no such file or folder: demo/videos/hopper_pan.mp4 {where}" in said, said
+    checked = cli("validate", demo, cwd=tmp_path)
+    assert checked.returncode == 2 and where in checked.stderr
