@@ -153,7 +153,7 @@ def validate(config: str) -> None:
         sys.exit(2)
     kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
     n = len(cfg.sources)
-    click.echo(f"{config}: ok ({n} source{'s' * (n != 1)}: {kinds[0]} URL, {kinds[1]} local; "
+    click.echo(f"{config}: ok ({n} source{'s' if n != 1 else ''}: {kinds[0]} URL, {kinds[1]} local; "
                f"output {cfg.output_dir})")
     d, c = cfg.detect, cfg.crop
     click.echo(f"detect: {d.model}, backend {d.backend}, min_score {d.min_score:g}, min_size "

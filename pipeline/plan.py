@@ -250,7 +250,7 @@ def measured_estimate(config: Config, video: Video, path: Path,
     elapsed = time.monotonic() - started
     if frames == 0:
         raise ValueError(f"fewer than 2 frames could be sampled from {path}")
-    return Estimate(elapsed / frames, f"measured: {frames} frame{'s' * (frames != 1)} of "
+    return Estimate(elapsed / frames, f"measured: {frames} frame{'s' if frames != 1 else ''} of "
                     f"{video.sid} sampled and detected in {elapsed:.1f} s, after a first one",
                     detections / frames, size / pixels)
 
