@@ -68,9 +68,12 @@ def empty_splits(n: int, ratios: dict[str, float]) -> str | None:
     if not empty:
         return None
     asked = ", ".join(f"{k} {ratios[k]:g} x {n} = {n * ratios[k]:.2g}" for k in empty)
+    kept = {k: 0.0 if k in empty else r for k, r in ratios.items()}
+    kept["train"] += 1.0 - sum(kept.values())
+    written = ", ".join(f"{k}: {r:g}" for k, r in kept.items())
     return (f"split {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: too few "
-            f"sources with crops for the ratios ({asked} of a source), and each video goes whole "
-            f"to one split so that none leaks into another; add sources or change split")
+            f"sources with crops, each whole in one split ({asked} of a source); add sources, "
+            f"or write split: {{{written}}}")
 
 
 def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:

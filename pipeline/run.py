@@ -26,6 +26,7 @@ from .executors import check_available, open_executor
 from .lock import RunLock
 from .ownership import Claim, check_output, identity_of
 from .resume import plan_unit
+from .notices import Notices
 from .runlog import log as run_log, log_outcome
 from .signals import exit_code, signal_of, stop_on_signals
 from .sources import Expansion, Video, cap_per_source, expand_sources
@@ -206,7 +207,7 @@ def sized_for(config: Config, units: int) -> Config:
     return config.model_copy(update={"workers": max(1, units)})
 
 
-def _preflight_detector(config: Config, progress: bool, log: Callable[[str], None]) -> None:
+def _preflight_detector(config: Config, progress: bool, warn: Callable[[str], None]) -> None:
     """Load the detector once in this process, so weights are fetched once, not by every worker
     (for ``backend: auto``, the ones it prefers; one line says when a slower fallback runs).
 
@@ -218,27 +219,27 @@ def _preflight_detector(config: Config, progress: bool, log: Callable[[str], Non
     d = config.detect
     note = prepare(d.model, d.backend, d.weights, progress)
     if note:
-        log(f"warning: {note}")
+        warn(note)
     try:
         detect.detector_for(config)
     except Exception:
         pass
 
 
-def _warn_names(summary: dict[str, Any], log: Callable[[str], None]) -> None:
+def _warn_names(summary: dict[str, Any], warn: Callable[[str], None]) -> None:
     """One line for the names of identities.txt that name nothing, one for those naming a crop
     that is not its cluster's name (often a named cluster that a larger ``max_distance`` joined
     to another: its crops then carry the other cluster's name, if any)."""
     merged = summary["merged_names"]
     unknown = [k for k in summary["unknown_names"] if k not in merged]
     if unknown:
-        log(f"warning: identities.txt names {', '.join(unknown)}: no cluster or track of this "
-            "run has that id (ignored; delete or fix the line)")
+        warn(f"identities.txt names {', '.join(unknown)}: no cluster or track of this "
+             "run has that id (ignored; delete or fix the line)")
     if merged:
         where = ", ".join(f"{k} (now in cluster {c})" for k, c in merged.items())
-        log(f"warning: identities.txt names {where}: not a cluster of this run (a larger "
-            "identity.max_distance joins clusters, each named by its smallest crop id); not "
-            "applied: name those clusters, or lower identity.max_distance")
+        warn(f"identities.txt names {where}: not a cluster of this run (a larger "
+             "identity.max_distance joins clusters, each named by its smallest crop id); not "
+             "applied: name those clusters, or lower identity.max_distance")
 
 
 def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
@@ -291,6 +292,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.signals).
     with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
         state = State(root)
+        notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
         expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
         config = sized_for(config, len(expansion.videos))
@@ -299,7 +301,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         run_log.info(f"run {config.name}: {len(expansion.videos)} video(s) to check, output {root}")
         for outcome in outcomes:
             log_outcome(outcome)
-        _preflight_detector(config, progress, log)
+        _preflight_detector(config, progress, notices.warn)
         _preflight_identity(config, root, progress)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
@@ -328,14 +330,16 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:
-            log(f"warning: {len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match no "
-                f"crop of this run and were ignored (e.g. {', '.join(report.unknown_rejects[:3])})")
+            notices.warn(f"{len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match "
+                         f"no crop of this run and were ignored (e.g. "
+                         f"{', '.join(report.unknown_rejects[:3])})")
         if report.empty_splits:
-            log(f"warning: {report.empty_splits}")
+            notices.warn(report.empty_splits)
         if report.identity:
-            _warn_names(report.identity, log)
+            _warn_names(report.identity, notices.warn)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
+        notices.close()
         write_summary(root, summary_of(config, result))
         run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
                      f"failed, {report.kept} crops kept, {report.rejected} rejected")

