@@ -210,6 +210,12 @@ def status(config: str) -> None:
     cfg = _load(config)
     report = run_status(cfg)
     click.echo(f"output: {cfg.output_dir}")
+    if report.running:
+        who = report.running
+        finished = len(list(report.stages.values())[-1]["done"]) if report.stages else 0
+        click.echo(f"a run is in progress: pid {who.get('pid')} on {who.get('host')}, started "
+                   f"{who.get('started')}; {finished} of {report.sources} sources through every "
+                   "stage so far")
     click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
     for stage, groups in report.stages.items():
         click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}{len(groups['pending']):>9}")

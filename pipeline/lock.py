@@ -73,6 +73,17 @@ class RunLock:
                 "if you are sure it is gone")
         raise LockError(f"could not take {self.path}")
 
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the folder now (pid, host, started), or None: no lock, a lock being
+        written, or one whose process on this host is gone (the next run takes it over)."""
+        owner = self._owner()
+        pid = owner.get("pid")
+        if not owner or not isinstance(pid, int):
+            return None
+        if owner.get("host") == socket.gethostname() and not _pid_alive(pid):
+            return None
+        return owner
+
     def release(self) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)

@@ -452,6 +452,9 @@ class StatusReport:
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
     failures: list[tuple[str, int, str, str]]
+    running: dict[str, Any] | None = None
+    """The run that holds the output folder now (pid, host, started), if any."""
+    sources: int = 0
 
 
 def status(config: Config) -> StatusReport:
@@ -490,4 +493,5 @@ def status(config: Config) -> StatusReport:
             upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
-    return StatusReport(stages, unlisted, failures)
+    return StatusReport(stages, unlisted, failures, RunLock(root).holder(),
+                        len(expansion.videos))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -271,6 +272,34 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     clean = parse_config({**raw, "output": str(tmp_path / "clean")})
     run(clean, progress=False)
     assert read_manifest(tmp_path / "out") == read_manifest(tmp_path / "clean")
+
+
+def test_status_during_a_run_says_it_is_in_progress(tmp_path):
+    """The run is paused (SIGSTOP) once its first source is through every stage, so status
+    looks at a run that is really in progress, whatever the machine's speed."""
+    import yaml
+
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(make_config(tmp_path)))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config_file), "-q"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    markers = tmp_path / "out" / "state" / "crop"
+    deadline = time.monotonic() + 120
+    while not any(markers.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        during = cli("status", str(config_file), cwd=tmp_path)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert proc.wait(timeout=300) == 0
+    assert proc.returncode == 0 and during.returncode == 0, during.stderr
+    [line] = [x for x in during.stdout.splitlines() if x.startswith("a run is in progress")]
+    assert f"pid {proc.pid} on {os.uname().nodename}, started " in line
+    assert re.search(r"; [123] of 3 sources through every stage so far$", line), line
+    after = cli("status", str(config_file), cwd=tmp_path)
+    assert "in progress" not in after.stdout
 
 
 def test_cli_run_prints_a_summary_and_exit_codes(tmp_path):
