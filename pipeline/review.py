@@ -35,6 +35,7 @@ import re
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -299,7 +300,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if file is None:
             self._send(404, "not found\n")
             return
-        if path == INDEX:
+        if file == self.root / INDEX.lstrip("/"):
             page = page_with_server(file.read_text(encoding="utf-8"), self.token, self.saver.versions())
             self._send(200, page, "text/html; charset=utf-8")
             return
@@ -336,7 +337,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             raise Refused(411, "a save needs a Content-Length, not Transfer-Encoding")
         length = body_length(self.headers.get_all("Content-Length") or [])
-        data = self.rfile.read(length)
+        try:
+            data = self.rfile.read(length)
+        except OSError:  # the client stopped sending (``timeout``) or went away
+            raise Refused(408, f"the body did not arrive within {self.timeout} s") from None
         if len(data) != length:
             raise Refused(400, "the body ended before its Content-Length")
         check_origin(self.headers.get("Origin"), self.headers.get("Referer"), self.port)
@@ -360,6 +364,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass  # gone already, or too slow: the answer was sent
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that drops a thumbnail it no longer needs is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ReviewServer:
     """A threaded HTTP server for one output folder; ``port`` 0 takes a free one. Each launch has
     its own random token, which only the page it serves carries."""
@@ -373,8 +386,7 @@ class ReviewServer:
         handler = type("Handler", (_Handler,), {
             "on_save": staticmethod(on_save or (lambda _f, _n: None)), "root": self.root.resolve(),
             "token": self.token, "saver": Saver(self.root)})
-        self.httpd = http.server.ThreadingHTTPServer((HOST, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((HOST, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
