@@ -132,6 +132,7 @@ def check_origin(origin: str | None, referer: str | None, port: int) -> None:
 
 
 def check_token(given: str | None, token: str) -> None:
+    """The launch's token, which only the served page holds (compared in constant time)."""
     if not hmac.compare_digest((given or "").encode(), token.encode()):
         raise Refused(403, "this save does not come from the page this server serves "
                            "(reload the page, then save again)")
