@@ -58,17 +58,24 @@ class IdentityError(ValueError):
 
 
 def read_names(path: Path) -> dict[str, str]:
-    """{cluster: name} from a names file: one ``<cluster> <name>`` a line (the name may hold
-    spaces), blank lines and ``#`` comments ignored, a later line for a cluster wins. Raises
-    ``IdentityError`` naming the line when a name is not a valid label."""
-    import unicodedata
-
+    """{cluster: name} from a names file (``parse_names``). Raises ``IdentityError`` naming the
+    file and line when a name is not a valid label."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IdentityError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_names(decode_text(data, f"names file {path}"), str(path))
+
+
+def parse_names(text: str, where: str) -> dict[str, str]:
+    """{cluster: name} from the text of a names file: one ``<cluster> <name>`` a line (the name
+    may hold spaces), blank lines and ``#`` comments ignored, a later line for a cluster wins.
+    Raises ``IdentityError`` (``<where>:<line>: ...``) when a name is not a valid label: the run
+    checks the file it reads, the review server what a page posts, by the same rules."""
+    import unicodedata
+
     names: dict[str, str] = {}
-    for n, line in enumerate(decode_text(data, f"names file {path}").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         item = line.split("#", 1)[0].strip()
         if not item:
             continue
@@ -76,7 +83,7 @@ def read_names(path: Path) -> dict[str, str]:
         name = unicodedata.normalize("NFC", rest[0] if rest else "")
         problem = _label_problem(name) if name else "is missing"
         if problem is not None:
-            raise IdentityError(f"{path}:{n}: the name of cluster {cluster} {problem}; write "
+            raise IdentityError(f"{where}:{n}: the name of cluster {cluster} {problem}; write "
                                 "one '<cluster> <name>' a line, the name a valid label")
         names[cluster] = name
     return names

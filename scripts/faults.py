@@ -13,6 +13,8 @@ process must leave no pool worker running; the same command then finishes with t
 an uninterrupted run. Part 4 (ownership, damage, odd configs): user files in or around the
 output are never touched, outputs that cannot be the run's are refused, deleted or damaged
 outputs are repaired by a plain rerun, and odd configs are refused with one line or read right.
+Part 5 (review server): ``python -m pipeline review`` probed as an attacker would (encoded dots,
+symlinks, a foreign host name or origin, bad lengths, bad names, eight saves at once).
 
 
 Prints one table row per case (case, expected, observed, pass) and exits 1 if any row fails.
@@ -565,6 +567,88 @@ def ownership_rows(work: Path) -> list[Row]:
     return rows
 
 
+# ----------------------------------------------------------------------------- part 5: review server
+
+def _serve(project: _Project) -> tuple[subprocess.Popen, str]:
+    """``python -m pipeline review`` on a free port, as a user starts it; (process, base URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "review", "c.yaml"], cwd=project.dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "http://" not in line:
+        proc.kill()
+        raise RuntimeError(f"review did not start: {line}{proc.stderr.read()}")
+    return proc, line.split()[2].removesuffix("/sheets/index.html")
+
+
+def review_rows(work: Path) -> list[Row]:
+    """Part 5: the review server, probed as an attacker would: it gives out the page and the
+    files it links only, answers its own host name and page only, and saves whole files."""
+    import json
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from reviewkit import http_request, page_server, raw_request
+
+    videos = work / "videos"
+    videos.mkdir(parents=True)
+    shutil.copy(DEMO / "hopper_pan.mp4", os.fsencode(videos) + b"/hopper\xff.mp4")  # linked in videos/
+    p = _Project(work / "review", videos, sources=[{"path": str(videos), "label": "hopper"}])
+    done = p.run()
+    link = next((q.name for q in (p.root / "videos").glob("*.mp4") if q.is_symlink()), None)
+    if done.returncode != 0 or link is None:
+        return [Row("review server run (part 5)", "exit 0, a video linked", _said(done))]
+    secret = work / "secret.txt"
+    secret.write_text("secret\n")
+    crop = p.rows()[0]["file"]
+    (p.root / crop).with_name("leak.jpg").symlink_to(secret)
+    proc, base = _serve(p)
+    rows: list[Row] = []
+    add = lambda case, expected, observed: rows.append(Row(case, expected, observed))  # noqa: E731
+    get = lambda path, **h: str(http_request(base, "GET", path, h).status)  # noqa: E731
+    try:
+        add("review: /crops/%2e%2e/ (folder listing)", "404", get("/crops/%2e%2e/"))
+        add("review: a source video via videos/ (%2E%2E)", "404", get(f"/crops/%2E%2E/videos/{link}"))
+        add("review: ..%2f and double-encoded %252e%252e", "404 404",
+            get("/crops/..%2fmanifest.csv") + " " + get("/crops/%252e%252e/manifest.csv"))
+        add("review: a symlink in crops/ to a file outside", "404",
+            get("/" + str(Path(crop).parent / "leak.jpg")))
+        add("review: foreign Host (DNS rebinding)", "403",
+            get("/sheets/index.html", Host="rebind.attacker.example:" + base.rsplit(":", 1)[1]))
+        server = page_server(base)
+        own = {"Origin": base, "X-Review-Token": server["token"], "X-Review-Version": "absent"}
+        post = lambda path, body, **h: http_request(base, "POST", path, {**own, **h}, body)  # noqa: E731
+        add("review: save from a foreign Origin", "403", str(post("/api/rejects", b"x\n",
+                                                                   Origin="http://evil.example").status))
+        add("review: save without the page's token", "403",
+            str(http_request(base, "POST", "/api/rejects", {"Origin": base}, b"x\n").status))
+        head = f"POST /api/rejects HTTP/1.1\nHost: {base.removeprefix('http://')}\n" + "".join(
+            f"{k}: {v}\n" for k, v in own.items())
+        lengths = [raw_request(base, head + (f"Content-Length: {n}\n" if n else ""), b"x\n" * 99).status
+                   for n in ("-1", "abc", None, str(10**12))]
+        add("review: Content-Length -1, abc, missing, 10^12", "400 400 411 413", " ".join(map(str, lengths)))
+        bad = [post("/api/identities", body).status for body in (b"p1 ../../etc\n", b"p1 Ann\nBob\n")]
+        saved = ", saved" if (p.root / "identities.txt").exists() else ", nothing saved"
+        add("review: names ../../etc, with a line break", "400 400, nothing saved",
+            " ".join(map(str, bad)) + saved)
+        bodies = [b"".join(b"c%d_%06d\n" % (i, k) for k in range(20_000)) for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda b: post("/api/rejects", b).status, bodies))
+        whole = (p.root / "rejects.txt").read_bytes() in bodies
+        add("review: 8 saves at once", "8 answered, file is one save",
+            f"{sum(a in (200, 409) for a in answers)} answered, file is "
+            + ("one save" if whole else "a mix"))
+        add("review: file changed since the page loaded", "409", str(post("/api/rejects", b"y\n").status))
+        (p.root / "run.lock").write_text(json.dumps({"pid": proc.pid, "host": socket.gethostname()}))
+        fresh = page_server(base)["versions"]["rejects.txt"]
+        add("review: save while a run holds the folder", "423",
+            str(post("/api/rejects", b"y\n", **{"X-Review-Version": fresh}).status))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 kill points (the test suite's form)")
@@ -575,7 +659,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
         rows = (crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
-                + signal_rows(work / "signals", args.quick) + ownership_rows(work / "ownership"))
+                + signal_rows(work / "signals", args.quick) + ownership_rows(work / "ownership")
+                + review_rows(work / "review"))
     width = max(len(r.case) for r in rows)
     expected_width = max(len(r.expected) for r in rows)
     observed_width = max(len(r.observed) for r in rows)

@@ -6,8 +6,13 @@ skipped because fingerprints never depend on the output folder.
 """
 from __future__ import annotations
 
+import html
+import http.client
+import json
 import os
+import re
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,3 +53,46 @@ def chromium_path() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return shutil.which("chromium")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the review server answered: status and body text (a refusal says why in it)."""
+
+    status: int
+    text: str
+
+
+def http_request(base: str, method: str, path: str, headers: dict[str, str] | None = None,
+                 body: bytes | None = None) -> Answer:
+    """One request sent as written (``http.client`` neither decodes nor normalises ``path``)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Answer(response.status, response.read().decode("utf-8", "replace"))
+    finally:
+        conn.close()
+
+
+def raw_request(base: str, head: str, body: bytes = b"") -> Answer:
+    """A request written byte by byte (headers ``http.client`` would fix, such as a negative
+    ``Content-Length``); the answer read until the server closes."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return Answer(int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode())
+
+
+def page_server(base: str) -> dict[str, Any]:
+    """The token and file versions the served page carries (``<meta name="review-server">``)."""
+    page = http_request(base, "GET", "/sheets/index.html").text
+    match = re.search(r'<meta name="review-server" content="([^"]*)">', page)
+    assert match, "the served page carries no review-server meta tag"
+    return json.loads(html.unescape(match.group(1)))

@@ -1,5 +1,6 @@
 """The short form of scripts/faults.py: kills at each stage's start, every bad-source case, and
-SIGTERM and SIGKILL of a run with two workers, every ownership, damage and odd-config case."""
+SIGTERM and SIGKILL of a run with two workers, every ownership, damage and odd-config case, every
+review-server probe."""
 from __future__ import annotations
 
 import subprocess
@@ -24,6 +25,7 @@ def test_fault_script_quick_form_passes_every_row():
                  "SIGTERM with workers: 2", "SIGKILL with workers: 2",
                  "output holds user files (no marker)", "user files inside our output, rebuilt dataset",
                  "one crop file deleted", "9-level alias bomb under download.ytdlp",
-                 "file inside a folder source, folder first", "rejects.txt in utf-16"):
+                 "file inside a folder source, folder first", "rejects.txt in utf-16",
+                 "review: /crops/%2e%2e/ (folder listing)", "review: 8 saves at once"):
         assert any(line.startswith(case) and line.rstrip().endswith("PASS") for line in lines), case
     assert not any(line.rstrip().endswith("FAIL") for line in lines)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
-from reviewkit import copy_run
+from pipeline.review import ReviewServer
+from reviewkit import copy_run, http_request, page_server, raw_request
 from support import read_manifest
 from test_review_page import browser  # noqa: F401 (the module's Chromium fixture)
 
@@ -108,18 +109,168 @@ def test_review_server_keeps_the_selection_and_writes_rejects(browser, served): 
     assert {r["crop_id"] for r in read_manifest(root) if r["status"] == "rejected"} == set(chosen)
 
 
+def save_headers(base: str, server: dict, file: str = "rejects.txt") -> dict[str, str]:
+    """What the served page sends with a save: its origin, this launch's token, the version."""
+    return {"Origin": base, "X-Review-Token": server["token"], "X-Review-Version": server["versions"][file],
+            "Content-Type": "text/plain; charset=utf-8"}
+
+
+def test_review_server_serves_the_page_and_its_files_only(served, tmp_path):
+    demo, base, _ = served
+    crop = read_manifest(demo.root)[0]["file"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web\n")
+    (demo.root / crop).parent.joinpath("leak.jpg").symlink_to(secret)
+    leak = "/" + str(Path(crop).parent / "leak.jpg")
+    assert http_request(base, "GET", "/" + crop).status == 200
+    assert http_request(base, "GET", "/sheets/index.html").status == 200
+    for path in ("/crops/%2e%2e/", "/crops/%2E%2E/manifest.csv", "/crops/..%2fmanifest.csv",
+                 "/crops/%2e%2e%2fmanifest.csv", "/crops/%252e%252e/manifest.csv", "/crops/../manifest.csv",
+                 "/sheets/..%2f..%2f" + "%2e%2e/" * 8 + "etc/passwd", "/crops/%2e%2e/state/",
+                 "/crops/", "/sheets/%2e%2e/run.yaml", "/manifest.csv", "/state/", leak):
+        answer = http_request(base, "GET", path)
+        assert answer.status == 404, (path, answer)
+        assert "manifest" not in answer.text and "not for the web" not in answer.text, path
+
+
+def test_review_server_answers_only_to_its_own_host_name(served):
+    demo, base, _ = served
+    port = base.rsplit(":", 1)[1]
+    assert http_request(base, "GET", "/sheets/index.html", {"Host": f"localhost:{port}"}).status == 200
+    hosts = (f"rebind.attacker.example:{port}", "127.0.0.1", f"127.0.0.2:{port}", "")
+    for host in hosts:
+        answer = http_request(base, "GET", "/sheets/index.html", {"Host": host})
+        assert answer.status == 403 and "answers only to 127.0.0.1" in answer.text, host
+    server = page_server(base)
+    for host in hosts:
+        posted = http_request(base, "POST", "/api/rejects", {**save_headers(base, server), "Host": host},
+                              b"x\n")
+        assert posted.status == 403, host
+    assert not (demo.root / "rejects.txt").exists()
+
+
 def test_review_server_accepts_saves_from_its_page_only(served):
     demo, base, _ = served
-    request = urllib.request.Request(base + "/api/rejects", data=b"x\n", method="POST",
-                                     headers={"Origin": "http://example.com"})
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, timeout=10)
-    assert err.value.code == 403
+    server = page_server(base)
+    own = save_headers(base, server)
+    no_token = {k: v for k, v in own.items() if k != "X-Review-Token"}
+    for headers in ({**own, "Origin": "http://example.com"}, {**own, "Origin": "null"},
+                    {**{k: v for k, v in own.items() if k != "Origin"}, "Referer": "http://example.com/x"},
+                    no_token, {**own, "X-Review-Token": "guessed"}):
+        answer = http_request(base, "POST", "/api/rejects", headers, b"x\n")
+        assert answer.status == 403, (headers, answer)
     assert not (demo.root / "rejects.txt").exists()
-    for path in ("/manifest.csv", "/run.yaml", "/state/", "/sheets/../manifest.csv"):
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(base + path, timeout=10)
-        assert err.value.code == 404, path
+    done = http_request(base, "POST", "/api/rejects", own, b"x\n")
+    assert done.status == 200 and json.loads(done.text)["count"] == 1
+    assert (demo.root / "rejects.txt").read_text() == "x\n"
+
+
+@pytest.mark.parametrize("length, status", [("-1", 400), ("abc", 400), (None, 411), (str(10**12), 413)])
+def test_review_server_answers_a_bad_content_length_in_one_line(served, length, status):
+    demo, base, proc = served
+    head = "".join(f"{k}: {v}\n" for k, v in save_headers(base, page_server(base)).items())
+    head = f"POST /api/rejects HTTP/1.1\nHost: {base.removeprefix('http://')}\n{head}"
+    if length is not None:
+        head += f"Content-Length: {length}\n"
+    answer = raw_request(base, head, b"x\n" * 1000)
+    assert answer.status == status and ("Content-Length" in answer.text or "MB" in answer.text), answer
+    assert len(answer.text.splitlines()) == 1
+    assert not (demo.root / "rejects.txt").exists()
+    assert proc.poll() is None and http_request(base, "GET", "/sheets/index.html").status == 200
+
+
+def test_concurrent_saves_are_all_answered_and_one_wins_whole(served):
+    """Eight saves at once, as eight tabs loaded together: each is answered; the first is written
+    whole, the others are told the file changed since their page loaded; no temporary file stays."""
+    demo, base, _ = served
+    headers = save_headers(base, page_server(base))
+    bodies = [(f"# save {i}\n" + "".join(f"c{i}_{k:06d}\n" for k in range(20_000))).encode()
+              for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: http_request(base, "POST", "/api/rejects", headers, b), bodies))
+    assert sorted(a.status for a in answers) == [200] + [409] * 7, answers
+    assert all("changed since this page was loaded" in a.text for a in answers if a.status == 409)
+    winner, won = next((b, a) for b, a in zip(bodies, answers) if a.status == 200)
+    assert (demo.root / "rejects.txt").read_bytes() == winner
+    assert not [p.name for p in demo.root.glob(".rejects.txt*")]
+    # the page that saved carries on with the version it was answered
+    again = {**headers, "X-Review-Version": json.loads(won.text)["version"]}
+    assert http_request(base, "POST", "/api/rejects", again, b"y\n").status == 200
+
+
+def test_a_save_does_not_overwrite_a_file_changed_since_the_page_loaded(served):
+    demo, base, _ = served
+    headers = save_headers(base, page_server(base))
+    (demo.root / "rejects.txt").write_text("written by hand\n")
+    answer = http_request(base, "POST", "/api/rejects", headers, b"x\n")
+    assert answer.status == 409 and "rejects.txt was changed since this page was loaded" in answer.text
+    assert (demo.root / "rejects.txt").read_text() == "written by hand\n"
+
+
+def test_no_save_while_a_run_holds_the_output_folder(served):
+    demo, base, _ = served
+    headers = save_headers(base, page_server(base))
+    (demo.root / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                    "started": "now"}))
+    answer = http_request(base, "POST", "/api/rejects", headers, b"x\n")
+    assert answer.status == 423 and "another run is using" in answer.text, answer
+    assert not (demo.root / "rejects.txt").exists()
+    (demo.root / "run.lock").unlink()
+    assert http_request(base, "POST", "/api/rejects", headers, b"x\n").status == 200
+
+
+@pytest.mark.parametrize("names, rule", [("p1 ../../etc\n", "path separator"),
+                                         ("p1 Ann\nBob\n", "cluster Bob is missing"),
+                                         ("p1 A\x07nn\n", "control or invisible")])
+def test_names_that_would_stop_the_next_run_are_refused(served, names, rule):
+    demo, base, _ = served
+    headers = save_headers(base, page_server(base), "identities.txt")
+    answer = http_request(base, "POST", "/api/identities", headers, names.encode())
+    assert answer.status == 400 and rule in answer.text and "nothing saved" in answer.text, answer
+    assert not (demo.root / "identities.txt").exists()
+    good = http_request(base, "POST", "/api/identities", headers, b"p1 Zhang Ling\n")
+    assert good.status == 200 and (demo.root / "identities.txt").read_text() == "p1 Zhang Ling\n"
+
+
+def test_leftover_temporary_files_of_saves_are_removed_at_launch(tmp_path):
+    """A save cut short (a killed server) leaves its temporary file; the next launch removes it,
+    and nothing else: a user's hidden files stay."""
+    ours = [".rejects.txt.4242.tmp", ".identities.txt.k2j3_x.tmp"]
+    theirs = [".vim.tmp", ".rejects.txt.swp", "rejects.txt"]
+    for name in ours + theirs:
+        (tmp_path / name).write_text("x")
+    with ReviewServer(tmp_path):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
+
+
+def test_the_page_says_when_a_save_would_overwrite_a_newer_file(browser, served):  # noqa: F811
+    """Another tab (or an editor) saved rejects.txt after this page loaded: the page says so and
+    keeps the selection, nothing is overwritten or downloaded; after a reload the save goes in."""
+    demo, base, _ = served
+    expect = pytest.importorskip("playwright.sync_api").expect
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context.route(lambda url: not url.startswith(base), lambda route: route.abort())
+    page = context.new_page()
+    downloads: list[str] = []
+    page.on("download", lambda d: downloads.append(d.suggested_filename))
+    try:
+        page.goto(base + "/sheets/index.html")
+        first = page.locator("#groups figure").first
+        chosen = first.get_attribute("data-id")
+        first.locator("button.thumb").click()
+        (demo.root / "rejects.txt").write_text("saved in another tab\n")
+        page.locator("#save").click()
+        expect(page.locator("#review-state")).to_contain_text("not saved: rejects.txt was changed since "
+                                                              "this page was loaded", timeout=20_000)
+        assert (demo.root / "rejects.txt").read_text() == "saved in another tab\n" and downloads == []
+        page.reload()
+        page.locator("#save").click()
+        expect(page.locator("#review-state")).to_contain_text("saved 1 crop id(s)", timeout=20_000)
+    finally:
+        context.close()
+    lines = (demo.root / "rejects.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [chosen] and downloads == []
 
 
 def test_captions_show_tenths_when_frames_are_under_a_second_apart(review_demo):

@@ -302,6 +302,7 @@
       "# Put this file in the run's output folder and run again. One crop id a line.\n" +
       ids.map((id) => id + "\n").join("");
     const info = await post("/api/rejects", text, "rejects.txt");
+    if (info === REFUSED) return;
     markSaved(info ? "saved " + info.count + " crop id(s) to " + info.file + ": run the pipeline again to apply them" : "");
   }
 
@@ -311,23 +312,41 @@
       "# Put this file in the run's output folder and run again. One '<cluster> <name>' a line.\n" +
       keys.map((k) => k + " " + names.get(k) + "\n").join("");
     const info = await post("/api/identities", text, "identities.txt");
+    if (info === REFUSED) return;
     savedNote = info ? "saved " + info.count + " name(s) to " + info.file + ": run the pipeline again to apply them" : "";
     updateCounts();
   }
 
-  // Served by `python -m pipeline review`: the server writes the file into the output folder and
-  // its answer is returned. Opened from disk (or if the server is gone): the file is downloaded.
+  // The server that served this page puts its token (only its own page can read it) and the
+  // version of each file it saves into a meta tag; the page on disk has none and downloads.
+  const serverMeta = document.querySelector('meta[name="review-server"]');
+  const server = serverMeta && location.protocol === "http:" ? JSON.parse(serverMeta.content) : null;
+  const REFUSED = {};
+
+  // Served: the server writes the file into the output folder and its answer is returned; a
+  // refusal (the file changed since this page loaded, a run is using the folder, a bad name) is
+  // shown and nothing is downloaded. Opened from disk, or the server gone: the file is downloaded.
   async function post(url, text, file) {
-    if (location.protocol === "http:") {
+    if (server) {
+      let r;
       try {
-        const r = await fetch(url, {method: "POST", body: text,
-                                    headers: {"Content-Type": "text/plain; charset=utf-8"}});
-        if (!r.ok) throw new Error(await r.text());
-        return await r.json();
+        r = await fetch(url, {method: "POST", body: text, headers: {
+          "Content-Type": "text/plain; charset=utf-8", "X-Review-Token": server.token,
+          "X-Review-Version": server.versions[file] || "absent"}});
       } catch (err) {
         savedNote = "";
-        $("review-state").textContent = "the review server did not save (" + err.message + "); downloading instead";
+        $("review-state").textContent = "the review server did not answer (" + err.message + "); downloading instead";
+        download(text, file);
+        return null;
       }
+      if (!r.ok) {
+        savedNote = "";
+        $("review-state").textContent = "not saved: " + (await r.text()).trim();
+        return REFUSED;
+      }
+      const info = await r.json();
+      server.versions[file] = info.version;
+      return info;
     }
     download(text, file);
     return null;
