@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .config import Config, ConfigError, load_config
-from .errors import OutputUnwritable
+from .errors import OutputUnwritable, os_error_line
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
 from .stages import NAMES as STAGE_NAMES
@@ -220,7 +220,19 @@ def status(config: str) -> None:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+    if report.final_step == "running":
+        click.echo("the last step (dataset, manifest, sheets) is running now")
+    elif report.final_step == "unfinished":
+        click.echo("the last step (dataset, manifest, sheets) did not finish: run the same command again")
+    if failed or report.final_step == "unfinished":
         sys.exit(1)  # as `run` does when a source failed
+
+
+def _write_failed(what: str, exc: OSError) -> None:
+    """A file-system error of an output (full disk, read-only, a file-size limit) in one line,
+    exit 1."""
+    click.echo(f"error: {what}: {os_error_line(exc)}", err=True)
+    sys.exit(1)
 
 
 @main.command()
@@ -238,12 +250,14 @@ def sheet(config: str, by: str | None) -> None:
         click.echo(f"error: no manifest in {cfg.output_dir}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
-        with RunLock(cfg.output_dir):
+        with RunLock(cfg.output_dir, "sheet"):
             report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,  # type: ignore[arg-type]
                                       force=True)
     except (SheetError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        _write_failed("sheets not rebuilt (the previous ones are kept)", exc)
     click.echo(f"sheets: {len(report.images)} image(s) in {report.dir}/")
     click.echo(f"review page: {report.index}")
 
@@ -269,9 +283,11 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         sys.exit(2)
     try:
         report = run_export(cfg.output_dir, fmt, out, include_all)
-    except ExportError as exc:
+    except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        _write_failed("nothing exported (an earlier export is kept)", exc)
     click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
     if push is not None:
         from .export.hf import push as push_hf
@@ -298,7 +314,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
         click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
-        with RunLock(root):  # the page as the manifest says (kept as it is when up to date)
+        with RunLock(root, "review"):  # the page as the manifest says (kept as it is when up to date)
             build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
         server = ReviewServer(root, port, on_save=lambda name, n: click.echo(
             f"saved {n} {'crop id(s)' if name == 'rejects.txt' else 'name(s)'} to {root / name}; "

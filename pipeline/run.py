@@ -326,6 +326,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         # no unit runs now: scratch of units whose worker died (Ray retried them) goes too
         state.sweep_partial(swap_tests(root))
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
+        state.start_final_step()
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:
             log(f"warning: {len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match no "
@@ -337,6 +338,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log))
         write_summary(root, summary_of(config, result))
+        state.finish_final_step()
         run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
                      f"failed, {report.kept} crops kept, {report.rejected} rejected")
     return result
@@ -448,6 +450,8 @@ class StatusReport:
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
     failures: list[tuple[str, int, str, str]]
+    final_step: str | None = None
+    """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
 
 
 def status(config: Config) -> StatusReport:
@@ -486,4 +490,12 @@ def status(config: Config) -> StatusReport:
             upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
-    return StatusReport(stages, unlisted, failures)
+    return StatusReport(stages, unlisted, failures, final_step_of(state, root))
+
+
+def final_step_of(state: State, root: Path) -> str | None:
+    """Whether the last step is ``running`` (its run holds the lock) or ``unfinished`` (its run
+    was killed or stopped), else None."""
+    if not state.final_step_unfinished():
+        return None
+    return "running" if RunLock(root).holder() is not None else "unfinished"

@@ -94,7 +94,7 @@ def _trigger(kind: str, root: Path):
         "start of sample": (root / "frames", ".*.tmp"),
         "start of detect": (root / "state" / "sample", "*.json"),
         "start of crop": (root / "state" / "detect", "*.json"),
-        "global steps": (root, ".dataset.tmp"),
+        "global steps": (root, ".dataset.tmp"),  # the last step has begun
     }[kind]
     return lambda: folder.exists() and any(folder.glob(pattern))
 
