@@ -87,6 +87,8 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     except OutputUnwritable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # any other of the output's (a linked dataset/ whose disk is gone)
+        _write_failed("the run stopped (finished work is kept)", exc)
     except KeyboardInterrupt as exc:  # before the sources loop, which handles it itself
         _log("interrupted: run the same command again to resume")
         sys.exit(exit_code(signal_of(exc)))
