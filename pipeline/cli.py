@@ -6,6 +6,7 @@ error (nothing was done); interrupted: 130 by Ctrl-C, 143 by SIGTERM, 129 by SIG
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def main() -> None:
     """Turn videos (YouTube or any yt-dlp site, or local files) into a labelled image dataset
     of face or person crops. Rerun the same command to resume an interrupted run."""
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+    if hasattr(signal, "SIGXFSZ"):  # as Python does at start: a write over `ulimit -f` then
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # raises EFBIG (one line), never kills us
 
 
 @main.command()

@@ -498,4 +498,5 @@ def final_step_of(state: State, root: Path) -> str | None:
     was killed or stopped), else None."""
     if not state.final_step_unfinished():
         return None
-    return "running" if RunLock(root).holder() is not None else "unfinished"
+    holder = RunLock(root).holder() or {}
+    return "running" if holder and holder.get("command", "run") == "run" else "unfinished"
