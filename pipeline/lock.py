@@ -42,14 +42,16 @@ class RunLock:
                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
         return True
 
+    @staticmethod
+    def _stale(owner: dict[str, Any]) -> bool:
+        """A lock of a process of this host that is gone."""
+        pid = owner.get("pid")
+        return owner.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid)
+
     def holder(self) -> dict[str, Any] | None:
         """The owner of the lock when a live process on this host (or any on another) holds it."""
         owner = self._owner()
-        pid = owner.get("pid")
-        if not owner or (owner.get("host") == socket.gethostname() and isinstance(pid, int)
-                         and not pid_alive(pid)):
-            return None
-        return owner
+        return owner if owner and not self._stale(owner) else None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,9 +60,8 @@ class RunLock:
                 self.held = True
                 return
             owner = self._owner()
-            same_host = owner.get("host") == socket.gethostname()
             pid = owner.get("pid")
-            if owner and same_host and isinstance(pid, int) and not pid_alive(pid):
+            if owner and self._stale(owner):
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             if not owner:  # being written right now, or garbage: give it a moment
