@@ -6,13 +6,14 @@ error (nothing was done); interrupted: 130 by Ctrl-C, 143 by SIGTERM, 129 by SIG
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from .config import Config, ConfigError, load_config
-from .errors import OutputUnwritable
+from .errors import OutputUnwritable, os_error_line
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
 from .stages import NAMES as STAGE_NAMES
@@ -33,6 +34,8 @@ def main() -> None:
     """Turn videos (YouTube or any yt-dlp site, or local files) into a labelled image dataset
     of face or person crops. Rerun the same command to resume an interrupted run."""
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+    if hasattr(signal, "SIGXFSZ"):  # as Python does at start: a write over `ulimit -f` then
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # raises EFBIG (one line), never kills us
 
 
 @main.command()
@@ -87,6 +90,8 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     except OutputUnwritable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # any other of the output's (a linked dataset/ whose disk is gone)
+        _write_failed("the run stopped (finished work is kept)", exc)
     except KeyboardInterrupt as exc:  # before the sources loop, which handles it itself
         _log("interrupted: run the same command again to resume")
         sys.exit(exit_code(signal_of(exc)))
@@ -212,10 +217,14 @@ def status(config: str) -> None:
     click.echo(f"output: {cfg.output_dir}")
     if report.running:
         who = report.running
-        finished = len(list(report.stages.values())[-1]["done"]) if report.stages else 0
-        click.echo(f"a run is in progress: pid {who.get('pid')} on {who.get('host')}, started "
-                   f"{who.get('started')}; {finished} of {report.sources} sources through every "
-                   "stage so far")
+        command = who.get("command", "run")
+        where = f"pid {who.get('pid')} on {who.get('host')}, started {who.get('started')}"
+        if command == "run":
+            finished = len(list(report.stages.values())[-1]["done"]) if report.stages else 0
+            click.echo(f"a run is in progress: {where}; {finished} of {report.sources} sources "
+                       "through every stage so far")
+        else:
+            click.echo(f"{command} is writing into the output folder: {where}")
     click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
     for stage, groups in report.stages.items():
         click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}{len(groups['pending']):>9}")
@@ -226,7 +235,19 @@ def status(config: str) -> None:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+    if report.final_step == "running":
+        click.echo("the last step (dataset, manifest, sheets) is running now")
+    elif report.final_step == "unfinished":
+        click.echo("the last step (dataset, manifest, sheets) did not finish: run the same command again")
+    if failed or report.final_step == "unfinished":
         sys.exit(1)  # as `run` does when a source failed
+
+
+def _write_failed(what: str, exc: OSError) -> None:
+    """A file-system error of an output (full disk, read-only, a file-size limit) in one line,
+    exit 1."""
+    click.echo(f"error: {what}: {os_error_line(exc)}", err=True)
+    sys.exit(1)
 
 
 @main.command()
@@ -244,12 +265,14 @@ def sheet(config: str, by: str | None) -> None:
         click.echo(f"error: no manifest in {cfg.output_dir}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
-        with RunLock(cfg.output_dir):
+        with RunLock(cfg.output_dir, "sheet"):
             report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,  # type: ignore[arg-type]
                                       force=True)
     except (SheetError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        _write_failed("sheets not rebuilt (the previous ones are kept)", exc)
     click.echo(f"sheets: {len(report.images)} image(s) in {report.dir}/")
     click.echo(f"review page: {report.index}")
 
@@ -275,9 +298,11 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         sys.exit(2)
     try:
         report = run_export(cfg.output_dir, fmt, out, include_all)
-    except ExportError as exc:
+    except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        _write_failed("nothing exported (an earlier export is kept)", exc)
     click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
     if push is not None:
         from .export.hf import push as push_hf
@@ -304,7 +329,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
         click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
-        with RunLock(root):  # the page as the manifest says (kept as it is when up to date)
+        with RunLock(root, "review"):  # the page as the manifest says (kept as it is when up to date)
             build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
         server = ReviewServer(root, port, on_save=lambda name, n: click.echo(
             f"saved {n} {'crop id(s)' if name == 'rejects.txt' else 'name(s)'} to {root / name}; "

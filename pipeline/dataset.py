@@ -32,7 +32,7 @@ from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
 from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
 from .sources import Video
-from .state import (fresh_tmp_dir, read_json_object, read_jsonl, replace_dir, write_atomic,
+from .state import (building, read_json_object, read_jsonl, replace_dir, write_atomic,
                     write_json)
 
 SPLITS = ("train", "val", "test")
@@ -308,15 +308,15 @@ def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
     folder names.
     """
     final = root / "dataset"
-    tmp = fresh_tmp_dir(final)
-    for row in rows:
-        _link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to("dataset"))
-    for split in SPLITS:
-        meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to(f"dataset/{split}"))}
-                for row in rows if row["split"] == split]
-        if meta:
-            write_atomic(tmp / split / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
-    replace_dir(tmp, final, ours_in_dataset(root))
+    with building(final) as tmp:
+        for row in rows:
+            _link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to("dataset"))
+        for split in SPLITS:
+            meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to(f"dataset/{split}"))}
+                    for row in rows if row["split"] == split]
+            if meta:
+                write_atomic(tmp / split / "metadata.csv", _csv_text(meta, METADATA_COLUMNS))
+        replace_dir(tmp, final, ours_in_dataset(root))
 
 
 def ours_in_dataset(root: Path) -> Callable[[str, Path], bool]:

@@ -31,22 +31,36 @@ class OutputUnwritable(RuntimeError):
     the run stops (its finished units are kept) instead of failing source after source."""
 
 
-_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied",
+           errno.EFBIG: "the file is larger than this process may write (ulimit -f)"}
+"""Write failures that every further write would hit too: they stop a command, in one line."""
+_ANYWHERE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""Of those, the ones a write reports without a file name (``write()`` on an open file): the
+whole disk, or the whole process, is at its limit, so they are fatal wherever they happen."""
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path and the cause, e.g. ``/data/out/x.jpg: the disk
+    is full (No space left on device)``."""
+    cause = _CAUSES.get(exc.errno or 0)
+    reason = f"{cause} ({exc.strerror})" if cause else (exc.strerror or str(exc))
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+    return f"{where}: {reason}" if where else reason
 
 
 def unwritable_output(exc: BaseException, root: Path) -> OutputUnwritable | None:
     """An ``OutputUnwritable`` when ``exc`` is a write failure inside ``root``, else None."""
-    if not isinstance(exc, OSError) or exc.errno not in _FATAL_ERRNOS:
+    if not isinstance(exc, OSError) or exc.errno not in _CAUSES:
         return None
     where = Path(str(exc.filename)) if exc.filename else None
     inside = where is not None and str(where.resolve()).startswith(str(Path(root).resolve()))
-    if exc.errno != errno.ENOSPC and not inside:
+    if exc.errno not in _ANYWHERE and not inside:
         return None
-    reason = {errno.ENOSPC: "is full", errno.EDQUOT: "is over its quota",
-              errno.EROFS: "is on a read-only file system"}.get(exc.errno, "is not writable")
     return OutputUnwritable(
-        f"the output folder {root} {reason} ({exc.strerror}: {exc.filename}); finished work is "
-        "kept: free space or fix permissions, then run the same command again")
+        f"cannot write the output folder {root}: {os_error_line(exc)}; finished work is "
+        "kept: free space, fix permissions or raise the limit, then run the same command again")
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|available in your "

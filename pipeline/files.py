@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
@@ -87,13 +89,23 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def through_link(final: Path) -> Path:
+    """Where a folder really is: a ``dataset/`` the user made a link to another disk is written
+    at the link's target, so the link and the target's other files stay as they are (renaming
+    the link itself would put a local folder in its place)."""
+    return Path(os.path.realpath(final)) if final.is_symlink() else final
+
+
 def replace_dir(tmp: Path, final: Path, ours: Callable[[str, Path], bool] | None = None) -> None:
     """Move a fully written temporary folder into place, dropping an older version first.
 
     ``ours`` (a test of a file: its path relative to ``final``, and where it is now) is given
     for folders a user can see and may add files to (``dataset/``, ``sheets/``): only the old
     files it accepts are deleted, any other file is put back into the new folder (``keep_foreign``).
+    A ``final`` that is a link is replaced at its target (``through_link``; ``tmp`` comes from
+    ``fresh_tmp_dir``, which puts it there).
     """
+    final = through_link(final)
     if final.exists():
         trash = final.with_name(f".{final.name}.old.{os.getpid()}")
         os.replace(final, trash)
@@ -131,9 +143,68 @@ def keep_foreign(old: Path, final: Path, ours: Callable[[str, Path], bool]) -> N
         pass
 
 
-def fresh_tmp_dir(final: Path) -> Path:
-    """An empty scratch folder beside ``final`` (a leftover from a crashed attempt is removed)."""
-    tmp = final.with_name(f".{final.name}.tmp")
+def fresh_tmp_dir(final: Path, unique: bool = False) -> Path:
+    """An empty scratch folder beside ``final`` (beside its target when it is a link).
+
+    ``.<name>.tmp``, whose leftover from a crashed attempt is removed, for writers that hold the
+    run lock; ``unique``: ``.<name>.<pid>.tmp``, for writers that may run side by side, after the
+    scratch of dead processes is removed (``sweep_dead_scratch``).
+    """
+    linked = final.is_symlink()
+    final = through_link(final)
+    if unique:
+        sweep_dead_scratch(final)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp" if unique else f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=not linked)  # never make the folders of a link's missing target (a disk not mounted)
     return tmp
+
+
+@contextmanager
+def building(final: Path, unique: bool = False) -> Iterator[Path]:
+    """``fresh_tmp_dir`` that is removed again when the block fails (a full disk, Ctrl-C): a
+    failed rebuild leaves nothing half-written behind."""
+    tmp = fresh_tmp_dir(final, unique)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this host (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scratch_pattern(name: str) -> re.Pattern[str]:
+    """The scratch names ``fresh_tmp_dir`` and ``replace_dir`` give around a folder ``name``:
+    ``.<name>.tmp``, ``.<name>.<pid>.tmp`` (and ``...tmp.cache.*``, a cache kept beside it) and
+    ``.<name>.old.<pid>``."""
+    return re.compile(rf"^\.{re.escape(name)}\.(?:tmp|(\d+)\.tmp(?:\.cache\..+)?|old\.(\d+))$")
+
+
+def sweep_dead_scratch(final: Path) -> list[Path]:
+    """Remove the scratch around ``final`` that processes no longer running left (killed during
+    a write or its clean-up); a living process's scratch is kept. Returns what was removed."""
+    pattern, removed = _scratch_pattern(final.name), []
+    try:
+        siblings = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        m = pattern.match(path.name)
+        if m is None or any(pid and pid_alive(int(pid)) for pid in m.groups()):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

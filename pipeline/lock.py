@@ -8,33 +8,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .files import read_json_object
+from .files import pid_alive, read_json_object
 
 
 class LockError(RuntimeError):
     pass
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
-    """``run.lock``: one run at a time per output folder; a dead owner's lock is taken over.
+    """``run.lock``: one writer at a time per output folder (``run``, ``sheet``, ``export``,
+    ``review`` while it builds the page); a dead owner's lock is taken over.
 
     The lock file is created with O_EXCL so two starting runs cannot both win. A lock whose
     process is gone (same host) is stale: it is replaced, again with O_EXCL after removal, so
     two runs taking over the same stale lock still cannot both succeed.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, command: str = "run"):
         self.path = Path(root) / "run.lock"
+        self.command = command  # named to whoever finds the folder taken
         self.held = False
 
     def _owner(self) -> dict[str, Any]:
@@ -46,9 +38,20 @@ class RunLock:
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
         return True
+
+    @staticmethod
+    def _stale(owner: dict[str, Any]) -> bool:
+        """A lock of a process of this host that is gone."""
+        pid = owner.get("pid")
+        return owner.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid)
+
+    def holder(self) -> dict[str, Any] | None:
+        """The owner of the lock when a live process on this host (or any on another) holds it."""
+        owner = self._owner()
+        return owner if owner and not self._stale(owner) else None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,9 +60,8 @@ class RunLock:
                 self.held = True
                 return
             owner = self._owner()
-            same_host = owner.get("host") == socket.gethostname()
             pid = owner.get("pid")
-            if owner and same_host and isinstance(pid, int) and not _pid_alive(pid):
+            if owner and self._stale(owner):
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             if not owner:  # being written right now, or garbage: give it a moment
@@ -68,21 +70,10 @@ class RunLock:
                     self.path.unlink(missing_ok=True)
                 continue
             raise LockError(
-                f"another run is using {self.path.parent} (pid {pid} on {owner.get('host')}, "
-                f"started {owner.get('started')}); wait for it to finish, or delete {self.path} "
-                "if you are sure it is gone")
+                f"{self.path.parent} is in use by another command ({owner.get('command', 'run')}, "
+                f"pid {pid} on {owner.get('host')}, started {owner.get('started')}); wait for it "
+                f"to finish, or delete {self.path} if you are sure it is gone")
         raise LockError(f"could not take {self.path}")
-
-    def holder(self) -> dict[str, Any] | None:
-        """Who holds the folder now (pid, host, started), or None: no lock, a lock being
-        written, or one whose process on this host is gone (the next run takes it over)."""
-        owner = self._owner()
-        pid = owner.get("pid")
-        if not owner or not isinstance(pid, int):
-            return None
-        if owner.get("host") == socket.gethostname() and not _pid_alive(pid):
-            return None
-        return owner
 
     def release(self) -> None:
         if self.held:

@@ -328,6 +328,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         # no unit runs now: scratch of units whose worker died (Ray retried them) goes too
         state.sweep_partial(swap_tests(root))
         done = {o.sid: o.detector or "" for o in outcomes if o.ok}
+        state.start_final_step()
         report = build_dataset(config, root, expansion.videos, done, rejects_file_for(root, rejects))
         if report.unknown_rejects:
             notices.warn(f"{len(report.unknown_rejects)} crop id(s) in {report.rejects_file} match "
@@ -341,6 +342,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
                            sheets=_build_sheets(config, root, log))
         notices.close()
         write_summary(root, summary_of(config, result))
+        state.finish_final_step()
         run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
                      f"failed, {report.kept} crops kept, {report.rejected} rejected")
     return result
@@ -452,6 +454,8 @@ class StatusReport:
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
     failures: list[tuple[str, int, str, str]]
+    final_step: str | None = None
+    """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
     running: dict[str, Any] | None = None
     """The run that holds the output folder now (pid, host, started), if any."""
     sources: int = 0
@@ -493,5 +497,14 @@ def status(config: Config) -> StatusReport:
             upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
-    return StatusReport(stages, unlisted, failures, RunLock(root).holder(),
-                        len(expansion.videos))
+    return StatusReport(stages, unlisted, failures, final_step_of(state, root),
+                        RunLock(root).holder(), len(expansion.videos))
+
+
+def final_step_of(state: State, root: Path) -> str | None:
+    """Whether the last step is ``running`` (its run holds the lock) or ``unfinished`` (its run
+    was killed or stopped), else None."""
+    if not state.final_step_unfinished():
+        return None
+    holder = RunLock(root).holder() or {}
+    return "running" if holder and holder.get("command", "run") == "run" else "unfinished"

@@ -40,8 +40,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from .config import Config
 from .dataset import DROPPED, KEPT, REJECTED, SPLITS
 from .quality import reason_counts
-from .state import (fingerprint, fresh_tmp_dir, read_json_object, replace_dir, write_atomic,
-                    write_json)
+from .files import building
+from .state import fingerprint, read_json_object, replace_dir, write_atomic, write_json
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
            "json_for_script", "layout_for", "page_data", "page_names", "read_manifest",
@@ -517,45 +517,45 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     kept = [r for r in rows if r["status"] == KEPT]
     short = short_ids(r["source_id"] for r in rows)
     decimals = time_decimals(rows)
-    tmp = fresh_tmp_dir(final)
-    report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
-                         rejected=sum(r["status"] == REJECTED for r in rows),
-                         dropped=sum(r["status"] == DROPPED for r in rows))
-    # no identity column at all (a run with identity but no kept crop gets no person sheet)
-    if by == "person" and not any(CLUSTER in r for r in rows):
-        raise SheetError("no identity clusters in the manifest: person sheets need an identity "
-                         "section in the config and a run")
-    extra = {"split": ("split", f"{SPLIT_SHEETS_DIR}/", True),
-             "person": (CLUSTER, f"{PEOPLE_SHEETS_DIR}/", True)}
-    jobs = [("label", "", False)] + ([extra[by]] if by in extra else [])
-    for key, prefix, with_label in jobs:
-        layout = layout_for(s.columns, s.thumb, s.max_per_label, 3 if with_label else 2)
-        pages = _group_pages(kept, key, layout)
-        names = page_names({g: len(p) for g, p in pages.items()}, prefix)
-        rejected = {g: sum(r["status"] == REJECTED and r.get(key) == g for r in rows) for g in pages}
-        dropped = {g: tuple(reason_counts(r.get("drop_reason") for r in rows
-                                          if r["status"] == DROPPED and r.get(key) == g).items())
-                   for g in pages}
-        for group, group_pages in sorted(pages.items()):
-            count = sum(len(p) for p in group_pages)
-            for k, page_rows in enumerate(group_pages, 1):
-                title = _title(key, group, [r for p in group_pages for r in p])
-                header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
-                                dropped[group])
-                image = render_sheet(root, page_rows, header, layout, short, with_label, decimals)
-                path = tmp / names[(group, k)]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
-                image.close()  # a page is up to ~25 MB of pixels: never two in memory at once
-                report.images.append(final / names[(group, k)])
-    shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
-    write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals,
-                                           "cluster" if by == "person" else "label"))
-    write_json(tmp / BUILT, {"fingerprint": fp, "date": date, "crops": report.crops,
-                             "dropped": report.dropped,
-                             "rejected": report.rejected,
-                             "images": [str(p.relative_to(final)) for p in report.images]})
-    replace_dir(tmp, final, ours_in_sheets)
+    with building(final) as tmp:  # removed again if the rebuild fails (a full disk)
+        report = SheetReport(final, final / INDEX, crops=sum(r["status"] != DROPPED for r in rows),
+                             rejected=sum(r["status"] == REJECTED for r in rows),
+                             dropped=sum(r["status"] == DROPPED for r in rows))
+        # no identity column at all (a run with identity but no kept crop gets no person sheet)
+        if by == "person" and not any(CLUSTER in r for r in rows):
+            raise SheetError("no identity clusters in the manifest: person sheets need an identity "
+                             "section in the config and a run")
+        extra = {"split": ("split", f"{SPLIT_SHEETS_DIR}/", True),
+                 "person": (CLUSTER, f"{PEOPLE_SHEETS_DIR}/", True)}
+        jobs = [("label", "", False)] + ([extra[by]] if by in extra else [])
+        for key, prefix, with_label in jobs:
+            layout = layout_for(s.columns, s.thumb, s.max_per_label, 3 if with_label else 2)
+            pages = _group_pages(kept, key, layout)
+            names = page_names({g: len(p) for g, p in pages.items()}, prefix)
+            rejected = {g: sum(r["status"] == REJECTED and r.get(key) == g for r in rows) for g in pages}
+            dropped = {g: tuple(reason_counts(r.get("drop_reason") for r in rows
+                                              if r["status"] == DROPPED and r.get(key) == g).items())
+                       for g in pages}
+            for group, group_pages in sorted(pages.items()):
+                count = sum(len(p) for p in group_pages)
+                for k, page_rows in enumerate(group_pages, 1):
+                    title = _title(key, group, [r for p in group_pages for r in p])
+                    header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
+                                    dropped[group])
+                    image = render_sheet(root, page_rows, header, layout, short, with_label, decimals)
+                    path = tmp / names[(group, k)]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+                    image.close()  # a page is up to ~25 MB of pixels: never two in memory at once
+                    report.images.append(final / names[(group, k)])
+        shown = [r for r in rows if r["status"] != DROPPED]  # the page reviews kept and rejected crops
+        write_atomic(tmp / INDEX, render_index(shown, config.name, date, s.thumb, decimals,
+                                               "cluster" if by == "person" else "label"))
+        write_json(tmp / BUILT, {"fingerprint": fp, "date": date, "crops": report.crops,
+                                 "dropped": report.dropped,
+                                 "rejected": report.rejected,
+                                 "images": [str(p.relative_to(final)) for p in report.images]})
+        replace_dir(tmp, final, ours_in_sheets)
     return report
 
 

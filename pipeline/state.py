@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from .files import (DIGEST_EDGE, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
+from .files import (DIGEST_EDGE, building, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
                     read_jsonl, replace_dir, write_atomic, write_image, write_json, write_jsonl)
 from .lock import LockError, RunLock  # noqa: F401  (importable from here, as before)
 
@@ -125,7 +127,10 @@ class State:
             m = _ROOT_SCRATCH.match(path.name)
             if m is None or m.group(1) not in ROOT_NAMES:
                 continue
-            if m.group(2).startswith(".old.") and m.group(1) in ours and path.is_dir():
+            # a link here is the leftover of an older version's swap of a linked dataset/:
+            # its target is the folder in use, so only the link goes
+            if (m.group(2).startswith(".old.") and m.group(1) in ours and path.is_dir()
+                    and not path.is_symlink()):
                 keep_foreign(path, self.root / m.group(1), ours[m.group(1)])
             else:
                 _remove(path)
@@ -133,7 +138,25 @@ class State:
     def invalidate(self, stage: str, sid: str) -> None:
         self.marker_path(stage, sid).unlink(missing_ok=True)
 
+    @property
+    def final_step_path(self) -> Path:
+        return self.dir / FINAL_STEP
 
+    def start_final_step(self) -> None:
+        """Recorded before the last step (dataset/, manifests, sheets, summary) starts, removed
+        when it has finished: a run killed, or stopped by a full disk, in between leaves
+        ``dataset/`` and the manifest disagreeing, which ``status`` must then report."""
+        write_json(self.final_step_path, {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    def finish_final_step(self) -> None:
+        self.final_step_path.unlink(missing_ok=True)
+
+    def final_step_unfinished(self) -> bool:
+        return self.final_step_path.exists()
+
+
+FINAL_STEP = "final-step.json"
+"""In ``state/`` while the last step runs (``State.start_final_step``)."""
 SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")
 """Folders only this code writes into, whose top level holds its per-source scratch."""
 ROOT_NAMES = frozenset({"dataset", "sheets", "manifest.csv", "manifest.jsonl", "manifest.parquet",

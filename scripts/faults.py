@@ -96,7 +96,7 @@ def _trigger(kind: str, root: Path):
         "start of sample": (root / "frames", ".*.tmp"),
         "start of detect": (root / "state" / "sample", "*.json"),
         "start of crop": (root / "state" / "detect", "*.json"),
-        "global steps": (root, ".dataset.tmp"),
+        "global steps": (root, ".dataset.tmp"),  # the last step has begun
     }[kind]
     return lambda: folder.exists() and any(folder.glob(pattern))
 
@@ -114,6 +114,14 @@ def kill_once(config: Path, root: Path, kind: str, timeout: float = 120) -> str:
         proc.wait()
         return "killed"
     return "finished before the kill"
+
+
+def _status_after_kill(config: Path) -> str:
+    """What ``status`` says of a run killed in its last step (dataset, manifest, sheets)."""
+    done = subprocess.run([sys.executable, "-m", "pipeline", "status", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    asked = "did not finish: run the same command again" in done.stdout
+    return f"exit {done.returncode}" + (", asks for a rerun" if asked else ", says nothing")
 
 
 def crash_rows(work: Path, kills: int, seed: int) -> list[Row]:
@@ -135,6 +143,9 @@ def crash_rows(work: Path, kills: int, seed: int) -> list[Row]:
         output = work / f"killed{i}"
         config = _config(work, output)
         reached = kill_once(config, output, kind)
+        if kind == "global steps" and reached == "killed":
+            rows.append(Row("status after SIGKILL at global steps", "exit 1, asks for a rerun",
+                            _status_after_kill(config)))
         if i % 4 == 3:  # now and then, kill the resumed run too
             kill_once(config, output, f"after {rng.uniform(0.2, duration / 2):.2f}s")
         resumed = _run(config)
@@ -467,6 +478,17 @@ def ownership_rows(work: Path) -> list[Row]:
     (q.root / "rejects.txt").write_text(reference[0]["crop_id"] + "\n")  # dataset/ and sheets/ rebuilt
     add("user files inside our output, rebuilt dataset", "exit 0, files intact",
         _said(q.run()) + (", files intact" if _intact(q.root) else ", files lost"))
+    q = base.copy(work / "linked")
+    elsewhere = work / "other-disk"
+    shutil.move(str(q.root / "dataset"), str(elsewhere))
+    (q.root / "dataset").symlink_to(elsewhere)
+    (elsewhere / "NOTES.md").write_text("a user's notes\n")
+    (q.root / "rejects.txt").write_text(reference[0]["crop_id"] + "\n")  # dataset/ rebuilt
+    said = _said(q.run())
+    kept = (q.root / "dataset").is_symlink() and (elsewhere / "NOTES.md").is_file() and not [
+        x for x in (*q.root.iterdir(), *work.iterdir()) if ".old." in x.name]
+    add("dataset/ a link to another folder, rebuilt", "exit 0, link and notes kept",
+        said + (", link and notes kept" if kept else ", link or notes lost"))
     q = base.copy(work / "other")
     q.write(videos, "other.yaml", name="other")
     other = _cli("run", "other.yaml", "-q", cwd=q.dir)

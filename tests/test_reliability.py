@@ -196,7 +196,7 @@ def test_read_only_output_fails_with_a_clear_message(tmp_path, small_disk):
     raw["crop"] = {"padding": 0.5}  # work to do, on a disk that refuses it
     config_file.write_text(yaml.safe_dump(raw))
     ro = cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300)
-    assert ro.returncode == 1 and "read-only file system" in ro.stderr, ro.stderr
+    assert ro.returncode == 1 and "the file system is read-only" in ro.stderr, ro.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert cli("run", str(config_file), "-q", cwd=tmp_path, timeout=300).returncode == 0
 

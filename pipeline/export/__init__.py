@@ -5,15 +5,25 @@ boxes (``frames.read_frames``, the one reader of the manifest and the sampled fr
 output folder, and an empty folder to fill. ``export`` fills a temporary folder and renames it
 into place, so an export is never half written and a rerun replaces the previous one whole.
 Nothing here runs a stage.
+
+An export holds the run's lock (``run.lock``) while it reads the manifest and writes, so it never
+reads a manifest a run is rewriting and two exports never write one folder at once: the second
+is refused in one line naming the first. Its scratch has this process's id in its name
+(``.<format>.<pid>.tmp``), and scratch of exports that were killed is removed by the next one.
 """
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state import fresh_tmp_dir, replace_dir, write_json
+from ..files import building, read_json_object, replace_dir, through_link, write_json
+from ..lock import RunLock
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
 MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it
@@ -33,6 +43,10 @@ class ExportReport:
     boxes: int
 
 
+NEEDS = {"hf": ("datasets", 'pip install -e ".[hf]" (or pip install datasets)')}
+"""Formats that need a package the plain install does not have, and how to install it."""
+
+
 def check_replaceable(folder: Path) -> None:
     """An export replaces its folder whole, so the folder must be new, empty, or an export (it
     holds ``MARK``): ``--out ~/Desktop`` must never wipe a desktop."""
@@ -43,8 +57,81 @@ def check_replaceable(folder: Path) -> None:
                           "replaced whole): give a new or empty folder")
 
 
+def check_out(folder: Path, root: Path) -> None:
+    """Refuse an ``--out`` whose replacement would take other folders with it: the run's output
+    folder or a folder holding it, and the current folder or one holding it (``--out .``)."""
+    real = folder.resolve()
+    for what, other in (("the run's output folder", root), ("the current folder", Path.cwd())):
+        other = other.resolve()
+        if real == other or real in other.parents:
+            held = "is" if real == other else "holds"
+            raise ExportError(f"{folder} {held} {what} ({other}), which an export (replaced whole) "
+                              "must never be: give a new folder, such as "
+                              f"{default_folder(root, 'FORMAT')}")
+    check_replaceable(folder)
+
+
+def check_installed(fmt: str) -> None:
+    """A format's package, before anything is written (a missing one is not a traceback)."""
+    package, install = NEEDS.get(fmt, (None, ""))
+    if package is None:
+        return
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise ExportError(f"the {fmt} export needs the {package} package, which is not installed "
+                          f"here: {install}") from None
+
+
 def default_folder(root: Path, fmt: str) -> Path:
     return root / "exports" / fmt
+
+
+@contextmanager
+def run_locked(root: Path, command: str) -> Iterator[None]:
+    """The run's lock, held while the export reads and writes. A run folder on a read-only
+    file system has no writer to wait for: the export reads it without the lock."""
+    lock = RunLock(root, command)
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def made_here(final: Path) -> bool:
+    """Whether an export may replace ``final`` whole: it is new, or an export made it. An
+    existing folder it was given (empty, made by you, a mount point) is never removed: its
+    marker says so, and it is emptied and filled instead (``place``)."""
+    real = through_link(final)
+    mark = read_json_object(real / MARK)
+    return not real.exists() or (mark is not None and mark.get("made", True) is True)
+
+
+def place(tmp: Path, final: Path, made: bool) -> None:
+    """Put a written export where it belongs: in place of an earlier export it made (swapped in
+    whole), else into the folder it was given: the earlier export's files go, then the new ones
+    come, the marker last (a crash in between leaves a folder the next export may replace)."""
+    if made:
+        replace_dir(tmp, final)
+        return
+    real = through_link(final)
+    for entry in real.iterdir():
+        if entry.name == MARK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in tmp.iterdir():
+        if entry.name != MARK:
+            os.replace(entry, real / entry.name)
+    os.replace(tmp / MARK, real / MARK)
+    tmp.rmdir()
 
 
 def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False) -> ExportReport:
@@ -54,23 +141,24 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
-    from .frames import read_frames  # the package itself stays light: the CLI imports FORMATS
+    from .frames import manifest_path, read_frames  # the package stays light: the CLI imports FORMATS
 
-    frames = read_frames(root, include_all)
-    if not frames:
-        raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
-                          f"{root}/manifest.jsonl")
-    final = Path(out) if out is not None else default_folder(root, fmt)
-    check_replaceable(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fresh_tmp_dir(final)
-    try:
-        importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp)
-        write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all})
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, final)
+    check_installed(fmt)
+    manifest_path(root)  # before the lock, which would make the folder
+    final = Path(os.path.abspath(out if out is not None else default_folder(root, fmt)))
+    check_out(final, root)
+    with run_locked(root, f"export --format {fmt}"):
+        frames = read_frames(root, include_all)
+        if not frames:
+            raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
+                              f"{root}/manifest.jsonl")
+        check_replaceable(final)  # again, under the lock
+        final.parent.mkdir(parents=True, exist_ok=True)
+        made = made_here(final)
+        with building(final, unique=True) as tmp:
+            importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp)
+            write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all, "made": made})
+            place(tmp, final, made)
     return ExportReport(fmt, final, len(frames), sum(len(f.boxes) for f in frames))
 
 

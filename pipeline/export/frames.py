@@ -74,11 +74,16 @@ def exported(row: dict[str, Any], include_all: bool) -> bool:
     return include_all or row.get("status") == KEPT
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
+def manifest_path(root: Path) -> Path:
+    """``manifest.jsonl``, which must exist: an export of a folder no run finished is refused."""
     path = root / "manifest.jsonl"
     if not path.is_file():
         raise ExportError(f"no manifest in {root}/ yet: run the pipeline first")
-    return read_jsonl(path)
+    return path
+
+
+def read_manifest(root: Path) -> list[dict[str, Any]]:
+    return read_jsonl(manifest_path(root))
 
 
 def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
@@ -112,5 +117,5 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
         raise ExportError(f"cannot read {path} ({exc}): rerun the pipeline to sample it again") from exc
 
 
-__all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "read_frames",
-           "read_manifest"]
+__all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
+           "read_frames", "read_manifest"]

@@ -51,8 +51,9 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
     labels = sorted({b.row["label"] for f in frames for b in f.boxes})
     ids = fingerprint([b.row["crop_id"] for f in frames for b in f.boxes], labels)
     # datasets writes Arrow shards into a cache as the generator runs, then save_to_disk copies
-    # them; the cache is scratch beside the export (swept by the next run if this one dies).
-    with tempfile.TemporaryDirectory(prefix=".hf-cache.", suffix=".tmp", dir=out.parent) as cache:
+    # them; the cache is scratch beside the export, named after it (``<out>.cache.*``), so the
+    # next export removes it if this one is killed (pipeline.files.sweep_dead_scratch).
+    with tempfile.TemporaryDirectory(prefix=f"{out.name}.cache.", dir=out.parent) as cache:
         ds = datasets.Dataset.from_generator(rows, features=features_for(labels), cache_dir=cache,
                                              gen_kwargs={"frames": frames, "root": root},
                                              fingerprint=ids)
