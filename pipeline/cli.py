@@ -63,7 +63,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         limit: int | None, verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .dataset import RejectsError
-    from .executors import ExecutorError
+    from .executors import ExecutorError, NodeLost
     from .identity import IdentityError
     from .ownership import OutputRefused
     from .run import run as run_pipeline
@@ -84,7 +84,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     except (LockError, ExecutorError, OutputRefused, RejectsError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except OutputUnwritable as exc:
+    except (OutputUnwritable, NodeLost) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt as exc:  # before the sources loop, which handles it itself

@@ -136,9 +136,12 @@ def test_a_label_of_64_letters_of_three_bytes_is_fine(tmp_path):
 ])
 def test_names_a_disk_refuses_in_identities_txt_stop_validate_and_run(tmp_path, lines, error):
     pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
-    write_config(tmp_path, sources=[{"path": CLIP, "label": "hopper"}], identity={})
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "identities.txt").write_text(lines, encoding="utf-8")
+    from pipeline.ownership import check_output, identity_of
+
+    config = write_config(tmp_path, sources=[{"path": CLIP, "label": "hopper"}], identity={})
+    root = tmp_path / "out"
+    check_output(root, identity_of("t", config, root)).write(lambda _: None)  # as a run left it
+    (root / "identities.txt").write_text(lines, encoding="utf-8")
     for command in ("validate", "run"):
         done = cli(command, "-q", "c.yaml", cwd=tmp_path) if command == "run" \
             else cli(command, "c.yaml", cwd=tmp_path)
