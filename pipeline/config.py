@@ -229,6 +229,7 @@ _COMMAND_OPTIONS = {
     "ffmpeg_location": _RUNS_PROGRAM,
     "external_downloader_args": "passes arguments to a program (aria2c runs commands it is given)",
     "postprocessor_args": "passes arguments to a program (ffmpeg writes any file it is given)",
+    "print_to_file": "appends text to any file it names (a shell start-up file runs it)",
     "exec_cmd": "runs a command",  # older yt-dlp releases read these two top-level keys
     "exec_before_dl_cmd": "runs a command",
 }

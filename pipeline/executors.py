@@ -372,6 +372,9 @@ class RayExecutor:
         ray = self.ray
         items = list(items)
         task = ray.remote(_run_unit).options(**self._unit_options())
+        # Inline in each task (a config is small), not ray.put: an object of the driver in the
+        # node's object store makes Ray end the driver at once, with no cleanup, when that node's
+        # raylet dies; without one the driver sees LocalRayletDiedError and stops cleanly.
         shared = (fn, tuple(common))
         cwd, window, queued = os.getcwd(), self._window(), iter(items)
         try:

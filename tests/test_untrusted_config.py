@@ -70,6 +70,8 @@ def test_a_command_in_the_config_runs_only_when_allowed_and_never_at_plan(http_s
      "download.ytdlp.external_downloader_args", "passes arguments to a program"),
     ({"js_runtimes": {"node": {"path": "/tmp/x/node"}}}, "download.ytdlp.js_runtimes.node.path",
      "runs the program it names"),
+    ({"print_to_file": {"video": [["echo hi", "~/.bashrc"]]}}, "download.ytdlp.print_to_file",
+     "appends text to any file it names"),
 ])
 def test_every_ytdlp_option_that_runs_a_program_needs_allow_commands(tmp_path, ytdlp, key, what):
     write_config(tmp_path, sources=[{"url": "https://example.org/v"}], download={"ytdlp": ytdlp})
