@@ -66,7 +66,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         limit: int | None, verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
     from .dataset import RejectsError
-    from .executors import ExecutorError
+    from .executors import ExecutorError, NodeLost
     from .identity import IdentityError
     from .ownership import OutputRefused
     from .run import run as run_pipeline
@@ -87,7 +87,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     except (LockError, ExecutorError, OutputRefused, RejectsError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except OutputUnwritable as exc:
+    except (OutputUnwritable, NodeLost) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:  # any other of the output's (a linked dataset/ whose disk is gone)
@@ -141,12 +141,16 @@ def _print_report(report) -> None:
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def validate(config: str) -> None:
-    """Check a config without running anything."""
+    """Check a config without running anything: what `run` checks before its first stage."""
+    from .dataset import RejectsError
+    from .executors import ExecutorError
+    from .identity import IdentityError
     from .ownership import OutputRefused, check_output, identity_of
+    from .run import preflight
 
     cfg = _load(config)
+    root = cfg.output_dir.absolute()  # as run sees it
     try:
-        root = cfg.output_dir.absolute()  # as run sees it
         check_output(root, identity_of(cfg.name, config, root))
     except OutputRefused as exc:
         click.echo(f"error: {exc}", err=True)
@@ -155,6 +159,11 @@ def validate(config: str) -> None:
     if missing:
         click.echo(f"{config}: " + "\n".join(["invalid config", *(f"  {m}" for m in missing)]),
                    err=True)
+        sys.exit(2)
+    try:
+        preflight(cfg, root)
+    except (RejectsError, ExecutorError, IdentityError) as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
     n = len(cfg.sources)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -81,6 +83,12 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 1
 _LABEL_PUNCTUATION = " _.+-"
 
 
+LABEL_MAX_BYTES = 240
+"""A label is a folder name (``dataset/<split>/<label>/``) and the start of sheet file names
+(``<label>~<page>.jpg``); most file systems hold 255 bytes of UTF-8 in a name (NTFS: 255 UTF-16
+units, never fewer), so 15 bytes stay for what a file name adds."""
+
+
 def _label_problem(v: str) -> str | None:
     """Why ``v`` cannot be a folder name on Linux, macOS and Windows, or None. Letters, marks
     and digits of any script are fine (``pilote_été``, ``飞行员``)."""
@@ -97,6 +105,10 @@ def _label_problem(v: str) -> str | None:
         if category[0] not in "LMN" and ch not in _LABEL_PUNCTUATION:
             return (f"may hold letters and digits of any script, space, '_', '-', '.', '+' "
                     f"(got {ch!r}, U+{ord(ch):04X})")
+    size = len(v.encode("utf-8"))
+    if size > LABEL_MAX_BYTES:
+        return (f"must be at most {LABEL_MAX_BYTES} bytes of UTF-8 (got {size}): a folder name "
+                "holds 255 bytes on most disks, and sheet file names add to it")
     if ".." in v:
         return "must not contain '..'"
     if unicodedata.category(v[0])[0] not in "LN":
@@ -119,6 +131,37 @@ def _check_label(v: str) -> str:
 
 
 Label = Annotated[str, AfterValidator(_check_label)]
+
+
+def label_key(v: str) -> str:
+    """What a label is to a file system that ignores case (macOS, Windows) and Unicode form
+    (``é`` as one code point or two): two labels with one key are one folder there."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", v).casefold())
+
+
+@dataclass(frozen=True)
+class Named:
+    """A label and where it was given: ``prefix`` starts a message about it (``sources.1.label:``),
+    ``ref`` names it in a message about another (``sources.1.label``)."""
+
+    prefix: str
+    ref: str
+    label: str
+
+
+def label_clash(named: Iterable[Named]) -> str | None:
+    """Of labels in order, the first that is an earlier one but for case or Unicode form, as
+    ``PREFIX 'a' and 'A' (REF) differ ...``; None when all are apart. The same label twice is one
+    folder on purpose, not a clash."""
+    first: dict[str, Named] = {}
+    for n in named:
+        other = first.setdefault(label_key(n.label), n)
+        if other.label != n.label:
+            return (f"{n.prefix} '{n.label}' and '{other.label}' ({other.ref}) differ only by case "
+                    "or Unicode form: one folder on macOS and Windows; write them the same")
+    return None
+
+
 # A path read from the config: ``~`` means the home folder, as in a shell.
 UserPath = Annotated[str, AfterValidator(os.path.expanduser)]
 
@@ -132,7 +175,8 @@ def no_such_path(path: str | Path) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan: a .nan or .inf passes every comparison check and fails much later
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -179,12 +223,57 @@ class Source(_Model):
         return self
 
 
+_RUNS_PROGRAM = "runs the program it names"
+_COMMAND_OPTIONS = {
+    "netrc_cmd": "runs a command",
+    "ffmpeg_location": _RUNS_PROGRAM,
+    "external_downloader_args": "passes arguments to a program (aria2c runs commands it is given)",
+    "postprocessor_args": "passes arguments to a program (ffmpeg writes any file it is given)",
+    "print_to_file": "appends text to any file it names (a shell start-up file runs it)",
+    "exec_cmd": "runs a command",  # older yt-dlp releases read these two top-level keys
+    "exec_before_dl_cmd": "runs a command",
+}
+"""yt-dlp options (``YoutubeDL`` parameters) that run a program of the config's choosing."""
+_EXEC_POSTPROCESSORS = frozenset({"exec", "execafterdownload"})
+
+
+def _runs_programs(opts: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key path under ``download.ytdlp``, what it does) for each yt-dlp option in ``opts`` that
+    runs a program the config chooses: a shell command (the Exec postprocessor, ``netrc_cmd``),
+    an executable by path (ffmpeg, an external downloader, a JavaScript runtime), or arguments
+    that make one run commands."""
+    for key, what in _COMMAND_OPTIONS.items():
+        if key in opts:
+            yield key, what
+    downloaders = opts.get("external_downloader")
+    downloaders = downloaders if isinstance(downloaders, dict) else {"default": downloaders}
+    if any(d is not None and str(d).lower() != "native" for d in downloaders.values()):
+        yield "external_downloader", _RUNS_PROGRAM
+    runtimes = opts.get("js_runtimes")
+    for name, settings in (runtimes.items() if isinstance(runtimes, dict) else ()):
+        if isinstance(settings, dict) and "path" in settings:
+            yield f"js_runtimes.{name}.path", _RUNS_PROGRAM
+    postprocessors = opts.get("postprocessors")
+    for i, pp in enumerate(postprocessors if isinstance(postprocessors, list) else ()):
+        if isinstance(pp, dict) and (str(pp.get("key", "")).lower() in _EXEC_POSTPROCESSORS
+                                     or "exec_cmd" in pp):
+            yield f"postprocessors.{i}", f"runs a command ({pp.get('key')})"
+
+
 class Download(_Model):
     format: str = "bv*[height<=720]/b[height<=720]/bv*/b"
     sections_only: bool = True
     retries: Annotated[int, _at_least(0)] = 3
     socket_timeout: PositiveFloat = 30.0
     ytdlp: dict[str, Any] = Field(default_factory=dict)
+    # A config is a file people share: yt-dlp options that run programs (_runs_programs) are
+    # refused unless its reader sets this.
+    allow_commands: bool = False
+
+    def commands(self) -> list[str]:
+        """``ytdlp.KEY: what it does`` for each option that runs a program, when not allowed."""
+        return [] if self.allow_commands else [f"ytdlp.{k}: {what}"
+                                               for k, what in _runs_programs(self.ytdlp)]
 
 
 class SceneOptions(_Model):
@@ -511,6 +600,34 @@ class Config(_Model):
                           if not Path(photo).expanduser().is_file()]
 
     @model_validator(mode="after")
+    def _no_commands(self) -> Config:
+        commands = self.download.commands()
+        if commands:
+            raise ValueError(f"download.{commands[0]}; set download.allow_commands: true to allow it")
+        return self
+
+    @model_validator(mode="after")
+    def _labels_apart(self) -> Config:
+        clash = label_clash(self.labels())
+        if clash is not None:
+            raise ValueError(clash)
+        return self
+
+    def labels(self) -> list[Named]:
+        """Every label the config gives, in file order: the sources', their segments', the
+        reference names (the folders of ``dataset/``)."""
+        named = []
+        for i, s in enumerate(self.sources):
+            for where, label in [(f"sources.{i}.label", s.label),
+                                 *((f"sources.{i}.segments.{j}.label", g.label)
+                                   for j, g in enumerate(s.segments))]:
+                if label is not None:
+                    named.append(Named(f"{where}:", where, label))
+        references = self.identity.references if self.identity is not None else {}
+        return named + [Named("identity.references:", f"identity.references.{name}", name)
+                        for name in references]
+
+    @model_validator(mode="after")
     def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
@@ -542,6 +659,8 @@ def _message(err: dict) -> str:
         want = _TYPE_WORDS.get(kind.split("_")[0], kind.split("_")[0])
         got = type(err.get("input")).__name__
         return f"must be {want} (got {got} {err.get('input')!r})"
+    if kind == "finite_number":
+        return f"must be a finite number (got {err.get('input')})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     return err["msg"]

@@ -47,6 +47,11 @@ class ExecutorError(RuntimeError):
     Raised before any unit ran."""
 
 
+class NodeLost(RuntimeError):
+    """The Ray node this run's driver talks to died mid-run (its raylet is gone): no unit can
+    be run or reported here any more. Finished units are kept; a rerun resumes."""
+
+
 def open_executor(config: Any, root: Path, log: Callable[[str], None] = print):
     """The executor ``config.executor`` asks for (not started yet: use it as a context manager)."""
     if config.executor.kind == "ray":
@@ -209,6 +214,7 @@ class RayExecutor:
         self.ray: Any = None
         self._owned = False
         self._pending: dict[Any, Any] = {}
+        self._node_lost = False  # the local raylet died: Ray can be asked nothing more
 
     # --- lifecycle
 
@@ -366,7 +372,10 @@ class RayExecutor:
         ray = self.ray
         items = list(items)
         task = ray.remote(_run_unit).options(**self._unit_options())
-        shared = ray.put((fn, tuple(common)))
+        # Inline in each task (a config is small), not ray.put: an object of the driver in the
+        # node's object store makes Ray end the driver at once, with no cleanup, when that node's
+        # raylet dies; without one the driver sees LocalRayletDiedError and stops cleanly.
+        shared = (fn, tuple(common))
         cwd, window, queued = os.getcwd(), self._window(), iter(items)
         try:
             while True:
@@ -390,6 +399,11 @@ class RayExecutor:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # the unit itself raised: the run's error
             raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from exc
+        except ray.exceptions.LocalRayletDiedError as exc:  # every unit is lost, not this one
+            self._node_lost = True
+            raise NodeLost("executor: the Ray node of this run died (its raylet stopped: killed, "
+                           "or out of memory); finished units are kept: run the same command "
+                           "again to resume") from exc
         except ray.exceptions.RayError as exc:  # its worker or node died more than max_retries times
             if lost is None:
                 raise
@@ -399,6 +413,8 @@ class RayExecutor:
         """Stop the tasks still queued or running (their workers are killed), and wait for them
         to go, so that the caller can clean up after them. A cancel that reaches a task while
         it is being handed to a worker can be lost, so the ones still there are asked again."""
+        if self._node_lost:  # nothing runs any more, and a cancel would wait for the dead node
+            self._pending.clear()
         if not self._pending or self.ray is None:
             return
         ray, refs = self.ray, list(self._pending)

@@ -39,6 +39,7 @@ already taken in its source, so a person seen in five videos keeps shots from al
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import Config, PerPerson, _label_problem
+from .config import Config, Named, PerPerson, _label_problem, label_clash
 from .dataset import NAMES_FILE, decode_text
 from .embedders import Face, embedder_class
 from .quality import DROPPED, KEPT, select_per_track
@@ -59,22 +60,30 @@ class IdentityError(ValueError):
 
 def read_names(path: Path) -> dict[str, str]:
     """{cluster: name} from a names file (``parse_names``). Raises ``IdentityError`` naming the
-    file and line when a name is not a valid label."""
+    file and line when a name is not a valid label, or is another name of the file but for case
+    or Unicode form (one folder on macOS and Windows)."""
+    return {cluster: named.label for cluster, named in _named_lines(path).items()}
+
+
+def _named_lines(path: Path, taken: Iterable[Named] = ()) -> dict[str, Named]:
+    """``parse_names`` of the file at ``path``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IdentityError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_names(decode_text(data, f"names file {path}"), str(path))
+    return parse_names(decode_text(data, f"names file {path}"), str(path), taken)
 
 
-def parse_names(text: str, where: str) -> dict[str, str]:
-    """{cluster: name} from the text of a names file: one ``<cluster> <name>`` a line (the name
-    may hold spaces), blank lines and ``#`` comments ignored, a later line for a cluster wins.
-    Raises ``IdentityError`` (``<where>:<line>: ...``) when a name is not a valid label: the run
-    checks the file it reads, the review server what a page posts, by the same rules."""
+def parse_names(text: str, where: str, taken: Iterable[Named] = ()) -> dict[str, Named]:
+    """{cluster: its name and line} from the text of a names file: one ``<cluster> <name>`` a
+    line (the name may hold spaces), blank lines and ``#`` comments ignored, a later line for a
+    cluster wins. Raises ``IdentityError`` (``<where>:<line>: ...``) when a name is not a valid
+    label or clashes with another (``taken``: the config's labels, checked before the file's
+    own): the run checks the file it reads, the review server what a page posts, by the same
+    rules."""
     import unicodedata
 
-    names: dict[str, str] = {}
+    names: dict[str, Named] = {}
     for n, line in enumerate(text.splitlines(), 1):
         item = line.split("#", 1)[0].strip()
         if not item:
@@ -85,7 +94,11 @@ def parse_names(text: str, where: str) -> dict[str, str]:
         if problem is not None:
             raise IdentityError(f"{where}:{n}: the name of cluster {cluster} {problem}; write "
                                 "one '<cluster> <name>' a line, the name a valid label")
-        names[cluster] = name
+        names.pop(cluster, None)  # a later line wins, and takes the order of its line
+        names[cluster] = Named(f"{where}:{n}: the name", f"line {n}", name)
+    clash = label_clash([*taken, *names.values()])
+    if clash is not None:
+        raise IdentityError(clash)
     return names
 
 
@@ -251,10 +264,11 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}
 
 
-def preflight(root: Path) -> None:
+def preflight(root: Path, config: Config) -> None:
     """What the global step will need, checked before any stage: dlib (clustering uses its
     Chinese Whispers, whatever the embedder) and ``<output>/identities.txt``, so a bad line stops
-    the run at once (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does."""
+    the run at once (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does; its
+    names become labels, so they must not clash with the config's."""
     from .embedders.dlib import import_dlib
 
     try:
@@ -262,7 +276,8 @@ def preflight(root: Path) -> None:
     except ImportError as exc:
         raise IdentityError(f"{exc} (identity clusters use dlib's Chinese Whispers)") from None
     if (root / NAMES_FILE).is_file():
-        read_names(root / NAMES_FILE)
+        _named_lines(root / NAMES_FILE, [Named(n.prefix, f"{n.ref} in the config", n.label)
+                                         for n in config.labels()])
 
 
 def person_of(row: dict[str, Any]) -> str | None:

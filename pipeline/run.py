@@ -253,13 +253,27 @@ def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
     from .detectors.cache import ModelError
     from .detectors.registry import fetch_model
 
-    preflight(root)
+    preflight(root, config)
     try:
         fetch_model(config.identity.model, progress)
         identity.embedder_for(config)
     except (ImportError, ModelError) as exc:
         raise IdentityError(str(exc)) from None
     reference_vectors(config)
+
+
+def preflight(config: Config, root: Path, rejects: Path | str | None = None,
+              progress: bool = False) -> None:
+    """What stops a run before it takes the output folder: a rejects file that is missing or
+    cannot be decoded, an executor that is not installed (Ray), and for ``identity`` the extra,
+    the embedder, the reference photos and identities.txt. ``validate`` calls it too, so it says
+    ok only to a config ``run`` accepts. Raises ``RejectsError``, ``ExecutorError`` or
+    ``IdentityError``."""
+    rejects_path = rejects_file_for(root, rejects)
+    if rejects_path is not None:
+        read_rejects(rejects_path)
+    check_available(config.executor.kind)
+    _preflight_identity(config, root, progress)
 
 
 def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False,
@@ -281,11 +295,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     # Absolute once, here: yt-dlp reports absolute file paths, and every path is compared with
     # (and made relative to) this root; paths written into markers stay relative to it.
     root = config.output_dir.absolute()
-    # a given file that does not exist, or one that cannot be decoded, fails before any work
-    rejects_path = rejects_file_for(root, rejects)
-    if rejects_path is not None:
-        read_rejects(rejects_path)
-    check_available(config.executor.kind)  # e.g. Ray not installed: fails before any work
+    preflight(config, root, rejects, progress)
     claim = check_output(root, identity_of(config.name, config_file, root), take_over)  # writes nothing
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
@@ -302,7 +312,6 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         for outcome in outcomes:
             log_outcome(outcome)
         _preflight_detector(config, progress, notices.warn)
-        _preflight_identity(config, root, progress)
         bar = _bar(len(expansion.videos), progress)
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,

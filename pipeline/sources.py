@@ -148,15 +148,21 @@ def _video_entries(info: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]
         yield info, info.get("webpage_url") or info.get("original_url") or info.get("url") or ""
 
 
+LISTING_ONLY = {"simulate": True, "skip_download": True, "postprocessors": []}
+"""yt-dlp options that make a listing only a listing, over the config's own."""
+
+
 def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Ask yt-dlp what videos ``url`` stands for, without downloading them.
 
     ``extract_flat="in_playlist"`` lists a playlist's or search's videos without visiting each.
+    Whatever ``ytdlp_options`` say, listing downloads nothing and runs no postprocessor (yt-dlp
+    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing.
     """
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
-            "skip_download": True, "logger": QuietLogger(), **(ytdlp_options or {})}
+            "logger": QuietLogger(), **(ytdlp_options or {}), **LISTING_ONLY}
     with yt_dlp.YoutubeDL(opts) as ydl:
         info = ydl.extract_info(url, download=False)
     entries = []

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -334,6 +335,26 @@ def test_ctrl_c_in_the_driver_cancels_the_running_and_queued_tasks(ray_instance,
     assert not list(root.glob("*/.*.tmp")) and not (root / "run.lock").exists()
 
 
+def _read_until(stream, text: str, within: float) -> tuple[float | None, str]:
+    """The lines of ``stream`` up to the first holding ``text``: (when it came, or None if it did
+    not within ``within`` seconds; what was read). A thread reads, so a blocked read does not
+    block the wait."""
+    lines: list[str] = []
+    came: list[float] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+            if text in line:
+                came.append(time.monotonic())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(within)
+    return (came[0] if came else None), "".join(lines)
+
+
 def _cli_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     return {**env, **LOCAL_ONLY, **extra}
@@ -364,8 +385,15 @@ def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path, s
     assert proc.poll() is None, proc.communicate()
     sent = time.monotonic()
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 10, "Ctrl-C must stop the run within seconds"
+    # The run stops its units and says so within seconds; the process then exits, which on a
+    # loaded machine may take Ray's shutdown a while longer: each is waited for, not a fixed time.
+    stopped, before = _read_until(proc.stderr, "interrupted", within=120)
+    if stopped is None:
+        proc.kill()
+    assert stopped is not None, ("the run did not say it was interrupted", before)
+    assert stopped - sent < 30, "Ctrl-C must stop the run within seconds"
+    out, rest = proc.communicate(timeout=300)
+    err = before + rest
     assert proc.returncode == code, (out, err)
     assert "run the same command again to resume" in err and "Traceback" not in err
     assert sig == signal.SIGINT or "interrupted by SIGTERM" in err
@@ -410,3 +438,59 @@ def test_an_unreachable_cluster_is_a_clear_error(ray_instance, tmp_path):
     assert ("error: executor: cannot reach the Ray cluster at 127.0.0.1:1 (executor.address): "
             "Connection refused") in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out" / "run.lock").exists()
+
+
+def _raylet_of(driver: int) -> int | None:
+    """The raylet of the Ray instance the process ``driver`` started (Linux: through /proc)."""
+    from test_signals import children
+
+    for pid in children(driver):
+        try:
+            if "raylet" in Path(f"/proc/{pid}/cmdline").read_text():
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def _running_units(raylet: int) -> list[int]:
+    from test_signals import children
+
+    found = []
+    for pid in children(raylet):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_text().startswith("ray::_run_unit"):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Ray's processes in /proc")
+def test_a_dead_ray_node_stops_the_run_with_one_line_and_frees_the_output(tmp_path):
+    """The raylet of the run's own Ray instance is killed mid-run (as the OOM killer does): the
+    run says so in one line with how to resume, exits 1 and leaves no run.lock; the same command
+    then finishes the run."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(demo_config(tmp_path, "out", executor=RAY,
+                                                      sample={"every": 0.2})))
+    command = [sys.executable, "-m", "pipeline", "run", str(config_file), "-q"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=_cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, raylet = time.monotonic() + 240, None
+    while proc.poll() is None and time.monotonic() < deadline and not (
+            (raylet := _raylet_of(proc.pid)) and _running_units(raylet)):
+        time.sleep(0.05)
+    assert proc.poll() is None and raylet is not None, proc.communicate()
+    os.kill(raylet, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (out, err)
+    assert err.splitlines()[-1] == (
+        "error: executor: the Ray node of this run died (its raylet stopped: killed, or out of "
+        "memory); finished units are kept: run the same command again to resume"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "run.lock").exists()
+    resumed = subprocess.run(command, cwd=tmp_path, env=_cli_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "sources: 3 done" in resumed.stdout
