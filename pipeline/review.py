@@ -238,7 +238,7 @@ class Saver:
                 raise Refused(409, f"{name} was changed since this page was loaded (another tab, or "
                                    "by hand); nothing was saved: reload the page (your selection is "
                                    "kept) and save again")
-            run_lock = RunLock(self.root)
+            run_lock = RunLock(self.root, "review save")
             try:
                 run_lock.acquire()
             except LockError as exc:
@@ -381,7 +381,7 @@ class ReviewServer:
     def __init__(self, root: Path, port: int = 0,
                  on_save: Callable[[str, int], None] | None = None):
         self.root = Path(root)
-        with RunLock(self.root):
+        with RunLock(self.root, "review"):
             remove_leftovers(self.root)
         self.token = secrets.token_urlsafe(32)
         handler = type("Handler", (_Handler,), {

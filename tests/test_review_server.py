@@ -213,7 +213,7 @@ def test_no_save_while_a_run_holds_the_output_folder(served):
     (demo.root / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                                     "started": "now"}))
     answer = http_request(base, "POST", "/api/rejects", headers, b"x\n")
-    assert answer.status == 423 and "another run is using" in answer.text, answer
+    assert answer.status == 423 and "is in use by another command (run" in answer.text, answer
     assert not (demo.root / "rejects.txt").exists()
     (demo.root / "run.lock").unlink()
     assert http_request(base, "POST", "/api/rejects", headers, b"x\n").status == 200
