@@ -17,6 +17,7 @@ import pipeline.video.pyav as pyav_source
 from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError, VideoInfo,
                             index_packets, iter_samples, probe, pyav_available, sharpness)
 from pipeline.video.packets import IndexMismatch, runs_to_decode
+from pipeline.video.probe import container_info
 from pipeline.video.selection import Clock
 from support import ffmpeg_exe
 
@@ -85,6 +86,22 @@ def test_probe_raw_stream_has_no_frame_count(raw264: Path) -> None:
     assert cv2.VideoCapture(str(raw264)).get(cv2.CAP_PROP_FRAME_COUNT) <= 0
     info = probe(raw264)
     assert (info.width, info.height, info.frame_count, info.duration_s) == (320, 240, None, None)
+
+
+@pytest.mark.testdata
+@needs_pyav
+def test_container_header_tells_what_probe_decodes(codec_clips: dict[str, Path], raw264: Path,
+                                                   cfr: Path, testdata: Path) -> None:
+    """``plan`` reads lengths from the header: the same numbers as the probe that decodes, on
+    every real clip and codec clip it accepts; none for what the header cannot vouch for (raw
+    streams, Matroska and WebM, which store no frame count)."""
+    clips = [*codec_clips.values(), raw264, cfr,
+             *(p for p in testdata.rglob("*") if p.suffix in {".mp4", ".avi", ".264"})]
+    read = {path.name: container_info(path) for path in clips}
+    assert [name for name, info in read.items() if info is None] == [
+        "open.mkv", "vp9.webm", "av1.mkv", "raw.264", "error_i_p.264"]
+    for path in clips:
+        assert read[path.name] in (None, probe(path)), path
 
 
 def _write(path: Path, data: bytes) -> Path:
