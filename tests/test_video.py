@@ -99,7 +99,7 @@ def test_container_header_tells_what_probe_decodes(codec_clips: dict[str, Path],
              *(p for p in testdata.rglob("*") if p.suffix in {".mp4", ".avi", ".264"})]
     read = {path.name: container_info(path) for path in clips}
     assert [name for name, info in read.items() if info is None] == [
-        "open.mkv", "vp9.webm", "av1.mkv", "raw.264", "error_i_p.264"]
+        "codec_open.mkv", "codec_vp9.webm", "codec_av1.mkv", "raw.264", "error_i_p.264"]
     for path in clips:
         assert read[path.name] in (None, probe(path)), path
 
@@ -409,7 +409,7 @@ def codec_clips(videos: Path) -> dict[str, Path]:
     """120 frames of 160x120 in each codec and stream kind (``CODEC_CLIPS``), ~0.1 s each."""
     if ffmpeg_exe() is None:
         pytest.skip("imageio-ffmpeg is not installed")
-    return {name: media.make_encoded_video(videos / file, args, frames=120)
+    return {name: media.make_encoded_video(videos / f"codec_{file}", args, frames=120)
             for name, (file, args) in CODEC_CLIPS.items()}
 
 
