@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if env is not None:
                 continue
             dense = every == 1.0
-            limit = 0.7 if dense else 2.5
+            limit = 0.5 if dense else 2.0
             res.check(f"whole run, every {every:g} s / {base_name}", ratio(whole.seconds, base),
                       f"<= {limit}x", whole.seconds <= limit * base,
                       f"{whole.seconds:.2f} s, CPU {ratio(whole.cpu, cpu_base)}; stages (s) {stages}")
