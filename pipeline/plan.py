@@ -28,6 +28,7 @@ from .sources import Video, cap_per_source, expand_sources
 from .stages import NAMES
 from .state import State
 from .video import VideoInfo, probe
+from .video.probe import container_info
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3
@@ -143,13 +144,14 @@ def local_file(video: Video, state: State) -> Path | None:
 
 
 def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> PlannedVideo:
-    """Duration and size: probed from the file when there is one, else the listing's."""
+    """Duration and size: from the file's header when there is one (probed by decoding its first
+    frames only when the header does not say), else the listing's."""
     planned = PlannedVideo(video)
     path = local_file(video, state)
     info: VideoInfo | None = None
     if path is not None:
         try:
-            info = probe(path)
+            info = container_info(path) or probe(path)
         except Exception:  # unreadable: the run will say so at its sample stage
             info = None
     if info is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -325,7 +326,7 @@ def machine_line(ffmpeg: str) -> str:
 
 
 def pipeline_config(path: Path, videos: list[Path], output: Path, workers: int,
-                    detect: dict, every: float | None = None) -> Path:
+                    detect: dict, every: float | None = None, executor: dict | None = None) -> Path:
     """Defaults everywhere else (sampling every 1 s is the default). ``videos`` are files or
     folders."""
     import yaml
@@ -334,7 +335,8 @@ def pipeline_config(path: Path, videos: list[Path], output: Path, workers: int,
     path.write_text(yaml.safe_dump({
         "name": "bench", "output": str(output),
         "sources": [{"path": str(v), "label": "face"} for v in videos],
-        "detect": detect, "workers": workers, **sample}))
+        "detect": detect, "workers": workers, **sample,
+        **({"executor": executor} if executor else {})}))
     return path
 
 
@@ -354,6 +356,11 @@ def one_second_clips(ffmpeg: str, video: Path, folder: Path, n: int) -> Path:
         except OSError:
             shutil.copyfile(clip, target)
     return folder
+
+
+def frames_at(facts: VideoFacts, every: float) -> int:
+    """Frames a whole-video sampling every ``every`` s keeps."""
+    return max(1, math.ceil(facts.seconds / every))
 
 
 def stage_seconds(output: Path) -> dict[str, float]:
@@ -394,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                              "yunet_test_unverified.onnx)")
     parser.add_argument("--quick", action="store_true", help="tiny video, one round: a smoke test")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["pipeline", "workers", "memory", "sources", "identity"],
+                        choices=["pipeline", "workers", "ray", "memory", "sources", "identity"],
                         help="leave out a section")
     parser.add_argument("--sources", type=int,
                         help="many-sources row: N and 10 x N one-second sources (30; quick 4)")
@@ -534,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if env is not None:
                 continue
             dense = every == 1.0
-            limit = 0.7 if dense else 2.5
+            limit = 0.5 if dense else 2.0
             res.check(f"whole run, every {every:g} s / {base_name}", ratio(whole.seconds, base),
                       f"<= {limit}x", whole.seconds <= limit * base,
                       f"{whole.seconds:.2f} s, CPU {ratio(whole.cpu, cpu_base)}; stages (s) {stages}")
@@ -559,19 +566,28 @@ def main(argv: list[str] | None = None) -> int:
                 if workers not in times or run.seconds < times[workers].seconds:
                     times[workers] = run
         speedup = times[1].seconds / times[2].seconds
+        frames = 2 * frames_at(facts, 1.0)
+        per_frame = {w: 1000 * run.cpu / frames for w, run in times.items()}
         cores = os.cpu_count() or 1
         print()
         print(f"2 videos, whole pipeline at 1 s: 1 worker {times[1].seconds:.2f} s "
-              f"({times[1].cpu:.1f} CPU-s, {times[1].cores:.2f} cores busy), 2 workers "
-              f"{times[2].seconds:.2f} s ({times[2].cpu:.1f} CPU-s, {times[2].cores:.2f} cores busy): "
-              f"{speedup:.2f}x the throughput (at most {cores / max(times[1].cores, 0.01):.2f}x on "
-              f"{cores} cores with 1 worker already using {times[1].cores:.2f}, if the CPU-s stay)",
-              flush=True)
-        res.check("2 workers, 2 videos: throughput / 1 worker", f"{speedup:.2f}x", ">= 1.5x",
-                  speedup >= 1.5,
-                  f"CPU-s 1 worker {times[1].cpu:.1f} ({times[1].cores:.2f} cores busy), 2 workers "
-                  f"{times[2].cpu:.1f} ({times[2].cores:.2f}); bound {cores} cores / "
-                  f"{times[1].cores:.2f} = {cores / max(times[1].cores, 0.01):.2f}x")
+              f"({times[1].cpu:.1f} CPU-s = {per_frame[1]:.1f} CPU-ms a sampled frame, "
+              f"{times[1].cores:.2f} cores busy), 2 workers {times[2].seconds:.2f} s "
+              f"({times[2].cpu:.1f} CPU-s = {per_frame[2]:.1f} CPU-ms a frame, "
+              f"{times[2].cores:.2f} cores busy): {speedup:.2f}x the throughput (at most "
+              f"{cores / max(times[1].cores, 0.01):.2f}x on {cores} cores with 1 worker already "
+              f"using {times[1].cores:.2f})", flush=True)
+        res.check("CPU-ms a sampled frame, whole run at 1 s: 1 worker", f"{per_frame[1]:.1f} ms", "-",
+                  None, f"{frames} frames of 2 videos; ffmpeg decode-only "
+                        f"{1000 * cpu_decode / frames_at(facts, 1.0):.1f} CPU-ms a sampled frame")
+        res.check("CPU-ms a sampled frame: 2 workers / 1 worker", ratio(per_frame[2], per_frame[1]),
+                  f"<= {FLAT}x", per_frame[2] <= FLAT * per_frame[1],
+                  f"{per_frame[2]:.1f} vs {per_frame[1]:.1f} ms (CPU-seconds do not depend on the "
+                  f"cores; wall-clock speed-up {speedup:.2f}x, at most {cores} cores / "
+                  f"{times[1].cores:.2f} busy = {cores / max(times[1].cores, 0.01):.2f}x here)")
+
+    if "ray" not in args.skip:
+        ray_cluster(res, ffmpeg, video, work, scratch, detect, seconds=min(20.0, facts.seconds / 4))
 
     if "memory" not in args.skip:
         long_video = concat(ffmpeg, video, 12, work / f"x12_{video.stem}.mp4")
@@ -603,6 +619,96 @@ def main(argv: list[str] | None = None) -> int:
     print("results (ratios against baselines measured in this run):")
     print(res.table())
     return 0
+
+
+RAY_NODES = 2
+"""Nodes of the Ray test cluster (one CPU each, all on this machine)."""
+RAY_LOCAL = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+             "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+             "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+"""Ray's nodes and the run's driver talk over 127.0.0.1 only and report no usage (as the test
+suite's Ray cluster: without a proxy that nobody answers at, the driver looked for the cluster
+at the machine's network address and waited for it forever)."""
+
+
+def units_running(raylet: int) -> int:
+    """Worker processes under a node's raylet that run a unit now (Ray titles them
+    ``ray::_run_unit``)."""
+    count = 0
+    for pid in _tree(raylet)[1:]:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_text().startswith("ray::_run_unit"):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def ray_cluster(res: Results, ffmpeg: str, video: Path, work: Path, scratch: Path,
+                detect: dict, sources: int = 4, seconds: float = 20.0) -> None:
+    """The ray executor on a multi-node test cluster (``ray.cluster_utils.Cluster``: RAY_NODES
+    nodes of one CPU on this machine): ``sources`` clips of ``seconds`` s of the video, run by the
+    CLI connected to the cluster's address; the units must spread over every node (each node's
+    raylet is watched for unit processes every 50 ms)."""
+    try:
+        from ray._private import ray_constants
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        print("\nray: skipped, Ray is not installed (pip install -e \".[ray]\")")
+        return
+    clips = work / f"ray_clips_{seconds:g}s"
+    clips.mkdir(exist_ok=True)
+    for i in range(sources):
+        clip = clips / f"r{i}.mp4"
+        if not clip.exists():
+            subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-ss",
+                            str(i * seconds), "-i", str(video), "-t", str(seconds), "-c", "copy",
+                            str(clip)], check=True)
+    saved = {k: os.environ.get(k) for k in RAY_LOCAL}
+    os.environ.update(RAY_LOCAL)  # inherited by the nodes' processes
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        if not cluster.address.startswith("127.0.0.1:"):
+            print(f"\nray: skipped, the test cluster is at {cluster.address}, not on 127.0.0.1")
+            return
+        nodes = [cluster.head_node] + [cluster.add_node(**node) for _ in range(RAY_NODES - 1)]
+        raylets = [n.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid for n in nodes]
+        config = pipeline_config(work / "ray.yaml", [clips], scratch / "ray", 1, detect,
+                                 executor={"kind": "ray", "address": cluster.address,
+                                           "num_cpus": 1})
+        seen = [0] * len(nodes)
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.05):
+                for n, raylet in enumerate(raylets):
+                    seen[n] = max(seen[n], units_running(raylet))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        try:
+            run = run_timed([sys.executable, "-m", "pipeline", "run", "-q", str(config)], REPO, env)
+        finally:
+            stop.set()
+            watcher.join()
+    finally:
+        cluster.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    spread = sum(1 for n in seen if n)
+    print()
+    print(f"ray executor, {RAY_NODES}-node test cluster, {sources} sources of {seconds:g} s: "
+          f"{run.seconds:.2f} s, exit {run.code}; units seen running on {spread} of {len(nodes)} "
+          f"nodes (most at once per node: {seen})", flush=True)
+    res.check(f"ray executor on a {RAY_NODES}-node test cluster: nodes that ran units",
+              f"{spread} of {len(nodes)}", "all", run.code == 0 and spread == len(nodes),
+              f"{sources} sources of {seconds:g} s, {run.seconds:.1f} s, exit {run.code}")
 
 
 def bench_identity(repeat: int, clip: Path = FACE_CLIP, frames: int = 8) -> None:

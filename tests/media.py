@@ -127,6 +127,12 @@ def _encode(path: Path, frames: int, fps: float, size: Size, pattern: Pattern,
     return path
 
 
+def make_encoded_video(path: Path | str, output_args: Sequence[str], frames: int = 100,
+                       fps: float = 25.0, size: Size = (160, 120)) -> Path:
+    """Any codec ffmpeg can write: ``output_args`` name the encoder and its settings."""
+    return _encode(Path(path), frames, fps, size, index_frame, output_args)
+
+
 def make_h264_video(path: Path | str, frames: int = 50, fps: float = 25.0,
                     size: Size = (320, 240), pattern: Pattern = index_frame,
                     bframes: int = 3, faststart: bool = False) -> Path:

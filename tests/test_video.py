@@ -17,6 +17,7 @@ import pipeline.video.pyav as pyav_source
 from pipeline.video import (PacketIndex, Range, SamplePlan, Sampler, VideoError, VideoInfo,
                             index_packets, iter_samples, probe, pyav_available, sharpness)
 from pipeline.video.packets import IndexMismatch, runs_to_decode
+from pipeline.video.probe import container_info
 from pipeline.video.selection import Clock
 from support import ffmpeg_exe
 
@@ -85,6 +86,22 @@ def test_probe_raw_stream_has_no_frame_count(raw264: Path) -> None:
     assert cv2.VideoCapture(str(raw264)).get(cv2.CAP_PROP_FRAME_COUNT) <= 0
     info = probe(raw264)
     assert (info.width, info.height, info.frame_count, info.duration_s) == (320, 240, None, None)
+
+
+@pytest.mark.testdata
+@needs_pyav
+def test_container_header_tells_what_probe_decodes(codec_clips: dict[str, Path], raw264: Path,
+                                                   cfr: Path, testdata: Path) -> None:
+    """``plan`` reads lengths from the header: the same numbers as the probe that decodes, on
+    every real clip and codec clip it accepts; none for what the header cannot vouch for (raw
+    streams, Matroska and WebM, which store no frame count)."""
+    clips = [*codec_clips.values(), raw264, cfr,
+             *(p for p in testdata.rglob("*") if p.suffix in {".mp4", ".avi", ".264"})]
+    read = {path.name: container_info(path) for path in clips}
+    assert [name for name, info in read.items() if info is None] == [
+        "codec_open.mkv", "codec_vp9.webm", "codec_av1.mkv", "raw.264", "error_i_p.264"]
+    for path in clips:
+        assert read[path.name] in (None, probe(path)), path
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -360,6 +377,87 @@ def test_leading_pictures_of_an_open_gop(gop_videos: dict[str, Path],
     plan = SamplePlan(every_s=1.0, ranges=(Range(0.88, None),))  # frames 22, 47, ...: leading
     _, seek = assert_same_as_sequential(path, plan)
     assert [f.frame_index for f in iter_samples(path, plan)] == [22, 47, 72, 97, 122, 147]
+
+
+# --- skipping non-reference frames: exact on every codec and stream kind ----------------------
+
+H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+CODEC_CLIPS = {  # name: (file name, ffmpeg output arguments)
+    "h264_no_bframes": ("nob.mp4", [*H264, "-bf", "0", "-g", "25"]),
+    "h264_bpyramid": ("bpyramid.mp4", [*H264, "-bf", "3", "-x264-params",
+                                       "keyint=50:min-keyint=50:scenecut=0:b-pyramid=normal"]),
+    "h264_open_gop": ("open.mkv", [*H264, "-bf", "3", "-x264-params",
+                                   "keyint=25:min-keyint=25:scenecut=0:open-gop=1"]),
+    "hevc_open_gop": ("hevc.mp4", ["-c:v", "libx265", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                                   "-x265-params", "keyint=25:min-keyint=25:scenecut=0:bframes=4"
+                                   ":open-gop=1:log-level=error"]),
+    "vp9_altref": ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "8",
+                                "-g", "50", "-auto-alt-ref", "1", "-lag-in-frames", "16",
+                                "-b:v", "200k", "-pix_fmt", "yuv420p"]),
+    "av1": ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-g", "25", "-pix_fmt", "yuv420p"]),
+    "mpeg4_bframes": ("mpeg4.mp4", ["-c:v", "mpeg4", "-bf", "2", "-g", "25", "-q:v", "4",
+                                    "-pix_fmt", "yuv420p"]),
+    "mjpeg": ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p"]),
+}
+SKIPPING = {"h264_bpyramid": "h264", "h264_open_gop": "h264", "hevc_open_gop": "hevc",
+            "mpeg4_bframes": "mpeg4"}
+"""The clips with non-reference frames whose decoder skips them (``pyav.NONREF_CODECS``)."""
+
+
+@pytest.fixture(scope="module")
+def codec_clips(videos: Path) -> dict[str, Path]:
+    """120 frames of 160x120 in each codec and stream kind (``CODEC_CLIPS``), ~0.1 s each."""
+    if ffmpeg_exe() is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    return {name: media.make_encoded_video(videos / f"codec_{file}", args, frames=120)
+            for name, (file, args) in CODEC_CLIPS.items()}
+
+
+@needs_pyav
+@pytest.mark.parametrize("parallel", [True, False])
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("name", [*CODEC_CLIPS, "vfr", "bframes", "cfr"])
+def test_skipping_nonreference_frames_gives_the_frames_of_a_full_decode(
+        name: str, threads: int, parallel: bool, codec_clips: dict[str, Path],
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dense and sparse plans on every codec, one decoder thread or FFmpeg's frame threads, runs
+    on parallel decoders or one: the frames (times, indexes, pixels) of a sequential decode."""
+    monkeypatch.setattr(pyav_source, "PARALLEL_RUNS", parallel)
+    path = codec_clips.get(name) or request.getfixturevalue(name)
+    for step in (0.3, 1.3):
+        assert_same_as_sequential(path, SamplePlan(every_s=step, threads=threads))
+
+
+@needs_pyav
+def test_codecs_that_honour_skipping_decode_fewer_frames(codec_clips: dict[str, Path]) -> None:
+    """Non-reference frames are skipped where the decoder is proven exact, and only there."""
+    for name, path in codec_clips.items():
+        seek = iter_samples(path, SamplePlan(every_s=0.28, strategy="seek"))
+        assert len(list(seek)) == 18 and seek.strategy == "seek", name
+        assert seek.decoded <= seek.grabbed, name
+        if name in SKIPPING:
+            assert index_packets(path).codec == SKIPPING[name]
+            assert seek.decoded < 0.8 * seek.grabbed, (name, seek.decoded, seek.grabbed)
+        else:
+            assert seek.decoded >= seek.grabbed - 1, (name, seek.decoded, seek.grabbed)
+
+
+@pytest.mark.testdata
+@needs_pyav
+def test_every_real_clip_samples_as_a_full_decode(testdata: Path) -> None:
+    """Each real test clip (H.264 with and without B-frames, MPEG-4, MJPEG, a broken raw
+    stream that falls back to sequential decoding): the seek strategy gives a full decode's
+    frames, byte for byte."""
+    clips = sorted(p for p in testdata.rglob("*") if p.suffix in {".mp4", ".avi", ".264"})
+    assert len(clips) >= 11
+    for path in clips:
+        for step in (0.3, 1.3):
+            plan = SamplePlan(every_s=step)
+            sequential, expected = _frames(path, plan, "sequential")
+            seek, got = _frames(path, plan, "seek")
+            assert seek.strategy == ("sequential" if path.suffix == ".264" else "seek"), path
+            assert [f[:3] for f in got] == [f[:3] for f in expected], path
+            assert all(np.array_equal(a[3], b[3]) for a, b in zip(got, expected)), path
 
 
 def test_runs_start_at_the_keyframe_or_the_gop_before_a_leading_picture() -> None:

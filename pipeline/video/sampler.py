@@ -21,7 +21,8 @@ class Sampler(Counts, Iterator[SampledFrame]):
     are final once iteration ends:
 
     - ``grabbed``: frames decoded (``grab()``; for ``seek``: packets given to the decoder),
-      ``retrieved``: frames converted to images;
+      ``decoded``: for ``seek``, the frames the decoder gave (fewer than ``grabbed`` where it
+      skipped non-reference frames), ``retrieved``: frames converted to images;
     - ``dropped_blurry``: selected frames dropped for ``min_sharpness``;
     - ``unreadable``: frames whose ``retrieve()`` failed (corrupt data), skipped;
     - ``estimated_timestamps``: frames whose time was estimated (no usable decoder timestamp);

@@ -29,6 +29,7 @@ class Counts:
     """What decoding did, for the caller's report (``Sampler`` documents each counter)."""
 
     grabbed: int = 0
+    decoded: int = 0
     retrieved: int = 0
     dropped_blurry: int = 0
     unreadable: int = 0
