@@ -320,6 +320,31 @@ def review(config: str, port: int, open_browser: bool) -> None:
         server.httpd.server_close()
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--truth", "truth", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labelled boxes: MOTChallenge gt.txt, COCO .json, CSV (source,frame,x,y,w,h"
+                   "[,identity]) or YouTube Faces .labeled_faces.txt. Repeatable.")
+def evaluate(config: str, truth: tuple[Path, ...]) -> None:
+    """Score the run's manifest against labelled footage: detection, tracks, identity clusters
+    (writes <output>/evaluation.json)."""
+    from .evaluate.evaluation import evaluate as run_evaluation, write_evaluation
+    from .evaluate.predictions import RunError
+    from .evaluate.report import lines
+    from .evaluate.truth import TruthError
+
+    cfg = _load(config)
+    try:
+        result = run_evaluation(cfg.output_dir, truth)
+    except (TruthError, RunError, ImportError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in lines(result):
+        click.echo(line)
+    click.echo(f"written: {write_evaluation(cfg.output_dir, result)}")
+
+
 @main.group()
 def models() -> None:
     """Detectors, identity models and their weights."""
