@@ -326,18 +326,33 @@ def review(config: str, port: int, open_browser: bool) -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labelled boxes: MOTChallenge gt.txt, COCO .json, CSV (source,frame,x,y,w,h"
                    "[,identity]) or YouTube Faces .labeled_faces.txt. Repeatable.")
-def evaluate(config: str, truth: tuple[Path, ...]) -> None:
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
+              help="Run and score the config once per value (every combination of several "
+                   "--sweep), each in <output>/sweep/<setting>/, redoing only the stages the key "
+                   "affects; prints a row a setting with its scores and ms a frame.")
+def evaluate(config: str, truth: tuple[Path, ...], sweeps: tuple[str, ...]) -> None:
     """Score the run's manifest against labelled footage: detection, tracks, identity clusters
     (writes <output>/evaluation.json)."""
     from .evaluate.evaluation import evaluate as run_evaluation, write_evaluation
     from .evaluate.predictions import RunError
-    from .evaluate.report import lines
+    from .evaluate.report import lines, sweep_lines
+    from .evaluate.sweep import SweepError, parse_sweeps, sweep
+    from .evaluate.tracks import motmetrics
+    from .ownership import OutputRefused
+
     from .evaluate.truth import TruthError
 
     cfg = _load(config)
     try:
+        motmetrics()  # before any work: the install line, not a traceback halfway
+        if sweeps:
+            rows, start = sweep(config, cfg, truth, parse_sweeps(sweeps), _log)
+            for line in sweep_lines(rows, start):
+                click.echo(line)
+            click.echo(f"each setting's evaluation.json: {cfg.output_dir}/sweep/<setting>/")
+            return
         result = run_evaluation(cfg.output_dir, truth)
-    except (TruthError, RunError, ImportError) as exc:
+    except (TruthError, RunError, SweepError, ImportError, OutputRefused, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for line in lines(result):

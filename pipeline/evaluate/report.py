@@ -67,3 +67,24 @@ def lines(result: dict[str, Any]) -> list[str]:
     for t in result["unpaired_truth"]:
         out.append(f"warning: {t['file']} labels {t['key']}, no source of this run (not scored)")
     return out
+
+
+SWEEP_HEADER = ("recall", "precision", "false/frame", "AP", "recall@.3", "kept recall", "IDF1",
+                "tracks/identity", "ms/frame")
+
+
+def sweep_lines(rows: Sequence[Any], start: str | None) -> list[str]:
+    """One row a setting (``sweep.SweepRow``): overall scores of every crop at IoU 0.5 (recall
+    also at 0.3 and of kept crops), tracks, and the ms a frame of the stages each setting redid."""
+    def row(r: Any) -> list[Any]:
+        o = r.result["overall"]
+        a, b, k = o["every_crop"]["iou_0.5"], o["every_crop"]["iou_0.3"], o["kept"]["iou_0.5"]
+        t = o["tracks"] or {}
+        name = r.setting.name + (f" ({r.failed} source(s) failed)" if r.failed else "")
+        return [name, a["recall"], a["precision"], a["false_per_frame"], a["ap"], b["recall"],
+                k["recall"], t.get("idf1"), t.get("tracks_per_identity"), r.ms_per_frame]
+
+    redone = f"each setting redid the stages from {start} on" if start else (
+        "no setting changes a stage's work: nothing was redone")
+    return [*table(("setting", *SWEEP_HEADER), [row(r) for r in rows]),
+            f"({redone}; ms/frame: their time a sampled frame)"]
