@@ -338,9 +338,8 @@ def evaluate(config: str, truth: tuple[Path, ...], sweeps: tuple[str, ...]) -> N
     from .evaluate.report import lines, sweep_lines
     from .evaluate.sweep import SweepError, parse_sweeps, sweep
     from .evaluate.tracks import motmetrics
-    from .ownership import OutputRefused
-
     from .evaluate.truth import TruthError
+    from .ownership import OutputRefused
 
     cfg = _load(config)
     try:

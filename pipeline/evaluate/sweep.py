@@ -133,6 +133,8 @@ def seed(base_root: Path, root: Path, name: str, config_file: str | None) -> Non
     claim = check_output(root, identity_of(name, config_file, root))
     root.mkdir(parents=True)
     claim.write(lambda _m: None)
+    if not (base_root / "state").is_dir():  # the config never ran: the setting starts afresh
+        return
     with RunLock(base_root):
         for folder in SEEDED:
             if (base_root / folder).is_dir():
