@@ -16,7 +16,7 @@ from ..files import write_json
 from .detection import detection_scores
 from .identities import identity_scores
 from .matching import FrameMatch, match_source, pair_truth
-from .predictions import read_run
+from .predictions import SourceRun, read_run
 from .tracks import track_scores
 from .truth import Truth, TruthError, read_truth
 
@@ -32,7 +32,8 @@ def read_truths(files: Sequence[Path]) -> list[Truth]:
     return truths
 
 
-def _detection(paired, kept_only: bool) -> tuple[dict[str, dict], dict[str, Any]]:
+def _detection(paired: Sequence[tuple[Truth, SourceRun]], kept_only: bool
+               ) -> tuple[dict[str, dict], dict[str, Any]]:
     """Per source and pooled over sources, at each threshold."""
     per_source: dict[str, dict] = {s.sid: {} for _, s in paired}
     overall = {}
