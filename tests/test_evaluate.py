@@ -94,6 +94,8 @@ def test_truth_of_no_source_and_no_run_are_one_line_errors(tmp_path):
     (tmp_path / "other.gt.txt").write_text("1,1,0,0,10,10,1,-1,-1,-1\n")
     done = cli("evaluate", "run.yaml", "--truth", "other.gt.txt", cwd=tmp_path)
     assert done.returncode == 2 and "the truth labels other, which is no source" in done.stderr
+    done = cli("evaluate", "run.yaml", "--truth", "truth.csv", "--truth", "truth.csv", cwd=tmp_path)
+    assert done.returncode == 2 and "both label file-clip-0000" in done.stderr
     (tmp_path / "out" / "manifest.jsonl").unlink()
     done = cli("evaluate", "run.yaml", "--truth", "truth.csv", cwd=tmp_path)
     assert done.returncode == 2 and "run the pipeline first" in done.stderr

@@ -58,6 +58,11 @@ def evaluate(root: Path, truth_files: Sequence[Path]) -> dict[str, Any]:
         raise TruthError(f"the truth labels {keys}, which is no source of the run in {root}/ "
                          "(a truth file is named after its video, e.g. X.gt.txt for X.mp4, or a "
                          "CSV names the source id or file name)")
+    sids = [s.sid for _, s in paired]
+    twice = next((sid for sid in sids if sids.count(sid) > 1), None)
+    if twice is not None:
+        files = [str(t.file) for t, s in paired if s.sid == twice]
+        raise TruthError(f"{' and '.join(files)} both label {twice}: give one truth a source")
     every, every_overall = _detection(paired, kept_only=False)
     kept, kept_overall = _detection(paired, kept_only=True)
     tracked = {s.sid: match_source(t, s, TRACK_IOU) for t, s in paired if t.has_identities}
