@@ -360,6 +360,45 @@ def review(config: str, port: int, open_browser: bool) -> None:
         server.httpd.server_close()
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--truth", "truth", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labelled boxes: MOTChallenge gt.txt, COCO .json, CSV (source,frame,x,y,w,h"
+                   "[,identity]) or YouTube Faces .labeled_faces.txt. Repeatable.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
+              help="Run and score the config once per value (every combination of several "
+                   "--sweep), each in <output>/sweep/<setting>/, redoing only the stages the key "
+                   "affects; prints a row a setting with its scores and ms a frame.")
+def evaluate(config: str, truth: tuple[Path, ...], sweeps: tuple[str, ...]) -> None:
+    """Score the run's manifest against labelled footage: detection, tracks, identity clusters
+    (writes <output>/evaluation.json)."""
+    from .evaluate.evaluation import evaluate as run_evaluation, write_evaluation
+    from .evaluate.predictions import RunError
+    from .evaluate.report import lines, sweep_lines
+    from .evaluate.sweep import SweepError, parse_sweeps, sweep
+    from .evaluate.tracks import motmetrics
+    from .evaluate.truth import TruthError
+    from .ownership import OutputRefused
+
+    cfg = _load(config)
+    try:
+        motmetrics()  # before any work: the install line, not a traceback halfway
+        if sweeps:
+            rows, start = sweep(config, cfg, truth, parse_sweeps(sweeps), _log)
+            for line in sweep_lines(rows, start):
+                click.echo(line)
+            click.echo(f"each setting's evaluation.json: {cfg.output_dir}/sweep/<setting>/")
+            return
+        result = run_evaluation(cfg.output_dir, truth)
+    except (TruthError, RunError, SweepError, ImportError, OutputRefused, LockError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in lines(result):
+        click.echo(line)
+    click.echo(f"written: {write_evaluation(cfg.output_dir, result)}")
+
+
 @main.group()
 def models() -> None:
     """Detectors, identity models and their weights."""
