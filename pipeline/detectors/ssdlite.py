@@ -134,10 +134,10 @@ class SSDLitePerson(Detector):
     classes = ("person",)
     native_input = NET_SIZE  # every view is resized to 300x300
     code_version = "3"  # 2: the ONNX conversion of the graph instead of OpenCV's TF importer; 3: merge_iou
-    # A tile sees a person whole at a larger scale and draws a box 0.4-0.5 IoU off the full view's
-    # box of the same person: at 0.5 both stayed, two tracks for one walker. 0.4 on tud_campus
+    # Views of a group of walkers yield boxes that straddle two of them, 0.44-0.49 IoU off a better
+    # box (looked at): at 0.5 they stayed, a false box and a track each. 0.4 on tud_campus
     # (docs/people.md): frames 1-35 precision 0.978 -> 0.993, 10 -> 8 tracks for 7 people at
-    # min_score 0.5, frames 36-71 the same recall; 0.3 lost recall.
+    # min_score 0.5, the same recall on frames 1-35 and held-out 36-71; 0.3 lost some recall.
     merge_iou = 0.4
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None,
