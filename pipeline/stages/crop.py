@@ -30,8 +30,8 @@ from ..overlap import prefetch
 from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
 from ..sources import Video
-from ..track import track_hits
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
+from ..track import track_hits
 from ..video import sharpness
 from .base import ConfigStage, Produced
 
