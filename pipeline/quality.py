@@ -27,7 +27,8 @@ __all__ = ["DROPPED", "DROP_REASONS", "KEPT", "frontalness", "outside_fraction",
 
 KEPT, DROPPED = "kept", "dropped"
 """Manifest ``status`` values of this module's decisions (review adds ``rejected``)."""
-DROP_REASONS = ("small", "outside", "blurry", "per_track", "identity", "duplicate", "per_person")
+DROP_REASONS = ("small", "outside", "blurry", "unconfirmed", "per_track", "identity", "duplicate",
+                "per_person")
 """Every ``drop_reason`` a manifest row can have, in the order they are decided."""
 
 

@@ -50,7 +50,7 @@ COLUMNS: tuple[Column, ...] = (
             MANIFEST),
     _column("status", str, "`kept`, `rejected` (review) or `dropped`", CROPS, MANIFEST),
     _column("drop_reason", str, "why a crop was dropped: `small`, `outside`, `blurry`, "
-            "`per_track`, `identity`, `duplicate`, `per_person`", CROPS, MANIFEST),
+            "`unconfirmed`, `per_track`, `identity`, `duplicate`, `per_person`", CROPS, MANIFEST),
     _column("duplicate_of", str, "the crop it duplicates (`drop_reason` `duplicate`)", MANIFEST),
     _column("source_id", str, "the source's stable id (`youtube-<id>`, `file-<stem>-<hash>`, ...)",
             CROPS, MANIFEST, METADATA),

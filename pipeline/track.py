@@ -21,13 +21,16 @@ so the same detections always give the same ids.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .detections import Detections, box_iou
 
-__all__ = ["TrackParams", "interpolate", "track"]
+__all__ = ["TrackParams", "interpolate", "track", "track_hits"]
 
 
 @dataclass(frozen=True)
@@ -168,3 +171,14 @@ def interpolate(keyframes: dict[int, Detections], times: list[float]) -> list[De
                               np.minimum(a.scores[ia], b.scores[ib]), a.class_id[ia],
                               (1 - w) * a.landmarks[ia] + w * b.landmarks[ib], a.track_id[ia]))
     return out
+
+
+def track_hits(rows: Iterable[dict[str, Any]]) -> Counter[int]:
+    """Track id -> the sampled frames the detector found it in, from ``detections/<sid>.jsonl``
+    rows: frames between detected ones (``detected: false``, boxes interpolated) do not count,
+    so a track is confirmed by the detector and never by its own interpolation."""
+    hits: Counter[int] = Counter()
+    for row in rows:
+        if row.get("detected", True):
+            hits.update({int(t) for t in row.get("track_id", []) if int(t) >= 0})
+    return hits

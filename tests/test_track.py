@@ -12,7 +12,8 @@ from pipeline.config import parse_config
 from pipeline.detections import Detections, box_iou
 from pipeline.run import run
 from pipeline.state import read_jsonl
-from pipeline.track import TrackParams, _greedy_pairs, interpolate, track
+from pipeline.stages.crop import drop_unconfirmed
+from pipeline.track import TrackParams, _greedy_pairs, interpolate, track, track_hits
 from support import read_manifest
 from test_model_cache import ONNX
 
@@ -51,6 +52,36 @@ def test_velocity_carries_a_track_through_a_gap_and_tracks_expire():
            frame([60, 0, 20, 20])]
     assert ids(track(seq))[-1] == [0]
     assert ids(track(seq, TrackParams(max_missed=1)))[-1] == [1]  # gap too long: a new track
+
+
+def walker(x: float) -> list[float]:
+    return [x, 100, 40, 100]  # a person box, 0.4 wide for 1 tall
+
+
+def test_a_walker_hidden_for_four_frames_keeps_one_track():
+    # 8 px a frame behind a pillar for 4 frames (a 32 px jump, IoU 0.33 with the last box)
+    seq = [frame(walker(8 * t)) for t in range(5)] + [Detections.empty()] * 4 + \
+        [frame(walker(8 * t)) for t in range(9, 14)]
+    assert {t for d in track(seq) for t in d.track_id.tolist()} == {0}
+    assert ids(track(seq, TrackParams(max_missed=3)))[-1] == [1]  # hidden longer than allowed
+
+
+def test_a_one_frame_false_box_gives_no_crop_with_min_track_hits():
+    seq = [frame(walker(8 * t)) for t in range(5)]
+    seq[2] = frame(walker(16), [400, 50, 30, 80])  # a false box, one frame only
+    det_rows = [{**d.to_json(), "detected": True} for d in track(seq)]
+    det_rows.append({**frame(walker(40), walker(300)).with_track_ids(np.array([0, 2])).to_json(),
+                     "detected": False})  # interpolated boxes confirm nothing
+    hits = track_hits(det_rows)
+    assert hits == {0: 5, 1: 1}
+    rows = [{"track_id": t, "status": "kept", "drop_reason": None}
+            for row in det_rows for t in row["track_id"]]
+    drop_unconfirmed(rows, hits, 2)
+    assert [(r["track_id"], r["drop_reason"]) for r in rows if r["status"] == "dropped"] == \
+        [(1, "unconfirmed"), (2, "unconfirmed")]
+    single = [{"track_id": 1, "status": "kept", "drop_reason": None}]
+    drop_unconfirmed(single, hits, 1)  # 1, the default: every crop counts
+    assert single[0]["status"] == "kept"
 
 
 def test_slow_sampling_falls_back_to_the_nearest_face_of_the_same_size_and_class():

@@ -82,7 +82,8 @@ EDGE_MARGIN = 0.01
 """A tile's box that comes this close (fraction of the tile) to an inner tile edge is cut by it;
 it is dropped, as a neighbouring tile or the full view sees the object whole."""
 MERGE_IOU = 0.5
-"""Boxes of the views of one frame that overlap more than this are one object (NMS)."""
+"""Boxes of the views of one frame that overlap more than this are one object (NMS); a detector
+may set its own (``Detector.merge_iou``)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,8 @@ class Detector(ABC):
     native_input: ClassVar[int | None] = None
     """Long side of the fixed input the network resizes everything to (SSDLite: 300), None for a
     network that runs at any size (YuNet): decides what ``tiles``/``upscale: auto`` do."""
+    merge_iou: ClassVar[float] = MERGE_IOU
+    """IoU above which boxes of a frame's views are merged into one (NMS over the views)."""
 
     def __init__(self, backend: str, weights_id: str, runtime: str,
                  input_size: int = DEFAULT_INPUT_SIZE, tiles: TileSpec = "auto",
@@ -270,7 +273,7 @@ class Detector(ABC):
             back = max(v.w, v.h) / max(small.shape[:2])  # exact on the long side, as before
             found = drop_cut_boxes(found.scaled(back), v, width, height)
             parts.append(found.shifted(v.x, v.y) if v.tile else found)
-        found = parts[0] if len(parts) == 1 else nms(Detections.concat(parts), MERGE_IOU)
+        found = parts[0] if len(parts) == 1 else nms(Detections.concat(parts), self.merge_iou)
         return clip_to_frame(found, width, height)
 
     @abstractmethod

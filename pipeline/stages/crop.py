@@ -6,7 +6,8 @@ pure functions so it can be checked by exact numbers; the box is always grown to
 aspect ratio, never squashed.
 
 Every crop the policy picks gets a row, also the ones this stage drops (``status: dropped``,
-``drop_reason``: ``small``, ``outside`` or ``blurry`` from the quality filters, ``per_track`` when
+``drop_reason``: ``small``, ``outside`` or ``blurry`` from the quality filters, ``unconfirmed`` when
+its track was detected in fewer than ``crop.min_track_hits`` sampled frames, ``per_track`` when
 ``crop.per_track`` keeps better shots of its track; see ``pipeline.quality``). Only kept crops
 get a file: the point of dropping 300 near-copies is not to store them. Each row also carries
 the crop's track, quality score and perceptual hash, for the global dedupe step.
@@ -14,6 +15,7 @@ the crop's track, quality score and perceptual hash, for the global dedupe step.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_sco
                        reason_counts, select_per_track)
 from ..sources import Video
 from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
+from ..track import track_hits
 from ..video import sharpness
 from .base import ConfigStage, Produced
 
@@ -212,7 +215,8 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
     frames_dir = root / "frames" / video.sid
     params = encode_params(c)
     rows: list[dict[str, Any]] = []
-    todo = [(det_row, dets) for det_row in read_jsonl(root / "detections" / f"{video.sid}.jsonl")
+    det_rows = read_jsonl(root / "detections" / f"{video.sid}.jsonl")
+    todo = [(det_row, dets) for det_row in det_rows
             if len(select(dets := Detections.from_json(det_row), c))]  # frames with a crop
     # Decoding the 720p JPEG is most of a crop's cost (README, Speed): done a few frames ahead
     # on a helper thread while this one cuts, scores and writes the crops.
@@ -221,12 +225,15 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
         if frame is None:
             raise OSError(f"cannot read frame {frames_dir / det_row['file']}")
         rows += crop_frame(video.sid, c, det_row, dets, frame, tmp, params)
-    return finish(video, c, tmp, final, rows)
+    return finish(video, c, tmp, final, rows, track_hits(det_rows))
 
 
-def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, Any]]) -> Produced:
-    """Quality scores and ``per_track`` selection over the whole source, the files it drops
-    removed, ``crops.jsonl`` written and the scratch folder renamed into place."""
+def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, Any]],
+           hits: Mapping[int, int]) -> Produced:
+    """Unconfirmed tracks, quality scores and ``per_track`` selection over the whole source, the
+    files they drop removed, ``crops.jsonl`` written and the scratch folder renamed into place.
+    ``hits``: the detected frames of each track (``pipeline.track.track_hits``)."""
+    drop_unconfirmed(rows, hits, c.min_track_hits)
     _score_and_select(rows, c)
     for row in rows:
         if row["status"] == DROPPED:
@@ -240,6 +247,17 @@ def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, A
         "crops": sum(r["status"] == KEPT for r in rows), "dropped": dropped,
         "too_small": dropped.get("small", 0),
         "tracks": len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0})}
+
+
+def drop_unconfirmed(rows: list[dict[str, Any]], hits: Mapping[int, int], min_hits: int) -> None:
+    """Rows still kept whose track was detected in fewer than ``min_hits`` sampled frames become
+    ``dropped``/``unconfirmed``: a box the detector saw once among close frames is more often a
+    false one than a person (docs/people.md). A row without a track counts as unconfirmed."""
+    if min_hits <= 1:
+        return
+    for r in rows:
+        if r["status"] == KEPT and hits.get(r["track_id"], 0) < min_hits:
+            r["status"], r["drop_reason"] = DROPPED, "unconfirmed"
 
 
 def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:

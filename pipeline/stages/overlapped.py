@@ -50,6 +50,7 @@ from ..detections import Detections
 from ..files import encode_image, fresh_tmp_dir, write_bytes
 from ..overlap import prefetch
 from ..sources import Video
+from ..track import track_hits
 from . import crop, detect, sample
 from .base import Context, Produced
 from .download import VideoPart
@@ -162,7 +163,7 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Iterator[Produced
         crops = [with_track_ids(of_frame, det_row, config.crop)
                  for det_row, (_, _, of_frame) in zip(det_rows, results)]
         yield crop.finish(video, config.crop, crops_tmp, crops_final,
-                          [row for of_frame in crops for row in of_frame])
+                          [row for of_frame in crops for row in of_frame], track_hits(det_rows))
     finally:  # closed early or failed: no scratch stays (a renamed folder is not there any more)
         for tmp in (frames_tmp, crops_tmp):
             shutil.rmtree(tmp, ignore_errors=True)
