@@ -120,8 +120,10 @@ def _print_report(report) -> None:
                    + (f", dropped: {sum(ds.dropped.values())} ({dropped})" if dropped else ""))
         if ds.identity is not None:
             people = ", ".join(f"{k}: {v}" for k, v in ds.identity["per_identity"].items())
+            small = ds.identity.get("skipped", {}).get("small", 0)
+            too_small = f" ({small} too small to tell, no cluster)" if small else ""
             click.echo(f"people: {ds.identity['clusters']} identity clusters of "
-                       f"{ds.identity['embedded']} faces; named: {people or 'none'}")
+                       f"{ds.identity['embedded']} faces{too_small}; named: {people or 'none'}")
     if report.failed:
         click.echo("failed sources:")
         for o in report.failed:
