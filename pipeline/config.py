@@ -383,7 +383,9 @@ class PerPerson(_Model):
 
 
 IDENTITY_MAX_DISTANCE = {"dlib": 0.4, "sface": 0.637}
-"""Default ``identity.max_distance`` per model. dlib (euclidean): measured on the test clips,
+"""Default ``identity.max_distance`` per model. dlib (euclidean): calibrated in docs/identity.md
+(one cluster per person from 0.30 to 0.45 on every labelled set; two people merge at 0.50); on
+the test clips,
 two different women came 0.454 apart (track means) and 0.44 (one's track from a reference photo
 of the other), one person's tracks lay at most 0.31 from its reference photo and stayed one
 cluster (README, Identity). sface (cosine distance): OpenCV Zoo's published same-person

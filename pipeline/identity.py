@@ -3,16 +3,21 @@
 Runs after all sources, from the vectors the identity stage stored (``identity/<sid>.npz``), so
 changing ``identity.max_distance``, ``references`` or ``keep`` recomputes no embedding.
 
-Tracks first: the crops of one track (``pipeline.track``) are one person, so a track is
-compared by the mean of its crops' vectors. On the test clips one profile or blurred frame alone
-can lie 0.76 from the same face, while track means keep people apart and one person together
-through a camera cut; it also merges the fragments of one person within a source.
+Faces narrower than ``identity.min_face`` pixels get no cluster (``identity_skip: small``): too
+small to tell who it is, they made clusters of strangers on interview footage (docs/identity.md).
 
-Clusters: dlib's Chinese Whispers over the tracks of the whole run, an edge wherever two mean
-vectors are closer than ``max_distance``. Determinism: tracks are given in the order of their
-smallest crop id (Chinese Whispers is seeded, so the same input gives the same clusters), and a
-cluster is named by its smallest crop id, so its name does not depend on which other clusters
-exist: rerunning, or adding a source that brings new people, leaves the existing names alone.
+Tracks first: the crops of one track (``pipeline.track``) are one person. On the test clips one
+profile or blurred frame alone can lie 0.76 from the same face, while tracks keep people apart and
+one person together through a camera cut; it also merges the fragments of one person within a
+source.
+
+Clusters: average-linkage agglomerative clustering over the tracks of the whole run: two clusters
+join while the average distance between their crops is under ``max_distance``, and never when
+one holds a track seen in the same frame as a track of the other (two faces of one frame are two
+people). Determinism: tracks are given in the order of their smallest crop id, ties go to the
+first, and a cluster is named by its smallest crop id, so its name does not depend on which
+other clusters exist: rerunning, or adding a source that brings new people, leaves the existing
+names alone.
 
 References: each photo's largest face (found by the configured detector) is embedded; a track
 whose mean is within ``max_distance`` of a reference vector takes the nearest reference's name as
@@ -26,9 +31,7 @@ cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by t
 and checked before any stage runs (``preflight``); lines naming no cluster or track of the run
 are reported (``unknown_names`` in the summary), not silently ignored.
 
-Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface,
-whose unit vectors are clustered at the euclidean threshold ``sqrt(2 * max_distance)`` (the
-same edges).
+Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface.
 
 Best crops per person (``identity.per_person: {max: K, min_gap_s: S}``): after ``dedupe``, each
 person (a name, else a cluster) keeps K crops of the whole run, by the crop's ``quality``; the
