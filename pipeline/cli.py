@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, Identity, load_config
 from .errors import OutputUnwritable
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
@@ -162,6 +162,19 @@ def validate(config: str) -> None:
                f"{d.min_size:g}, max_per_frame {d.max_per_frame}, tiles {d.tiles}, upscale "
                f"{d.upscale}; crop: aspect {c.aspect if c.aspect is None else format(c.aspect, 'g')}, "
                f"size {c.size}, min_size {c.min_size:g}  (unset keys: the {d.model} defaults)")
+    if cfg.identity is not None:
+        click.echo(identity_line(cfg.identity))
+
+
+def identity_line(ident: Identity) -> str:
+    """The identity settings a run will use, defaults filled in, as ``validate`` prints them."""
+    photos = sum(len(p) for p in ident.references.values())
+    refs = (f"{len(ident.references)} reference name(s) ({photos} photo(s))" if ident.references
+            else "no references")
+    per_person = (f"{ident.per_person.max} a person, {ident.per_person.min_gap_s:g} s apart"
+                  if ident.per_person else "off")
+    return (f"identity: {ident.model}, max_distance {ident.max_distance:g}, min_face "
+            f"{ident.min_face:g} px, {refs}, keep {ident.keep}, per_person {per_person}")
 
 
 @main.command()

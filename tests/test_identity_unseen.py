@@ -5,7 +5,9 @@ reason, and one person seen in two videos is one cluster."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +91,8 @@ def test_a_face_under_the_floor_gets_no_cluster_and_a_reason(unseen, tmp_path):
 
 def test_the_demos_two_videos_of_one_person_share_a_cluster(model_cache, tmp_path):  # noqa: F811
     """configs/demo.yaml with ``identity: {}``: Grace Hopper's crops of hopper_pan and of the
-    pan that ends on her (after 4.5 s) are one cluster, the cameraman (before 1 s) another."""
+    pan that ends on her (after 4.5 s) are one cluster, the cameraman (before 1 s) another; the
+    summary counts each cluster's kept crops."""
     config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     for source in config["sources"]:
         source["path"] = str(DEMO / Path(source["path"]).name)
@@ -102,3 +105,27 @@ def test_the_demos_two_videos_of_one_person_share_a_cluster(model_cache, tmp_pat
     assert len(hopper) == 1 and cameraman and not cameraman & hopper
     assert {"hopper_pan", "cameraman_hopper_pan"} <= {
         r["source_id"].split("-")[1] for r in rows if r["identity_cluster"] in hopper}
+    # per_cluster counts what dataset/ holds: the demo's dedupe drops embedded crops
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["identity"]
+    kept = [r for r in rows if r["status"] == "kept"]
+    assert len(kept) < len(rows) == summary["embedded"]
+    assert summary["per_cluster"] == dict(Counter(r["identity_cluster"] for r in kept).most_common())
+
+
+def test_plan_counts_the_time_to_embed_the_faces(model_cache, tmp_path):  # noqa: F811
+    """With identity, plan's time estimate includes embedding each face: the benchmark figure
+    before any run, the recorded one after."""
+    (tmp_path / "videos").mkdir()
+    for name in ("astronaut_zoom.mp4", "hopper_pan.mp4"):
+        shutil.copy(DEMO / name, tmp_path / "videos" / name)
+    config = {"name": "p", "output": "out", "sources": [{"path": "videos"}],
+              "sample": {"every": 1.0}, "identity": {}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    first = cli("plan", "config.yaml", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"time: about \d+:\d\d for sample \+ detect \+ crop \+ identity .*identity: "
+                     r"\d+:\d\d for about \d+ faces at 91 ms, dlib's benchmark figure", first.stdout)
+    assert cli("run", "config.yaml", "-q", "--limit", "1", cwd=tmp_path).returncode == 0
+    after = cli("plan", "config.yaml", cwd=tmp_path)
+    assert re.search(r"faces at \d+ ms, timings of 5 faces embedded by earlier runs", after.stdout), \
+        after.stdout
