@@ -254,6 +254,7 @@ def cluster(groups: list[Group], max_distance: float, metric: str = "euclidean")
     if not groups:
         return {}
     sums, counts = distance_sums(groups, metric)
+    sums = (sums + sums.T) / 2  # a pair summed in two orders differs in the last bits: one number
     apart = cannot_link(groups)
     average = np.where(apart, np.inf, sums / counts)
     np.fill_diagonal(average, np.inf)
