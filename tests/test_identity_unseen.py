@@ -70,6 +70,11 @@ def test_no_cluster_holds_two_labelled_people(unseen):
           f"{len({r['identity_cluster'] for r in rows})} clusters")
     assert {"agbani", "aishwarya", "albert"} <= people
     assert scores.precision >= 0.99
+    members: dict[str, list[str]] = {}
+    for r in read_manifest(cwd / "out"):
+        if r["identity_cluster"]:
+            members.setdefault(r["identity_cluster"], []).append(r["crop_id"])
+    assert all(name == min(ids) for name, ids in members.items())  # named by its smallest crop id
 
 
 def test_a_face_under_the_floor_gets_no_cluster_and_a_reason(unseen, tmp_path):
