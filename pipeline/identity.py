@@ -173,7 +173,7 @@ def distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
 
 def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     """``distance`` between every row of ``a`` and every row of ``b``, as a matrix."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if metric == "cosine":
         norm = lambda m: m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)  # noqa: E731
         return 1.0 - norm(a) @ norm(b).T
@@ -229,14 +229,21 @@ def cannot_link(groups: list[Group]) -> np.ndarray:
     return apart
 
 
+DISTANCE_BLOCK = 1024
+"""Crops whose distances to all others are computed at once (a block x crops matrix in memory)."""
+
+
 def distance_sums(groups: list[Group], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(sums, counts): the sum of the distances between every crop of one group and every crop
     of another, and how many pairs, so that sums / counts is their average distance."""
-    vecs = np.concatenate([g.linked() for g in groups])
+    vecs = np.concatenate([g.linked() for g in groups]).astype(np.float64)
     sizes = np.array([len(g.linked()) for g in groups])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    sums = np.stack([np.add.reduceat(distances(g.linked(), vecs, metric).sum(axis=0), starts)
-                     for g in groups])
+    owner = np.repeat(np.arange(len(groups)), sizes)
+    sums = np.zeros((len(groups), len(groups)))
+    for first in range(0, len(vecs), DISTANCE_BLOCK):
+        block = distances(vecs[first:first + DISTANCE_BLOCK], vecs, metric)
+        np.add.at(sums, owner[first:first + DISTANCE_BLOCK], np.add.reduceat(block, starts, axis=1))
     return sums, np.outer(sizes, sizes).astype(np.float64)
 
 
