@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, Identity, load_config
 from .errors import OutputUnwritable, os_error_line
 from .export import FORMATS as EXPORT_FORMATS
 from .signals import exit_code, signal_of
@@ -125,8 +125,10 @@ def _print_report(report) -> None:
                    + (f", dropped: {sum(ds.dropped.values())} ({dropped})" if dropped else ""))
         if ds.identity is not None:
             people = ", ".join(f"{k}: {v}" for k, v in ds.identity["per_identity"].items())
+            small = ds.identity.get("skipped", {}).get("small", 0)
+            too_small = f" ({small} too small to tell, no cluster)" if small else ""
             click.echo(f"people: {ds.identity['clusters']} identity clusters of "
-                       f"{ds.identity['embedded']} faces; named: {people or 'none'}")
+                       f"{ds.identity['embedded']} faces{too_small}; named: {people or 'none'}")
     if report.failed:
         click.echo("failed sources:")
         for o in report.failed:
@@ -174,6 +176,19 @@ def validate(config: str) -> None:
                f"{d.min_size:g}, max_per_frame {d.max_per_frame}, tiles {d.tiles}, upscale "
                f"{d.upscale}; crop: aspect {c.aspect if c.aspect is None else format(c.aspect, 'g')}, "
                f"size {c.size}, min_size {c.min_size:g}  (unset keys: the {d.model} defaults)")
+    if cfg.identity is not None:
+        click.echo(identity_line(cfg.identity))
+
+
+def identity_line(ident: Identity) -> str:
+    """The identity settings a run will use, defaults filled in, as ``validate`` prints them."""
+    photos = sum(len(p) for p in ident.references.values())
+    refs = (f"{len(ident.references)} reference name(s) ({photos} photo(s))" if ident.references
+            else "no references")
+    per_person = (f"{ident.per_person.max} a person, {ident.per_person.min_gap_s:g} s apart"
+                  if ident.per_person else "off")
+    return (f"identity: {ident.model}, max_distance {ident.max_distance:g}, min_face "
+            f"{ident.min_face:g} px, {refs}, keep {ident.keep}, per_person {per_person}")
 
 
 @main.command()

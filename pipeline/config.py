@@ -476,24 +476,32 @@ class PerPerson(_Model):
 
 
 IDENTITY_MAX_DISTANCE = {"dlib": 0.4, "sface": 0.637}
-"""Default ``identity.max_distance`` per model. dlib (euclidean): measured on the test clips,
+"""Default ``identity.max_distance`` per model. dlib (euclidean): calibrated in docs/identity.md
+(one cluster per person from 0.30 to 0.45 on every labelled set; two people merge at 0.50); on
+the test clips,
 two different women came 0.454 apart (track means) and 0.44 (one's track from a reference photo
 of the other), one person's tracks lay at most 0.31 from its reference photo and stayed one
 cluster (README, Identity). sface (cosine distance): OpenCV Zoo's published same-person
 threshold, cosine similarity 0.363; not measured here."""
+IDENTITY_MIN_FACE = 20.0
+"""Default ``identity.min_face``, pixels of face box width (docs/identity.md): on interview
+footage, faces 10-19 px wide (an audience) all fell into one cluster of strangers."""
 
 
 class Identity(_Model):
     """Who is in the crop (pipeline/identity.py): a face embedding per kept face crop, clusters
     of one person across the whole run, and names from reference photos.
 
-    ``max_distance``: the distance between face vectors (track means) under which two tracks are
+    ``max_distance``: the average distance between the crops of two tracks under which they are
     one person: euclidean for dlib, cosine for sface (``IDENTITY_MAX_DISTANCE``).
+    ``min_face``: a face narrower than this (pixels of the detection box) is too small to tell
+    who it is; it gets no cluster (``identity_skip: small``) rather than a cluster of strangers.
     Neither it nor ``references`` nor ``keep`` is part of a stage fingerprint: re-tuning them
     recomputes no embedding."""
 
     model: Literal["dlib", "sface"] = "dlib"
     max_distance: Annotated[float, _between(0.05, 2)] = 0.4  # per model: IDENTITY_MAX_DISTANCE
+    min_face: Annotated[float, _at_least(0)] = IDENTITY_MIN_FACE
     references: dict[Label, list[str]] = Field(default_factory=dict)
     keep: Literal["all", "references"] = "all"
     per_person: PerPerson | None = None

@@ -385,6 +385,10 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
         from .identity import apply_per_person  # after dedupe: K distinct crops a person
 
         apply_per_person(rows, config.identity.per_person)
+    if identity is not None:  # what dataset/ holds of each person, after every drop
+        from .identity import kept_per_cluster
+
+        identity["per_cluster"] = kept_per_cluster(rows)
     kept = [row for row in rows if row["status"] == KEPT]
     build_tree(root, kept)
     write_manifests(root, rows, columns)

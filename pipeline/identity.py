@@ -3,16 +3,21 @@
 Runs after all sources, from the vectors the identity stage stored (``identity/<sid>.npz``), so
 changing ``identity.max_distance``, ``references`` or ``keep`` recomputes no embedding.
 
-Tracks first: the crops of one track (``pipeline.track``) are one person, so a track is
-compared by the mean of its crops' vectors. On the test clips one profile or blurred frame alone
-can lie 0.76 from the same face, while track means keep people apart and one person together
-through a camera cut; it also merges the fragments of one person within a source.
+Faces narrower than ``identity.min_face`` pixels get no cluster (``identity_skip: small``): too
+small to tell who it is, they made clusters of strangers on interview footage (docs/identity.md).
 
-Clusters: dlib's Chinese Whispers over the tracks of the whole run, an edge wherever two mean
-vectors are closer than ``max_distance``. Determinism: tracks are given in the order of their
-smallest crop id (Chinese Whispers is seeded, so the same input gives the same clusters), and a
-cluster is named by its smallest crop id, so its name does not depend on which other clusters
-exist: rerunning, or adding a source that brings new people, leaves the existing names alone.
+Tracks first: the crops of one track (``pipeline.track``) are one person. On the test clips one
+profile or blurred frame alone can lie 0.76 from the same face, while tracks keep people apart and
+one person together through a camera cut; it also merges the fragments of one person within a
+source.
+
+Clusters: average-linkage agglomerative clustering over the tracks of the whole run: two clusters
+join while the average distance between their crops is under ``max_distance``, and never when
+one holds a track seen in the same frame as a track of the other (two faces of one frame are two
+people). Determinism: tracks are given in the order of their smallest crop id, ties go to the
+first, and a cluster is named by its smallest crop id, so its name does not depend on which
+other clusters exist: rerunning, or adding a source that brings new people, leaves the existing
+names alone.
 
 References: each photo's largest face (found by the configured detector) is embedded; a track
 whose mean is within ``max_distance`` of a reference vector takes the nearest reference's name as
@@ -26,9 +31,7 @@ cluster's name (splitting a wrong cluster). Like ``rejects.txt`` it is read by t
 and checked before any stage runs (``preflight``); lines naming no cluster or track of the run
 are reported (``unknown_names`` in the summary), not silently ignored.
 
-Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface,
-whose unit vectors are clustered at the euclidean threshold ``sqrt(2 * max_distance)`` (the
-same edges).
+Distances are the embedder's own (``Embedder.metric``): euclidean for dlib, cosine for sface.
 
 Best crops per person (``identity.per_person: {max: K, min_gap_s: S}``): after ``dedupe``, each
 person (a name, else a cluster) keeps K crops of the whole run, by the crop's ``quality``; the
@@ -157,11 +160,24 @@ def reference_vectors(config: Config) -> list[Reference]:
 
 @dataclass(frozen=True)
 class Group:
-    """The embedded crops of one track (or one untracked crop), named by its smallest crop id."""
+    """The embedded crops of one track (or one untracked crop), named by its smallest crop id:
+    their mean ``vector`` (what references are compared with), the ``vectors`` linking compares
+    (None: the mean alone) and the ``frames`` (source, frame) it is seen in."""
 
     name: str
     crop_ids: tuple[str, ...]
     vector: np.ndarray
+    vectors: np.ndarray | None = None
+    frames: frozenset[tuple[str, int]] = frozenset()
+
+    def linked(self) -> np.ndarray:
+        """The vectors that stand for the group in linking, as rows."""
+        return self.vector[None] if self.vectors is None else self.vectors
+
+
+LINK_CROPS = 32
+"""At most this many crops a track take part in linking, spread evenly over it: the distances
+cost (crops of the run)^2, and a long track's neighbouring crops repeat each other."""
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
@@ -175,41 +191,121 @@ def distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
     return float(np.linalg.norm(a - b))
 
 
+def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """``distance`` between every row of ``a`` and every row of ``b``, as a matrix."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if metric == "cosine":
+        norm = lambda m: m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)  # noqa: E731
+        return 1.0 - norm(a) @ norm(b).T
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def spread(ids: list[str], limit: int = LINK_CROPS) -> list[str]:
+    """At most ``limit`` of a track's crop ids (in time order), evenly spaced, first and last
+    included."""
+    if len(ids) <= limit:
+        return ids
+    return [ids[int(i)] for i in np.round(np.linspace(0, len(ids) - 1, limit))]
+
+
+def is_small(row: dict[str, Any], min_face: float) -> bool:
+    """A face too small to tell who it is (``identity.min_face``, box width in pixels)."""
+    return float(row["box_w"]) < min_face
+
+
 def track_groups(rows: list[dict[str, Any]], vectors: dict[str, np.ndarray],
                  metric: str = "euclidean") -> list[Group]:
     """Embedded crops grouped by (source, track), each with its mean vector (back on the unit
-    sphere for the cosine metric), by name."""
-    members: dict[tuple, list[str]] = {}
+    sphere for the cosine metric), its crops' vectors and frames, by name."""
+    members: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         cid = row["crop_id"]
         if cid in vectors:
             track = row.get("track_id")
             key = (row["source_id"], track) if track is not None and track >= 0 else (cid,)
-            members.setdefault(key, []).append(cid)
-    def mean(ids: list[str]) -> np.ndarray:
-        vector = np.mean([vectors[i] for i in ids], axis=0)
-        return unit(vector) if metric == "cosine" else vector
+            members.setdefault(key, []).append(row)
 
-    groups = [Group(min(ids), tuple(sorted(ids)), mean(ids)) for ids in members.values()]
-    return sorted(groups, key=lambda g: g.name)
+    def group(items: list[dict[str, Any]]) -> Group:
+        ids = sorted(r["crop_id"] for r in items)
+        mean = np.mean([vectors[i] for i in ids], axis=0)
+        return Group(ids[0], tuple(ids), unit(mean) if metric == "cosine" else mean,
+                     np.stack([vectors[i] for i in spread(ids)]),
+                     frozenset((r["source_id"], int(r["frame_index"])) for r in items))
+
+    return sorted((group(items) for items in members.values()), key=lambda g: g.name)
+
+
+def cannot_link(groups: list[Group]) -> np.ndarray:
+    """Which groups are seen in one frame (a boolean matrix): two faces of one frame are two
+    people, so those groups never join one cluster."""
+    seen: dict[tuple[str, int], list[int]] = {}
+    for i, g in enumerate(groups):
+        for frame in g.frames:
+            seen.setdefault(frame, []).append(i)
+    apart = np.zeros((len(groups), len(groups)), bool)
+    for together in seen.values():
+        apart[np.ix_(together, together)] = True
+    return apart
+
+
+DISTANCE_BLOCK = 1024
+"""Crops whose distances to all others are computed at once (a block x crops matrix in memory)."""
+
+
+def distance_sums(groups: list[Group], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sums, counts): the sum of the distances between every crop of one group and every crop
+    of another, and how many pairs, so that sums / counts is their average distance."""
+    vecs = np.concatenate([g.linked() for g in groups]).astype(np.float64)
+    sizes = np.array([len(g.linked()) for g in groups])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    owner = np.repeat(np.arange(len(groups)), sizes)
+    sums = np.zeros((len(groups), len(groups)))
+    for first in range(0, len(vecs), DISTANCE_BLOCK):
+        block = distances(vecs[first:first + DISTANCE_BLOCK], vecs, metric)
+        np.add.at(sums, owner[first:first + DISTANCE_BLOCK], np.add.reduceat(block, starts, axis=1))
+    return sums, np.outer(sizes, sizes).astype(np.float64)
 
 
 def cluster(groups: list[Group], max_distance: float, metric: str = "euclidean") -> dict[str, str]:
-    """{group name: cluster name} by Chinese Whispers over the groups (given in name order);
-    a cluster is named by its smallest crop id. dlib's implementation joins vectors by
-    euclidean distance: on unit vectors, cosine distance d is euclidean ``sqrt(2 d)``."""
-    from .embedders.dlib import import_dlib
+    """{group name: cluster name}: average-linkage agglomerative clustering of the groups with
+    cannot-link constraints, a cluster named by its smallest crop id.
 
+    The two clusters whose crops lie closest on average join first, while that average is under
+    ``max_distance`` and no group of one is seen in a frame with a group of the other. Averaging
+    over the crops, not comparing means, lets no single track mean (pulled by a profile or a
+    blurred frame) chain people together (docs/identity.md). Deterministic: ties go to the
+    groups first in name order, and a cluster keeps the name of its first group (the smallest
+    crop id), so adding sources leaves the names of unchanged clusters alone.
+    """
     if not groups:
         return {}
-    dlib = import_dlib()
-    threshold = float(np.sqrt(2 * max_distance)) if metric == "cosine" else max_distance
-    labels = dlib.chinese_whispers_clustering(
-        [dlib.vector(g.vector.astype(float).tolist()) for g in groups], threshold)
-    first: dict[int, str] = {}
-    for g, label in zip(groups, labels):
-        first.setdefault(label, g.name)  # visited in name order: the smallest
-    return {g.name: first[label] for g, label in zip(groups, labels)}
+    sums, counts = distance_sums(groups, metric)
+    sums = (sums + sums.T) / 2  # a pair summed in two orders differs in the last bits: one number
+    apart = cannot_link(groups)
+    average = np.where(apart, np.inf, sums / counts)
+    np.fill_diagonal(average, np.inf)
+    root = list(range(len(groups)))
+    while True:
+        i, j = divmod(int(np.argmin(average)), len(groups))  # i < j: the matrix is symmetric
+        if not average[i, j] < max_distance:
+            break
+        root[j] = i  # j joins i: its row and column leave the matrix, i's take both
+        sums[i] += sums[j]
+        counts[i] += counts[j]
+        apart[i] |= apart[j]
+        sums[:, i], counts[:, i], apart[:, i] = sums[i], counts[i], apart[i]
+        gone = np.array(root) != np.arange(len(groups))
+        average[i] = average[:, i] = np.where(apart[i] | gone, np.inf, sums[i] / counts[i])
+        average[i, i] = np.inf
+        average[j] = average[:, j] = np.inf
+
+    def top(k: int) -> int:
+        while root[k] != k:
+            k = root[k]
+        return k
+
+    return {g.name: groups[top(k)].name for k, g in enumerate(groups)}
 
 
 def nearest_reference(vector: np.ndarray, refs: list[Reference],
@@ -232,11 +328,14 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
         path = stage.output_path(root, sid)
         if path.is_file():
             vectors.update(stage.load_vectors(path))
-    groups = track_groups(rows, vectors, metric)
+    by_id = {r["crop_id"]: r for r in rows}
+    small = {cid for cid in vectors if cid in by_id and is_small(by_id[cid], ident.min_face)}
+    groups = track_groups(rows, {k: v for k, v in vectors.items() if k not in small}, metric)
     clusters = cluster(groups, ident.max_distance, metric)
     group_of = {cid: g for g in groups for cid in g.crop_ids}
     for row in rows:
-        row.update(identity_cluster=None, identity=None, identity_distance=None)
+        row.update(identity_cluster=None, identity=None, identity_distance=None,
+                   identity_skip="small" if row["crop_id"] in small else None)
         group = group_of.get(row["crop_id"])
         if group is not None:
             row["identity_cluster"] = clusters[group.name]
@@ -250,31 +349,31 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
                 relabel(row, names[key])
         if ident.keep == "references" and row["status"] == KEPT and row["identity"] is None:
             row.update(status=DROPPED, drop_reason="identity", dataset_file=None)
-    per_cluster = Counter(clusters[group_of[cid].name] for cid in group_of)
-    known = set(per_cluster) | {track_key(r) for r in rows}
+    known = set(clusters.values()) | {track_key(r) for r in rows}
     unknown = sorted(k for k in names if k not in known)
-    return {"model": ident.model, "max_distance": ident.max_distance, "embedded": len(group_of),
-            "clusters": len(per_cluster),
+    return {"model": ident.model, "max_distance": ident.max_distance, "min_face": ident.min_face,
+            "embedded": len(group_of) + len(small), "clusters": len(set(clusters.values())),
+            "skipped": {"small": len(small)} if small else {},
             "named": {k: n for k, n in sorted(names.items()) if k in known},
             "unknown_names": unknown,
             # a named cluster that is one no more: its crops joined another cluster (a larger
             # max_distance), whose name, if any, they now carry
             "merged_names": {k: clusters[group_of[k].name] for k in unknown if k in group_of},
-            "per_cluster": dict(sorted(per_cluster.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "per_cluster": kept_per_cluster(rows),
             "per_identity": dict(sorted(Counter(r["identity"] for r in rows if r["identity"]).items()))}
 
 
-def preflight(root: Path, config: Config) -> None:
-    """What the global step will need, checked before any stage: dlib (clustering uses its
-    Chinese Whispers, whatever the embedder) and ``<output>/identities.txt``, so a bad line stops
-    the run at once (``IdentityError`` naming file and line), as a bad ``rejects.txt`` does; its
-    names become labels, so they must not clash with the config's."""
-    from .embedders.dlib import import_dlib
+def kept_per_cluster(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Kept crops per cluster, most first: what ``dataset/`` holds of each person once rejects,
+    ``keep``, ``dedupe`` and ``per_person`` have dropped theirs."""
+    counts = Counter(r["identity_cluster"] for r in rows if r["status"] == KEPT and r["identity_cluster"])
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
-    try:
-        import_dlib()
-    except ImportError as exc:
-        raise IdentityError(f"{exc} (identity clusters use dlib's Chinese Whispers)") from None
+
+def preflight(root: Path, config: Config) -> None:
+    """What the global step will need, checked before any stage: ``<output>/identities.txt``, so
+    a bad line stops the run at once (``IdentityError`` naming file and line), as a bad
+    ``rejects.txt`` does; its names become labels, so they must not clash with the config's."""
     if (root / NAMES_FILE).is_file():
         _named_lines(root / NAMES_FILE, [Named(n.prefix, f"{n.ref} in the config", n.label)
                                          for n in config.labels()])

@@ -33,6 +33,9 @@ from .video.probe import container_info
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3
 DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
+EMBED_SECONDS = {"dlib": 0.0907}
+"""Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
+section (dlib, 90.7 ms a face on a 2-core machine; README). sface: not measured."""
 
 
 @dataclass
@@ -64,12 +67,21 @@ class Estimate:
     frame_bpp: float | None = None  # JPEG bytes per frame pixel
 
 
+@dataclass(frozen=True)
+class Embedding:
+    """Seconds to embed one face (the identity stage), and where the number comes from."""
+
+    seconds_per_face: float
+    source: str
+
+
 @dataclass
 class Plan:
     root: Path
     videos: list[PlannedVideo]
     failures: list[tuple[str, int, str, str]]  # entries that could not be listed
     estimate: Estimate | None
+    embedding: Embedding | None = None  # with identity configured and a figure known
 
     @property
     def pending(self) -> list[PlannedVideo]:
@@ -89,7 +101,21 @@ class Plan:
         return [v for v in self.pending if v.frames is None]
 
     def seconds(self) -> float | None:
-        return None if self.estimate is None else self.estimate.seconds_per_frame * self.frames_to_process
+        """Sample + detect + crop, and embedding the faces with identity configured."""
+        if self.estimate is None:
+            return None
+        return self.estimate.seconds_per_frame * self.frames_to_process + (self.identity_seconds() or 0.0)
+
+    def faces(self) -> int | None:
+        """Faces the pending frames should give (the detections a frame measured), or None."""
+        per_frame = None if self.estimate is None else self.estimate.detections_per_frame
+        return None if per_frame is None else int(math.ceil(per_frame * self.frames_to_process))
+
+    def identity_seconds(self) -> float | None:
+        faces = self.faces()
+        if self.embedding is None or faces is None:
+            return None
+        return self.embedding.seconds_per_face * faces
 
     def disk_bytes(self, config: Config) -> tuple[int, int, int] | None:
         """(frames bytes, crops bytes, crops at most) for the pending videos, or None."""
@@ -209,6 +235,23 @@ def recorded_estimate(state: State) -> Estimate | None:
                     detections / frames, _frames_bpp(state.root))
 
 
+def embedding_estimate(config: Config, state: State) -> Embedding | None:
+    """Seconds a face for the identity stage: from what earlier runs recorded, else the
+    model's benchmark figure (``EMBED_SECONDS``); None without identity or a figure."""
+    if config.identity is None:
+        return None
+    markers = [state.read("identity", p.stem) for p in (state.dir / "identity").glob("*.json")
+               if not p.stem.endswith(".error")]
+    faces = sum(m.result.get("embedded", 0) for m in markers if m is not None)
+    seconds = sum(m.seconds for m in markers if m is not None)
+    if faces > 0 and seconds > 0:
+        return Embedding(seconds / faces, f"timings of {faces} faces embedded by earlier runs")
+    if config.identity.model in EMBED_SECONDS:
+        return Embedding(EMBED_SECONDS[config.identity.model],
+                         f"{config.identity.model}'s benchmark figure")
+    return None
+
+
 def _frames_bpp(root: Path, limit: int = 50) -> float | None:
     """JPEG bytes per pixel of sampled frames already on disk."""
     size = pixels = 0
@@ -291,7 +334,8 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
             marker = state.read("sample", video.sid)
             planned.frames = marker.result.get("frames", planned.frames) if marker else planned.frames
         videos.append(planned)
-    plan = Plan(root, videos, expansion.failures, recorded_estimate(state))
+    plan = Plan(root, videos, expansion.failures, recorded_estimate(state),
+                embedding_estimate(config, state))
     if plan.estimate is None and measure:
         plan.estimate = _measure_first(config, plan, state)
     return plan
@@ -356,9 +400,14 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         lines.append("time: no estimate (no earlier run, and no video on disk to measure)")
     else:
         downloads = sum(v.video.kind == "url" and "download" not in v.done for v in plan.pending)
-        lines.append(f"time: about {_clock(seconds)} for sample + detect + crop "
-                     f"({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source})"
-                     + (f", plus {downloads} download(s)" if downloads else ""))
+        embed = plan.identity_seconds()
+        identity = "" if embed is None or plan.embedding is None else (
+            f"; identity: {_clock(embed)} for about {plan.faces()} faces at "
+            f"{1000 * plan.embedding.seconds_per_face:.0f} ms, {plan.embedding.source}")
+        lines.append(f"time: about {_clock(seconds)} for sample + detect + crop"
+                     + (" + identity" if identity else "")
+                     + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}"
+                     + identity + ")" + (f", plus {downloads} download(s)" if downloads else ""))
         disk = plan.disk_bytes(config)
         if disk is not None:
             lines.append(f"disk: about {_size(disk[0])} of frames, {_size(disk[1])} of crops "

@@ -95,6 +95,8 @@ COLUMNS: tuple[Column, ...] = (
             "`max_distance`", IDENTITY),
     _column("identity_distance", float, "only with `identity` configured: the distance of the "
             "crop's track to the nearest reference", IDENTITY),
+    _column("identity_skip", str, "only with `identity` configured: why the face has no cluster: "
+            "`small` (narrower than `identity.min_face`)", IDENTITY),
     # The crop stage's working columns, not in the manifest.
     _column("t_ms", int, "time of the frame in ms (its file name under `frames/`)", CROPS),
     _column("outside", float, "share of the padded box outside the frame", CROPS),

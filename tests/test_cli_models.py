@@ -109,8 +109,9 @@ def test_identity_models_are_listed_and_fetched_like_detectors(tmp_path, shared_
 
 
 def test_models_list_says_when_dlib_is_not_installed(tmp_path):
-    """Without the identity extra the weights may be cached, but nothing can cluster: the list
-    says so under both identity models, with what to install; with dlib there is no such line."""
+    """Without the identity extra the weights may be cached, but dlib's embedder cannot run: the
+    list says so under it, with what to install (sface runs on OpenCV and clustering needs no
+    dlib); with dlib there is no such line."""
     env = {**os.environ, "PIPELINE_MODELS": str(tmp_path / "cache")}
     # as a machine without dlib: an import of it fails (sys.modules[name] = None)
     without = subprocess.run(
@@ -120,7 +121,7 @@ def test_models_list_says_when_dlib_is_not_installed(tmp_path):
     assert without.returncode == 0, without.stderr
     line = '    missing  dlib (pip install -e ".[identity]", or pip install dlib-bin)'
     out = without.stdout
-    assert out.splitlines().count(line) == 2
-    assert out.index("dlib  (face identity") < out.index(line)  # under the identity models
+    assert out.splitlines().count(line) == 1
+    assert out.index("dlib  (face identity") < out.index(line) < out.index("sface  (face identity")
     pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
     assert line not in models("list", env=env).stdout

@@ -168,6 +168,14 @@ def test_validate_exit_codes_and_output(tmp_path):
     assert "detect.min_score: must be between 0 and 1 (line 2)" in res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
     assert not (tmp_path / "data").exists()
+    ident = write(tmp_path, "sources: [{path: a.mp4}]\nidentity: {references: {ann: [a.jpg]}}\n")
+    (tmp_path / "a.jpg").touch()
+    said = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(ident)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert ("identity: dlib, max_distance 0.4, min_face 20 px, 1 reference name(s) (1 photo(s)), "
+            "keep all, per_person off") in said.stdout
+    assert "identity" not in ok.stdout  # no identity section, no identity line
 
 
 def test_shipped_configs_are_valid():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import ConfigError, PerPerson, parse_config
-from pipeline.identity import Group, apply_per_person, cluster, select_per_person
+from pipeline.identity import Group, apply_per_person, cluster, select_per_person, track_groups
 from pipeline.sheet import person_title
 
 
@@ -70,3 +70,49 @@ def test_identity_config_per_model_defaults_and_person_sheets():
         parse_config({**base, "sheet": {"by": "person"}})
     with pytest.raises(ConfigError, match="per_person"):
         parse_config({**base, "identity": {"per_person": {"max": 0}}})
+
+
+def face_row(cid: str, track: int, frame: int, width: float = 40.0) -> dict:
+    return {"crop_id": cid, "source_id": "s", "track_id": track, "frame_index": frame,
+            "box_w": width}
+
+
+def test_two_faces_in_one_frame_are_never_one_cluster():
+    # a and b: one frame, the same face vector (twins, a mirror); c lies between them in time
+    groups = [Group("a", ("a",), np.zeros(2), frames=frozenset({("s", 0)})),
+              Group("b", ("b",), np.zeros(2), frames=frozenset({("s", 0)})),
+              Group("c", ("c",), np.array([0.1, 0.0]), frames=frozenset({("s", 5)}))]
+    clusters = cluster(groups, 0.4)
+    assert clusters["a"] != clusters["b"]
+    assert clusters["c"] in (clusters["a"], clusters["b"])  # c joins one of them, never both
+
+
+def test_tracks_seen_together_are_never_linked():
+    vectors = {"t0_f0": np.zeros(2), "t0_f1": np.zeros(2), "t1_f1": np.array([0.05, 0.0]),
+               "t1_f2": np.array([0.05, 0.0])}
+    rows = [face_row("t0_f0", 0, 0), face_row("t0_f1", 0, 1), face_row("t1_f1", 1, 1),
+            face_row("t1_f2", 1, 2)]
+    together = cluster(track_groups(rows, vectors), 0.4)
+    assert len(set(together.values())) == 2  # both tracks in frame 1: two people
+    rows[2]["frame_index"] = 3  # no shared frame: the same face, one person
+    assert set(cluster(track_groups(rows, vectors), 0.4).values()) == {"t0_f0"}
+
+
+def test_tracks_are_linked_by_the_average_of_their_crops_not_their_means():
+    # one track's crops lie 0.3 either side of the other's: their means coincide (distance 0),
+    # yet its every crop is 0.3 from the other track's; at 0.25 they are two people
+    vectors = {"a1": np.array([-0.3, 0.0]), "a2": np.array([0.3, 0.0]), "b1": np.zeros(2)}
+    rows = [face_row("a1", 0, 0), face_row("a2", 0, 1), face_row("b1", 1, 2)]
+    assert len(set(cluster(track_groups(rows, vectors), 0.25).values())) == 2
+    assert len(set(cluster(track_groups(rows, vectors), 0.35).values())) == 1
+
+
+def test_a_cluster_is_named_by_its_smallest_crop_id_whatever_the_rounding():
+    # the distance sums of a pair, added up in two orders, may differ in their last bits; the
+    # name must still be the smallest crop id, or names would change between runs and sources
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        crops = rng.normal(size=(2, 5, 8)).astype(np.float32) * 0.05 + rng.normal(size=8)
+        groups = [Group(name, (name,), crops[k].mean(axis=0), crops[k])
+                  for k, name in enumerate(("a", "b"))]
+        assert cluster(groups, 0.4) == {"a": "a", "b": "a"}

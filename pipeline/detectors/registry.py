@@ -121,12 +121,12 @@ def list_models() -> list[ModelInfo]:
     detectors = [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
                            tuple(_file_info(f) for f in entry.files), entry.builtin())
                  for name, entry in _REGISTRY.items()]
-    # identity clusters use dlib's Chinese Whispers whatever the embedder, so both need it
+    # only dlib's embedder needs dlib (clustering is the pipeline's own, sface runs on OpenCV)
     needs = None if importlib.util.find_spec("dlib") else DLIB_INSTALL
     return detectors + [ModelInfo(name, "face identity", (EMBEDDER_RUNTIME[name],),
                                   EMBEDDER_RUNTIME[name],
                                   tuple(_file_info(f) for f in _embedder_files(name) or ()),
-                                  needs=needs)
+                                  needs=needs if name == "dlib" else None)
                         for name in EMBEDDERS]
 
 
