@@ -1,6 +1,7 @@
 """Config loading: defaults, time parsing, and the exact messages users see for bad configs."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,14 +169,43 @@ def test_validate_exit_codes_and_output(tmp_path):
     assert "detect.min_score: must be between 0 and 1 (line 2)" in res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
     assert not (tmp_path / "data").exists()
+    assert "identity" not in ok.stdout  # no identity section, no identity line
+
+
+def test_validate_prints_the_identity_settings_it_checked(tmp_path, shared_models):
+    """validate makes the run's own checks (the reference photo is read and its face found), so
+    its identity line speaks of a config a run accepts; an empty photo is refused as run does."""
+    import shutil
+
+    import cv2
+
+    from pipeline.embedders.dlib import RESNET, SHAPE5
+    from support import DEMO
+
+    if not all((shared_models / s.filename).is_file() for s in (RESNET, SHAPE5)):
+        pytest.skip(f"dlib weights not in {shared_models}")
+    pytest.importorskip("dlib", reason="the identity extra is not installed")
+    cache = tmp_path / "models"
+    cache.mkdir()
+    for spec in (RESNET, SHAPE5):
+        shutil.copy(shared_models / spec.filename, cache / spec.filename)
+    (tmp_path / "a.mp4").write_bytes((DEMO / "hopper_pan.mp4").read_bytes())
+    ok, frame = cv2.VideoCapture(str(DEMO / "hopper_pan.mp4")).read()
+    assert ok
+    cv2.imwrite(str(tmp_path / "a.jpg"), frame)
     ident = write(tmp_path, "sources: [{path: a.mp4}]\nidentity: {references: {ann: [a.jpg]}}\n")
-    (tmp_path / "a.jpg").touch()
+    env = {**os.environ, "PIPELINE_MODELS": str(cache)}
     said = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(ident)],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
     assert said.returncode == 0, said.stderr
     assert ("identity: dlib, max_distance 0.4, min_face 20 px, 1 reference name(s) (1 photo(s)), "
             "keep all, per_person off") in said.stdout
-    assert "identity" not in ok.stdout  # no identity section, no identity line
+    (tmp_path / "a.jpg").write_bytes(b"")
+    refused = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(ident)],
+                             capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert refused.returncode == 2
+    assert refused.stderr == ("error: identity.references.ann: cannot read the image a.jpg (paths "
+                              "are relative to the working folder)\n")
 
 
 def test_shipped_configs_are_valid():

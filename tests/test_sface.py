@@ -19,7 +19,9 @@ def test_a_served_file_with_another_sha256_is_refused(http_server, tmp_path):
     env = {"PIPELINE_MODELS": str(cache), "PIPELINE_MODELS_URL": http_server.url("/")}
     done = cli("models", "fetch", "sface", cwd=tmp_path, env=env, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"error: could not fetch {SFACE_ONNX.filename}: ")
+    # the download's progress lines (output is not a terminal), then one error line
+    assert done.stderr.splitlines()[0].startswith(f"downloading {SFACE_ONNX.filename}")
+    assert done.stderr.splitlines()[-1].startswith(f"error: could not fetch {SFACE_ONNX.filename}: ")
     assert f"sha256 mismatch, expected {SFACE_ONNX.sha256}" in done.stderr
     assert f"put the file {SFACE_ONNX.filename} (sha256 {SFACE_ONNX.sha256}" in done.stderr
     assert str(cache / SFACE_ONNX.filename) in done.stderr

@@ -277,7 +277,8 @@ def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, done: int, progress: 
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    """A size as people read it: MB, or kB below one MB (a 232 kB file is not "0.2 MB")."""
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 class ProgressLines:
