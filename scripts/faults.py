@@ -559,6 +559,21 @@ def ownership_rows(work: Path) -> list[Row]:
     add("duplicate key (sources: twice)", "refused",
         _refused(validate("dup.yaml", "sources: [{path: a.mp4}]\nsources: [{path: b.mp4}]\n"),
                  "given twice (lines 1 and 2)"))
+    exec_pp = ("sources: [{url: 'https://example.invalid/v'}]\ndownload:\n  ytdlp:\n"
+               "    postprocessors: [{key: Exec, exec_cmd: 'id > pwned.txt', when: pre_process}]\n")
+    for case, text, words in (
+            ("yt-dlp Exec postprocessor without allow_commands", exec_pp,
+             "runs a command (Exec); set download.allow_commands: true"),
+            ("label of 64 four-byte letters (256 bytes)", "sources: [{path: a.mp4, label: "
+             + "\U0001d400" * 64 + "}]\n", "bytes"),
+            ("labels Hopper and hopper", "sources: [{path: a.mp4, label: Hopper}, "
+             "{path: b.mp4, label: hopper}]\n", "differ only by case"),
+            ("sample: {fps: .inf}", "sources: [{path: a.mp4}]\nsample: {fps: .inf}\n", "finite"),
+            ("crop: {aspect: .nan}", "sources: [{path: a.mp4}]\ncrop: {aspect: .nan}\n", "finite")):
+        observed = _refused(validate("odd.yaml", text), words)
+        if (work / "pwned.txt").exists():
+            observed += ", and the command ran"
+        add(case, "refused", observed)
     add("Unicode labels pilote_été, 飞行员", "exit 0",
         _said(validate("uni.yaml", "sources: [{path: a.mp4, label: pilote_été}, "
                                    "{path: b.mp4, label: 飞行员}]\n")))
