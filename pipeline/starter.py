@@ -66,7 +66,7 @@ crop:
   min_size: 64                    # padded region in source pixels: smaller people are listed
                                   # as dropped (small), not written
   padding: 0.1                    # around the person box, as a fraction of it
-  aspect: 0.5                     # tall crops (width / height)
+  aspect: 0.4                     # tall crops (width / height): the median of 359 labelled people
   size: 256                       # long side
   per_track: {max: 5, min_gap_s: 2}   # the 5 best shots of each person track, >= 2 s apart
 """

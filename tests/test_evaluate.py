@@ -82,6 +82,20 @@ def test_hand_counted_detection_tracks_and_identity(tmp_path):
     assert "recall" in cli("evaluate", "run.yaml", "--truth", "truth.csv", cwd=tmp_path).stdout
 
 
+def test_crops_without_a_cluster_are_counted_not_scored(tmp_path):
+    """A crop that selection dropped before the identity step (or one too small to tell) has
+    no cluster: counted apart, never scored as a cluster of its own, which would make the
+    perfect clustering of the other crops look like poor recall."""
+    unclustered = [_crop(1, (10, 0, 100, 100), 0.85, 1, kept=False)]  # p1 again, no cluster
+    _fake_run(tmp_path, [_crop(0, A, 0.9, 1, cluster="c1"), *unclustered,
+                         _crop(2, A, 0.8, 1, cluster="c1"), _crop(2, B, 0.7, 3, cluster="c2")])
+    ident = _evaluate(tmp_path, "--truth", "truth.csv")["overall"]["identity"]
+    assert ident["bcubed"] == {"precision": 1.0, "recall": 1.0, "f": 1.0, "items": 3}
+    assert (ident["clusters"], ident["identities"], ident["unclustered"]) == (2, 2, 1)
+    said = cli("evaluate", "run.yaml", "--truth", "truth.csv", cwd=tmp_path).stdout
+    assert "1 matched crops have no cluster" in said
+
+
 def test_boxes_shifted_off_their_objects_find_nothing(tmp_path):
     shifted = [{**c, "box_x": c["box_x"] + 60} for c in RIGHT]  # IoU 0.25 with a 100-px box
     _fake_run(tmp_path, shifted)

@@ -63,7 +63,9 @@ def lines(result: dict[str, Any]) -> list[str]:
                 *table(("score", "precision", "recall", "F", "crops"),
                        [("BCubed", b["precision"], b["recall"], b["f"], b["items"]),
                         ("pairwise", p["precision"], p["recall"], p["f"], p["items"])]),
-                f"{ident['identities']} labelled identities, {ident['clusters']} clusters", ""]
+                f"{ident['identities']} labelled identities, {ident['clusters']} clusters; "
+                f"{ident['unclustered']} matched crops have no cluster (dropped before the "
+                "identity step, or too small to tell) and are not scored", ""]
     for t in result["unpaired_truth"]:
         out.append(f"warning: {t['file']} labels {t['key']}, no source of this run (not scored)")
     return out
