@@ -14,15 +14,14 @@ from pathlib import Path
 
 from .files import write_atomic
 from .runlog import log as run_log
-
-RECORD = "warnings.json"
+from .state import WARNINGS
 
 
 class Notices:
     """The warnings of one run, against those of the run before it."""
 
     def __init__(self, state_dir: Path, log: Callable[[str], None]) -> None:
-        self.path = state_dir / RECORD
+        self.path = state_dir / WARNINGS
         self.log = log
         self.before = _read(self.path)
         self.said: list[str] = []

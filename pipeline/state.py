@@ -155,6 +155,8 @@ class State:
         return self.final_step_path.exists()
 
 
+WARNINGS = "warnings.json"
+"""The warnings the last run gave (``pipeline.notices``), so a rerun does not repeat them."""
 FINAL_STEP = "final-step.json"
 """In ``state/`` while the last step runs (``State.start_final_step``)."""
 SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")
