@@ -133,28 +133,15 @@ class Plan:
         return int(frames * bpp), int(crops * crop_pixels * bpp), crops
 
 
-def sampled_spans(video: Video, duration_s: float, frame_s: float = 0.0) -> list[float]:
-    """Seconds the sampler looks at in each range: the segments (clipped), else the whole video.
-    A target time after the last frame's start (``duration_s - frame_s``) finds no frame."""
-    last = max(0.0, duration_s - frame_s) + 1e-9 if frame_s else duration_s
-    if not video.segments:
-        return [last]
-    return [max(0.0, min(s.end if s.end is not None else last, last) - s.start)
-            for s in video.segments]
-
-
 def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: float = 0.0
                ) -> int | None:
     """How many frames the sample stage would keep (before the sharpness filter); None when
-    that depends on the content (scene mode) or the duration is unknown. ``frame_s``: one
-    frame's duration when known (a 4.004 s clip at 29.97 fps has no frame at 4 s)."""
-    s = config.sample
-    if s.count is not None:
-        return s.count
-    if duration_s is None or s.scene is not None:
-        return None
-    step = 1.0 / s.fps if s.fps else (s.every if s.every is not None else 1.0)
-    return sum(math.ceil(span / step) for span in sampled_spans(video, duration_s, frame_s))
+    that depends on the content (scene mode) or the duration is unknown."""
+    from .stages.sample import plan_for
+    from .video import Range
+
+    ranges = tuple(Range(s.start, s.end) for s in video.segments)
+    return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
 
 
 def local_file(video: Video, state: State) -> Path | None:
