@@ -295,7 +295,7 @@ class Measured:
 def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
                       budget_s: float = MEASURE_SECONDS) -> Estimate:
     """Sample and detect the first frames of ``files``, one after another, for about ``budget_s``
-    seconds (and ``MEASURE_MIN_FRAMES`` frames, from ``MEASURE_MAX_FILES`` files at most). Each
+    seconds (and ``MEASURE_MIN_FRAMES`` frames), from ``MEASURE_MAX_FILES`` files at most. Each
     file's first frame is left out: it pays for opening the file (``SOURCE_SECONDS``), the very
     first for warming the detector up too. An unreadable file is skipped."""
     from .stages import detect
@@ -303,7 +303,7 @@ def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
     detector = detect.detector_for(config)  # one that cannot load raises: no estimate
     measured, started = Measured(), time.monotonic()
     for opened, (video, path) in enumerate(files):
-        if opened >= MEASURE_MAX_FILES and measured.frames:
+        if opened >= MEASURE_MAX_FILES:  # a folder of one-frame clips gives no estimate, quickly
             break
         try:
             _measure_file(config, detector, video, path, measured, started + budget_s)
