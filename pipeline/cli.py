@@ -149,6 +149,7 @@ def validate(config: str) -> None:
     from .identity import IdentityError
     from .ownership import OutputRefused, check_output, identity_of
     from .run import preflight
+    from .sources import local_source_problems
 
     cfg = _load(config)
     root = cfg.output_dir.absolute()  # as run sees it
@@ -157,7 +158,7 @@ def validate(config: str) -> None:
     except OutputRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    missing = cfg.missing_paths()
+    missing = cfg.missing_photos()
     if missing:
         click.echo(f"{config}: " + "\n".join(["invalid config", *(f"  {m}" for m in missing)]),
                    err=True)
@@ -167,6 +168,9 @@ def validate(config: str) -> None:
     except (RejectsError, ExecutorError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for problem in local_source_problems(cfg):
+        click.echo(f"warning: {problem}; a run fails this source (not-found) and does the others",
+                   err=True)
     kinds = sum(s.url is not None for s in cfg.sources), sum(s.path is not None for s in cfg.sources)
     n = len(cfg.sources)
     click.echo(f"{config}: ok ({n} source{'s' if n != 1 else ''}: {kinds[0]} URL, {kinds[1]} local; "

@@ -600,18 +600,14 @@ class Config(_Model):
             seen.add(key)
         return self
 
-    def missing_paths(self) -> list[str]:
-        """``sources.N.path: ...`` for each local source that does not exist now, and
-        ``identity.references.NAME: ...`` for each missing reference photo. Not a config error
-        (a run fails only that source, ``not-found``; a photo stops the run before any stage),
-        but ``validate`` reports them."""
-        missing = [f"sources.{i}.path: {no_such_path(s.path)}"
-                   for i, s in enumerate(self.sources)
-                   if s.path is not None and not Path(s.path).expanduser().exists()]
+    def missing_photos(self) -> list[str]:
+        """``identity.references.NAME: ...`` for each missing reference photo: it stops the run
+        before any stage, so ``validate`` refuses it too. (A missing local source only fails
+        that source: ``sources.local_source_problems``.)"""
         references = self.identity.references if self.identity is not None else {}
-        return missing + [f"identity.references.{name}: no such file: {photo}"
-                          for name, photos in sorted(references.items()) for photo in photos
-                          if not Path(photo).expanduser().is_file()]
+        return [f"identity.references.{name}: no such file: {photo}"
+                for name, photos in sorted(references.items()) for photo in photos
+                if not Path(photo).expanduser().is_file()]
 
     @model_validator(mode="after")
     def _no_commands(self) -> Config:

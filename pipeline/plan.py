@@ -7,9 +7,11 @@ downloaded files; yt-dlp's listing for URLs), counts the frames the sampler woul
 estimates time and disk. Which units are done, failed or pending comes from ``run.status``, the
 same markers a run skips by. Nothing is downloaded, sampled, detected or cropped.
 
-The time estimate is per sampled frame (sample + detect + crop): from the timings earlier runs
-recorded in their markers when there are any, else measured on the first video available on
-disk for a few seconds of real decoding and detection.
+The time estimate is per sampled frame (sample + detect + crop), plus ``SOURCE_SECONDS`` a
+source with work to do, ``RUN_SECONDS`` for the run's end and, with identity, the faces'
+embedding. Per frame: from the timings earlier runs recorded in their markers when there are any,
+else measured on the first videos available on disk for a few seconds of real decoding and
+detection, with the run's thread limits.
 """
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from .config import Config
+from .cpus import limit_native_threads, threads_for
 from .ownership import check_output, identity_of
 from .sources import Video, cap_per_source, expand_sources
 from .stages import NAMES
@@ -32,6 +36,15 @@ from .video.probe import container_info
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3
+MEASURE_MAX_FILES = 8  # short clips: frames from this many files at most, within the budget
+SOURCE_SECONDS = 0.065
+"""Seconds each source with work to do costs beyond its frames (opening and probing the file, its
+download unit, fingerprints and markers): fits of three runs of generated 320x240 clips on a
+shared 2-core machine gave 50 and 78 ms (docs/plan.md)."""
+RUN_SECONDS = 0.3
+"""Seconds a run with work to do costs whatever its size (the dataset, manifest, summary and
+sheets at its end): what five short face clips (12 frames, 13 crops) took beyond their frames and
+sources, 0.3-0.4 s (docs/plan.md)."""
 DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
 EMBED_SECONDS = {"dlib": 0.0907}
 """Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
@@ -100,11 +113,18 @@ class Plan:
     def unknown(self) -> list[PlannedVideo]:
         return [v for v in self.pending if v.frames is None]
 
+    def overhead_seconds(self) -> float:
+        """What the pending sources cost beyond their frames, and the run's own finish."""
+        sources = len(self.pending)
+        return RUN_SECONDS + SOURCE_SECONDS * sources if sources else 0.0
+
     def seconds(self) -> float | None:
-        """Sample + detect + crop, and embedding the faces with identity configured."""
+        """Sample + detect + crop with the per-source and per-run overhead, and embedding the
+        faces with identity configured."""
         if self.estimate is None:
             return None
-        return self.estimate.seconds_per_frame * self.frames_to_process + (self.identity_seconds() or 0.0)
+        return (self.estimate.seconds_per_frame * self.frames_to_process + self.overhead_seconds()
+                + (self.identity_seconds() or 0.0))
 
     def faces(self) -> int | None:
         """Faces the pending frames should give (the detections a frame measured), or None."""
@@ -133,28 +153,15 @@ class Plan:
         return int(frames * bpp), int(crops * crop_pixels * bpp), crops
 
 
-def sampled_spans(video: Video, duration_s: float, frame_s: float = 0.0) -> list[float]:
-    """Seconds the sampler looks at in each range: the segments (clipped), else the whole video.
-    A target time after the last frame's start (``duration_s - frame_s``) finds no frame."""
-    last = max(0.0, duration_s - frame_s) + 1e-9 if frame_s else duration_s
-    if not video.segments:
-        return [last]
-    return [max(0.0, min(s.end if s.end is not None else last, last) - s.start)
-            for s in video.segments]
-
-
 def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: float = 0.0
                ) -> int | None:
     """How many frames the sample stage would keep (before the sharpness filter); None when
-    that depends on the content (scene mode) or the duration is unknown. ``frame_s``: one
-    frame's duration when known (a 4.004 s clip at 29.97 fps has no frame at 4 s)."""
-    s = config.sample
-    if s.count is not None:
-        return s.count
-    if duration_s is None or s.scene is not None:
-        return None
-    step = 1.0 / s.fps if s.fps else (s.every if s.every is not None else 1.0)
-    return sum(math.ceil(span / step) for span in sampled_spans(video, duration_s, frame_s))
+    that depends on the content (scene mode) or the duration is unknown."""
+    from .stages.sample import plan_for
+    from .video import Range
+
+    ranges = tuple(Range(s.start, s.end) for s in video.segments)
+    return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
 
 
 def local_file(video: Video, state: State) -> Path | None:
@@ -264,40 +271,76 @@ def _frames_bpp(root: Path, limit: int = 50) -> float | None:
     return size / pixels if pixels else None
 
 
-def measured_estimate(config: Config, video: Video, path: Path,
+@dataclass
+class Measured:
+    """What sampling and detecting the first frames of a few files gave, for an ``Estimate``."""
+
+    frames: int = 0
+    detections: int = 0
+    jpeg_bytes: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    sids: list[str] = field(default_factory=list)
+
+    def estimate(self) -> Estimate:
+        if self.frames == 0:
+            raise ValueError("no file gave 2 frames or more to measure")
+        sids = self.sids[0] if len(self.sids) == 1 else f"{len(self.sids)} videos"
+        return Estimate(self.seconds / self.frames,
+                        f"measured: {self.frames} frame{'s' if self.frames != 1 else ''} of {sids} "
+                        f"sampled and detected in {self.seconds:.1f} s, after each video's first",
+                        self.detections / self.frames, self.jpeg_bytes / self.pixels)
+
+
+def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
                       budget_s: float = MEASURE_SECONDS) -> Estimate:
-    """Sample and detect the first frames of ``path`` for about ``budget_s`` seconds."""
+    """Sample and detect the first frames of ``files``, one after another, for about ``budget_s``
+    seconds (and ``MEASURE_MIN_FRAMES`` frames), from ``MEASURE_MAX_FILES`` files at most. Each
+    file's first frame is left out: it pays for opening the file (``SOURCE_SECONDS``), the very
+    first for warming the detector up too. An unreadable file is skipped."""
+    from .stages import detect
+
+    detector = detect.detector_for(config)  # one that cannot load raises: no estimate
+    measured, started = Measured(), time.monotonic()
+    for opened, (video, path) in enumerate(files):
+        if opened >= MEASURE_MAX_FILES:  # a folder of one-frame clips gives no estimate, quickly
+            break
+        try:
+            _measure_file(config, detector, video, path, measured, started + budget_s)
+        except Exception:  # a broken file: the run will say so at its sample stage
+            continue
+        if measured.frames >= MEASURE_MIN_FRAMES and time.monotonic() - started >= budget_s:
+            break
+    return measured.estimate()
+
+
+def _measure_file(config: Config, detector: Any, video: Video, path: Path, measured: Measured,
+                  deadline: float) -> None:
+    """Add the frames of ``path`` after its first to ``measured``, until ``deadline`` once
+    ``MEASURE_MIN_FRAMES`` frames are in."""
     from .stages import detect, sample
     from .video import Range, iter_samples
 
-    detector = detect.detector_for(config)
-    d = config.detect
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
-    frames = detections = size = pixels = 0
-    started = time.monotonic()
-    samples = iter_samples(str(path), sample.plan_for(config.sample, ranges))
-    try:
-        for i, frame in enumerate(samples):
+    with iter_samples(str(path), sample.plan_for(config.sample, ranges, threads_for(config))) as samples:
+        started = None
+        for frame in samples:
             ok, data = cv2.imencode(".jpg", frame.image, params)
-            found = detector.detect(frame.image).filtered(d.min_score, d.min_size, d.max_per_frame)
-            if i == 0:  # the first frame pays for opening the file and warming the detector up
+            found = detect.detect_one(detector, config.detect, frame.image)
+            if started is None:
                 started = time.monotonic()
                 continue
-            size += len(data) if ok else 0
-            pixels += frame.image.shape[0] * frame.image.shape[1]
-            detections += len(found)
-            frames += 1
-            if frames >= MEASURE_MIN_FRAMES and time.monotonic() - started >= budget_s:
+            measured.jpeg_bytes += len(data) if ok else 0
+            measured.pixels += frame.image.shape[0] * frame.image.shape[1]
+            measured.detections += len(found)
+            measured.frames += 1
+            if video.sid not in measured.sids:
+                measured.sids.append(video.sid)
+            if measured.frames >= MEASURE_MIN_FRAMES and time.monotonic() >= deadline:
                 break
-    finally:
-        samples.close()
-    elapsed = time.monotonic() - started
-    if frames == 0:
-        raise ValueError(f"fewer than 2 frames could be sampled from {path}")
-    return Estimate(elapsed / frames, f"measured: {frames} frame{'s' if frames != 1 else ''} of "
-                    f"{video.sid} sampled and detected in {elapsed:.1f} s, after a first one",
-                    detections / frames, size / pixels)
+        if started is not None:
+            measured.seconds += time.monotonic() - started
 
 
 def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
@@ -337,20 +380,20 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     plan = Plan(root, videos, expansion.failures, recorded_estimate(state),
                 embedding_estimate(config, state))
     if plan.estimate is None and measure:
+        # the run's native thread limits, or spinning OpenMP threads fight the decoder's on a small
+        # machine and the measurement comes out many times the run's per-frame time
+        limit_native_threads(threads_for(config))
         plan.estimate = _measure_first(config, plan, state)
     return plan
 
 
 def _measure_first(config: Config, plan: Plan, state: State) -> Estimate | None:
-    for planned in plan.pending:
-        path = local_file(planned.video, state)
-        if path is None:
-            continue
-        try:
-            return measured_estimate(config, planned.video, path)
-        except Exception:  # a detector that cannot load, a broken file: no estimate from it
-            continue
-    return None
+    files = ((v.video, path) for v in plan.pending
+             if (path := local_file(v.video, state)) is not None)
+    try:
+        return measured_estimate(config, files)
+    except Exception:  # a detector that cannot load, no readable file: no estimate from it
+        return None
 
 
 def _clock(seconds: float | None) -> str:
@@ -359,6 +402,11 @@ def _clock(seconds: float | None) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _span(seconds: float | None) -> str:
+    """A time to wait: tenths of a second under a minute (a small run is not "about 0:01")."""
+    return f"{seconds:.1f} s" if seconds is not None and seconds < 59.95 else _clock(seconds)
 
 
 def _size(n: float) -> str:
@@ -402,11 +450,13 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         downloads = sum(v.video.kind == "url" and "download" not in v.done for v in plan.pending)
         embed = plan.identity_seconds()
         identity = "" if embed is None or plan.embedding is None else (
-            f"; identity: {_clock(embed)} for about {plan.faces()} faces at "
+            f"; identity: {_span(embed)} for about {plan.faces()} faces at "
             f"{1000 * plan.embedding.seconds_per_face:.0f} ms, {plan.embedding.source}")
-        lines.append(f"time: about {_clock(seconds)} for sample + detect + crop"
+        lines.append(f"time: about {_span(seconds)} for sample + detect + crop"
                      + (" + identity" if identity else "")
-                     + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}"
+                     + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}; "
+                       f"{_span(plan.overhead_seconds())} for opening {len(plan.pending)} source(s) at "
+                       f"{1000 * SOURCE_SECONDS:.0f} ms each and finishing the run"
                      + identity + ")" + (f", plus {downloads} download(s)" if downloads else ""))
         disk = plan.disk_bytes(config)
         if disk is not None:

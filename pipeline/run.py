@@ -47,6 +47,7 @@ class SourceOutcome:
     detector: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
+    busy: dict[str, float] = field(default_factory=dict)  # overlapped step -> its thread's busy seconds
 
     @property
     def ok(self) -> bool:
@@ -145,6 +146,7 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             state.finish(stage.name, video.sid, marker)
             outcome.stages[stage.name] = "ran"
             outcome.seconds[stage.name] = marker.seconds
+            outcome.busy.update(result.get("overlapped", {}).get("busy_s", {}))
             ran = True
         else:
             outcome.stages[stage.name] = "skipped"

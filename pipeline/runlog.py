@@ -31,8 +31,20 @@ def unit_lines(outcome: Any) -> list[tuple[int, str]]:
             text += f" {outcome.seconds.get(stage, 0.0):.2f} s"
         counts = " ".join(f"{k}={outcome.counts[k]}" for k in STAGE_COUNTS.get(stage, ())
                           if k in outcome.counts)
-        lines.append((logging.INFO, f"{text} {counts}".rstrip()))
+        lines.append((logging.INFO, f"{text} {counts}{overlap_note(stage, how, outcome.busy)}".rstrip()))
     return lines
+
+
+def overlap_note(stage: str, how: str, busy: dict[str, float]) -> str:
+    """Where the time went when sample, detect and crop ran together: the sample stage's seconds
+    are the three's wall time, so its line splits them into each thread's busy seconds (they
+    overlap, so they add up to more than the wall time), and detect's and crop's lines say so."""
+    if not busy or how != "ran":
+        return ""
+    if stage == "sample":
+        steps = ", ".join(f"{step} {seconds:.2f} s" for step, seconds in busy.items())
+        return f" (with detect and crop; busy: {steps})"
+    return " (done during sample)" if stage in ("detect", "crop") else ""
 
 
 def log_outcome(outcome: Any) -> None:

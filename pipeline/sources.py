@@ -125,6 +125,22 @@ def _path_videos(spec: Source, index: int, output: Path) -> list[Video]:
                   tuple(spec.segments), printable(f.stem)) for f in files]
 
 
+def local_source_problems(config: Config) -> list[str]:
+    """``sources.N.path: ...`` for each local source a run would fail (``not-found``): a path
+    that is not there, or a folder with no videos. A run fails those sources and does the
+    others, so ``validate`` warns about them rather than refusing the config."""
+    output = config.output_dir.resolve()
+    problems = []
+    for index, spec in enumerate(config.sources):
+        if spec.path is None:
+            continue
+        try:
+            _path_videos(spec, index, output)
+        except FileNotFoundError as exc:
+            problems.append(f"sources.{index}.path: {exc}")
+    return problems
+
+
 _GENERIC_EXTRACTORS = frozenset({"generic", "html5", "html5mediaembed"})
 """Extractors whose ids come from file or page names, so they repeat across sites."""
 

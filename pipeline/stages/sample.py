@@ -92,9 +92,10 @@ def frames_of(video: Video, config: Config, root: Path, parts: list[dict[str, An
         if ranges:
             check_segments(video, info.duration_s)
         # ``with``: a consumer that stops early (an error downstream) releases the decoder at once
-        with iter_samples(str(path), plan_for(config.sample, ranges, threads_for(config)),
-                          info) as samples:
-            for frame in bar(samples, enabled=progress, desc=f"{desc} {video.sid[:30]}", unit="frame"):
+        plan = plan_for(config.sample, ranges, threads_for(config))
+        with iter_samples(str(path), plan, info) as samples:
+            for frame in bar(samples, enabled=progress, desc=f"{desc} {video.sid[:30]}", unit="frame",
+                             total=plan.expected_count(info.duration_s, 1.0 / info.fps if info.fps else 0.0)):
                 t_ms = int(round(part.offset_s * 1000)) + frame.t_ms
                 segment = segment_of[frame.range_index] if segment_of and frame.range_index >= 0 else (
                     part.segment if part.segment >= 0 else -1)

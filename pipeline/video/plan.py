@@ -5,6 +5,7 @@ strategies (``opencv.py``, ``pyav.py``) all read the same ``SamplePlan``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,6 +79,21 @@ class SamplePlan:
     def step_s(self) -> float:
         """Seconds between targets in the ``every`` and ``fps`` modes."""
         return 1.0 / self.fps if self.mode == "fps" and self.fps else self.every_s
+
+    def expected_count(self, duration_s: float | None, frame_s: float = 0.0) -> int | None:
+        """How many frames this plan keeps from a video of ``duration_s`` (before the sharpness
+        filter), known before decoding: what ``plan`` counts and a progress bar's total. None
+        in scene mode (it depends on the content) or when the duration is unknown. ``frame_s``:
+        one frame's duration when known: a target after the last frame's start finds no frame
+        (a 4.004 s clip at 29.97 fps has no frame at 4 s)."""
+        if self.mode == "count":
+            return self.count
+        if duration_s is None or self.mode == "scene":
+            return None
+        last = max(0.0, duration_s - frame_s) + 1e-9 if frame_s else duration_s
+        spans = [max(0.0, min(r.end_s if r.end_s is not None else last, last) - r.start_s)
+                 for r in self.ranges] or [last]
+        return sum(math.ceil(span / self.step_s) for span in spans)
 
 
 @dataclass
