@@ -178,7 +178,6 @@ def test_validate_exit_codes_and_output(tmp_path):
 def test_validate_prints_the_identity_settings_it_checked(tmp_path, shared_models):
     """validate makes the run's own checks (the reference photo is read and its face found), so
     its identity line speaks of a config a run accepts; an empty photo is refused as run does."""
-
     import cv2
 
     from pipeline.embedders.dlib import RESNET, SHAPE5
