@@ -9,11 +9,12 @@ line at the end counts them. A warning whose text changed (another count, anothe
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from .files import write_atomic
-from .runlog import log as run_log
+from .runlog import log as run_log, shown_on_console
 from .state import WARNINGS
 
 
@@ -41,7 +42,7 @@ class Notices:
     def close(self) -> None:
         """The line counting the warnings not repeated, and the record for the next run (best
         effort: a record that cannot be written only means the next run repeats them)."""
-        if self.repeated:
+        if self.repeated and not shown_on_console(logging.INFO):  # with -v they were just shown
             many = self.repeated > 1
             self.log(f"({self.repeated} warning{'s' if many else ''} of the previous run still "
                      f"hold{'' if many else 's'}; -v shows {'them' if many else 'it'})")

@@ -66,3 +66,9 @@ def configure(verbosity: int = 0, log_file: Path | None = None) -> None:
         handler.setLevel(min(level, logging.INFO))
         handler.setFormatter(logging.Formatter(FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
         root.addHandler(handler)
+
+
+def shown_on_console(level: int) -> bool:
+    """Whether a line of ``level`` reaches the terminal (``-v`` shows INFO), not only a log file."""
+    return any(type(h) is logging.StreamHandler and h.level <= level and log.isEnabledFor(level)
+               for h in logging.getLogger().handlers)

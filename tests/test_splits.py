@@ -81,3 +81,4 @@ def test_a_rerun_with_nothing_to_do_repeats_no_warning(tmp_path):
     assert "split val and test are empty" not in again.stderr
     shown = cli("run", str(config), "-q", "-v", cwd=tmp_path)
     assert "warning (as in the previous run): split val and test are empty" in shown.stderr
+    assert "of the previous run still hold" not in shown.stderr  # shown, so not counted
