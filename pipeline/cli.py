@@ -5,6 +5,7 @@ error (nothing was done); interrupted: 130 by Ctrl-C, 143 by SIGTERM, 129 by SIG
 """
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -362,7 +363,14 @@ def review(config: str, port: int, open_browser: bool) -> None:
         server = ReviewServer(root, port, on_save=lambda name, n: click.echo(
             f"saved {n} {'crop id(s)' if name == 'rejects.txt' else 'name(s)'} to {root / name}; "
             "run the pipeline again to apply them"))
-    except (SheetError, LockError, OSError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            click.echo(f"error: port {port} on 127.0.0.1 is in use by another program; choose "
+                       "another with --port N, or leave --port out for a free one", err=True)
+        else:
+            click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (SheetError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"review page: {server.url}  (Ctrl-C to stop)", nl=True)

@@ -232,6 +232,23 @@ def test_names_that_would_stop_the_next_run_are_refused(served, names, rule):
     assert good.status == 200 and (demo.root / "identities.txt").read_text() == "p1 Zhang Ling\n"
 
 
+def test_a_port_in_use_is_one_line_naming_the_port(review_demo, tmp_path):
+    import socket
+
+    demo = copy_run(review_demo, tmp_path / "out")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(demo.raw))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "pipeline", "review", "run.yaml", "--port",
+                               str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2
+    assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use by another program; "
+                           "choose another with --port N, or leave --port out for a free one\n")
+
+
 def test_leftover_temporary_files_of_saves_are_removed_at_launch(tmp_path):
     """A save cut short (a killed server) leaves its temporary file; the next launch removes it,
     and nothing else: a user's hidden files stay."""
