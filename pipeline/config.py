@@ -351,7 +351,7 @@ class Detect(_Model):
     weights: UserPath | None = None
     min_score: Fraction = 0.7
     # No size cut by default: small subjects are the crop stage's to drop (crop.min_size), in the
-    # open, not the detector's; the detectors' own smallest anchors are the floor (README).
+    # open, not the detector's; the detectors' own smallest anchors are the floor (docs/configuration.md).
     min_size: Annotated[float, _at_least(0)] = 0.0
     max_per_frame: PositiveInt = 50  # per detector class: CLASS_DEFAULTS
     input_size: Annotated[int, _between(64, 4096)] = 640
@@ -481,7 +481,7 @@ IDENTITY_MAX_DISTANCE = {"dlib": 0.4, "sface": 0.637}
 the test clips,
 two different women came 0.454 apart (track means) and 0.44 (one's track from a reference photo
 of the other), one person's tracks lay at most 0.31 from its reference photo and stayed one
-cluster (README, Identity). sface (cosine distance): OpenCV Zoo's published same-person
+cluster (docs/identity.md). sface (cosine distance): OpenCV Zoo's published same-person
 threshold, cosine similarity 0.363; not measured here."""
 IDENTITY_MIN_FACE = 20.0
 """Default ``identity.min_face``, pixels of face box width (docs/identity.md): on interview

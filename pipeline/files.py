@@ -72,7 +72,7 @@ DIGEST_EDGE = 64 * 1024  # bytes hashed at each end of a file; smaller files are
 
 def file_digest(path: Path) -> list:
     """[size, blake2b of the first and last 64 KiB]: reading at most 128 KiB a file keeps a
-    rerun's check cheap (README, Guarantees: ~0.1 ms a crop), and any truncation changes the
+    rerun's check cheap (docs/guarantees.md: ~0.1 ms a crop), and any truncation changes the
     size while damage near either end, where JPEG headers and JSONL tails live, changes the hash."""
     h = hashlib.blake2b(digest_size=8)
     with open(path, "rb") as f:

@@ -48,7 +48,7 @@ sources, 0.3-0.4 s (docs/plan.md)."""
 DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
 EMBED_SECONDS = {"dlib": 0.0907}
 """Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
-section (dlib, 90.7 ms a face on a 2-core machine; README). sface: not measured."""
+section (dlib, 90.7 ms a face on a 2-core machine; docs/identity.md). sface: not measured."""
 
 
 @dataclass

@@ -4,8 +4,8 @@ outputs carry it.
 The crop stage writes one row per crop to ``crops/<sid>/crops.jsonl``; the global steps add the
 source's metadata, label, split and review status and write the manifest (``manifest.csv``,
 ``manifest.jsonl``, ``manifest.parquet``) and each split's ``metadata.csv``. Their columns, the
-parquet schema and the README's "Manifest columns" table all come from ``COLUMNS`` (a test
-checks the README against ``manifest_table()``), so a new column is one line here.
+parquet schema and the "Manifest columns" table of docs/outputs.md all come from ``COLUMNS`` (a test
+checks it against ``manifest_table()``), so a new column is one line here.
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def parquet_schema(pa: Any, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> Any:
 
 
 def manifest_table() -> str:
-    """The README's "Manifest columns" table (Markdown), one row per manifest column."""
+    """The "Manifest columns" table of docs/outputs.md (Markdown), one row per manifest column."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
     lines += [f"| {c.name} | {c.type.__name__} | {c.doc} |"
               for c in COLUMNS if c.outputs & {MANIFEST, IDENTITY}]

@@ -290,7 +290,7 @@ class Results:
         self.checks.append(Check(name, measured, target, ok, detail))
 
     def table(self) -> str:
-        """The results as a Markdown table (pasteable into the README)."""
+        """The results as a Markdown table (pasteable into docs/performance.md)."""
         lines = ["| measurement | measured | target | | detail |", "|---|---|---|---|---|"]
         for c in self.checks:
             verdict = "-" if c.ok is None else ("met" if c.ok else "missed")

@@ -274,7 +274,7 @@ def test_urls_and_searches_yt_dlp_takes(url):
 
 
 def test_yaml_off_is_off(tmp_path):
-    """YAML 1.1 reads a bare off as false: the README's `tiles: off` must mean off."""
+    """YAML 1.1 reads a bare off as false: the documented `tiles: off` must mean off."""
     cfg = load_config(write(tmp_path, "sources: [{path: a.mp4}]\ndetect: {tiles: off, upscale: off}\n"))
     assert (cfg.detect.tiles, cfg.detect.upscale) == ("off", "off")
     cfg = load_config(write(tmp_path, "sources: [{path: a.mp4}]\ndetect: {tiles: auto, upscale: 2}\n"))

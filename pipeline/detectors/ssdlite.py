@@ -9,7 +9,7 @@ no TensorFlow.
 Two runtimes run it (``backend``):
 
 - ``onnxruntime`` (a dependency; what ``auto`` picks): about half the CPU time of OpenCV's DNN
-  on this graph (README, "Detectors and weights"), and it runs whatever the OpenCV version.
+  on this graph (docs/detectors.md), and it runs whatever the OpenCV version.
 - ``opencv``: ``cv2.dnn.readNetFromONNX``; needs OpenCV 5 (4.x cannot import the graph's loops).
   ``auto`` falls back to it only when onnxruntime cannot be imported.
 """

@@ -218,7 +218,7 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
     det_rows = read_jsonl(root / "detections" / f"{video.sid}.jsonl")
     todo = [(det_row, dets) for det_row in det_rows
             if len(select(dets := Detections.from_json(det_row), c))]  # frames with a crop
-    # Decoding the 720p JPEG is most of a crop's cost (README, Speed): done a few frames ahead
+    # Decoding the 720p JPEG is most of a crop's cost (docs/performance.md): done a few frames ahead
     # on a helper thread while this one cuts, scores and writes the crops.
     frames = prefetch(lambda item: cv2.imread(str(frames_dir / item[0]["file"])), todo)
     for (det_row, dets), frame in frames:
