@@ -45,6 +45,12 @@ def exit_code(signum: int) -> int:
 def _raise_stopped(signum: int, _frame) -> None:
     for other in STOP_SIGNALS:  # a second signal must not interrupt the cleanup of the first
         signal.signal(other, signal.SIG_IGN)
+    if hasattr(signal, "alarm"):
+        # Ray's C++ core registers SIGTERM with abseil's failure handler, which runs before the
+        # handler it chains to (this one) and arms a 3 s SIGALRM that aborts the process: a
+        # cleanup slower than that (a loaded machine) died with a stack trace instead of
+        # stopping. Nothing here uses SIGALRM, so the timer is cancelled.
+        signal.alarm(0)
     _received.append(signum)
     raise Stopped(signum)
 

@@ -211,3 +211,23 @@ def test_under_nohup_a_run_outlives_its_terminal(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "interrupted by SIGTERM" in err, (out, err)
     assert_clean_stop(root)
+
+
+def test_a_stop_signal_cancels_an_abort_timer_armed_before_it():
+    """Ray's C++ core chains SIGTERM through abseil's failure handler, which arms a 3 s SIGALRM
+    that aborts the process; the run's own handler cancels it, so a cleanup slower than 3 s
+    (a loaded machine) still ends in the resume hint, not a stack trace."""
+    from pipeline.signals import Stopped, stop_on_signals
+
+    if not hasattr(signal, "alarm"):
+        pytest.skip("no SIGALRM on this platform")
+    previous = signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    try:
+        with pytest.raises(Stopped), stop_on_signals():
+            signal.alarm(30)  # as abseil's handler does before chaining to ours
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        assert signal.alarm(0) == 0  # no timer left
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
