@@ -135,6 +135,8 @@ def _print_report(report) -> None:
         for o in report.failed:
             click.echo(f"  {o.sid}  [{o.failed_stage}: {o.error_class}] {o.message}")
         click.echo("  (rerun with --retry-failed to try them again)")
+    if report.availability:
+        click.echo(availability_line(report.availability))
     root = report.root
     click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
     if report.sheets is not None:
@@ -270,6 +272,33 @@ def status(config: str) -> None:
         click.echo("the last step (dataset, manifest, sheets) did not finish: run the same command again")
     if failed or report.final_step == "unfinished":
         sys.exit(1)  # as `run` does when a source failed
+
+
+def availability_line(rows: list) -> str:
+    """``videos: 3 done, 1 filtered, ...; changed since the run before: ...`` (the report's
+    last line; ``run`` ends with it too)."""
+    from .availability import changes, counts
+
+    changed = changes(rows)
+    return f"videos: {counts(rows)}" + (f"; changed since the run before: {changed}" if changed else "")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def report(config: str) -> None:
+    """Every listed video: done, filtered (why), unavailable, blocked, failed or pending, and
+    what changed since the run before (reads the markers and saved listings; no network)."""
+    from .availability import CSV_NAME, report as availability_report, table
+
+    cfg = _load(config)
+    rows = availability_report(cfg)
+    click.echo(f"output: {cfg.output_dir}")
+    for line in table(rows):
+        click.echo(line)
+    click.echo(availability_line(rows))
+    csv_file = cfg.output_dir / CSV_NAME
+    if csv_file.is_file():
+        click.echo(f"csv: {csv_file} (written by the last finished run; messages in full)")
 
 
 def _write_failed(what: str, exc: OSError) -> None:

@@ -208,6 +208,76 @@ def _check_url(v: str) -> str:
     return v.strip()
 
 
+def _day(v: Any) -> str:
+    """A day as yt-dlp's ``upload_date`` (``YYYYMMDD``): YAML's date (``2020-01-01`` unquoted),
+    or the text ``2020-01-01`` / ``20200101``."""
+    import datetime
+
+    text = v.isoformat() if isinstance(v, datetime.date) else v
+    if isinstance(text, str):
+        digits = text.strip().replace("-", "")
+        try:
+            datetime.datetime.strptime(digits, "%Y%m%d")
+            return digits
+        except ValueError:
+            pass
+    raise ValueError(f"must be a day such as 2020-01-01 (got {v!r})")
+
+
+def _filter(v: Any) -> Any:
+    """A bare string is yt-dlp's match filter as it is: ``{match: STRING}``."""
+    if isinstance(v, str):
+        return {"match": v}
+    if not isinstance(v, dict):
+        raise ValueError("must be a yt-dlp match filter (text) or a mapping such as "
+                         "{license: creative-commons, max_duration: 600}")
+    return v
+
+
+def _licence_text(v: str) -> str:
+    """Licence text goes into a quoted yt-dlp condition: no quotes, ``&`` or backslash."""
+    if not v.strip() or set(v) & set("'\"&\\"):
+        raise ValueError("give creative-commons, or text without quotes, '&' or '\\'")
+    return v
+
+
+def _match(v: str) -> str:
+    from .filters import parse_expression
+
+    parse_expression(v)
+    return v
+
+
+class Filter(_Model):
+    """Which listed videos a run takes (``pipeline.filters``); every condition given must hold.
+    ``license: creative-commons`` matches the Creative Commons forms sites use; other text is
+    looked for in the licence, ignoring case."""
+
+    license: Annotated[str, AfterValidator(_licence_text)] | None = None
+    min_duration: Time | None = None
+    max_duration: Time | None = None
+    min_views: Annotated[int, _at_least(0)] | None = None
+    uploaded_after: Annotated[str, BeforeValidator(_day)] | None = None
+    uploaded_before: Annotated[str, BeforeValidator(_day)] | None = None
+    match: Annotated[str, AfterValidator(_match)] | None = None  # yt-dlp's own syntax
+
+    @model_validator(mode="after")
+    def _some(self) -> Filter:
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("give at least one condition (license, min_duration, max_duration, "
+                             "min_views, uploaded_after, uploaded_before, match)")
+        return self
+
+    def compiled(self):
+        """The ``pipeline.filters.VideoFilter`` these keys stand for."""
+        from .filters import from_fields
+
+        return from_fields(**self.model_dump())
+
+
+FilterSpec = Annotated[Filter, BeforeValidator(_filter)]
+
+
 class Source(_Model):
     """One entry of ``sources``: a yt-dlp URL (video, playlist, channel, search) or a local path."""
 
@@ -215,11 +285,15 @@ class Source(_Model):
     path: UserPath | None = None
     label: Label | None = None
     segments: list[Segment] = Field(default_factory=list)
+    filter: FilterSpec | None = None  # with download.filter, both must hold
 
     @model_validator(mode="after")
     def _one_of(self) -> Source:
         if (self.url is None) == (self.path is None):
             raise ValueError("give exactly one of 'url' or 'path'")
+        if self.path is not None and self.filter is not None:
+            raise ValueError("a filter is for URL sources: it reads the metadata yt-dlp lists "
+                             "(licence, views, upload date), which a local file does not have")
         return self
 
 
@@ -266,6 +340,7 @@ class Download(_Model):
     retries: Annotated[int, _at_least(0)] = 3
     socket_timeout: PositiveFloat = 30.0
     ytdlp: dict[str, Any] = Field(default_factory=dict)
+    filter: FilterSpec | None = None  # every URL source's videos must pass it (local files: not applied)
     # A config is a file people share: yt-dlp options that run programs (_runs_programs) are
     # refused unless its reader sets this.
     allow_commands: bool = False
@@ -644,6 +719,15 @@ class Config(_Model):
         if self.sheet.by == "person" and self.identity is None:
             raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
+
+    def filter_for(self, index: int):
+        """The ``pipeline.filters.VideoFilter`` of ``sources[index]`` (``download.filter`` and
+        the entry's own, both), or None: local files are never filtered."""
+        spec = self.sources[index]
+        given = [f.compiled() for f in (self.download.filter, spec.filter) if f is not None]
+        if spec.url is None or not given:
+            return None
+        return given[0] & (given[1] if len(given) > 1 else None)
 
     @property
     def output_dir(self) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import progress
+from .availability import Fate, record_run
 from .config import Config
 from .cpus import limit_native_threads, threads_for
 from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
@@ -63,6 +64,7 @@ class RunReport:
     interrupted: bool = False
     signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
     sheets: Any = None  # pipeline.sheet.SheetReport, None when not built
+    availability: list[Any] = field(default_factory=list)  # pipeline.availability.Row, every listed video
 
     @property
     def failed(self) -> list[SourceOutcome]:
@@ -306,7 +308,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
-        expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
+        listed = expand_sources(config, state, refresh=refresh_sources)
+        expansion = cap_per_source(listed, limit)
         config = sized_for(config, len(expansion.videos))
         limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
         outcomes = _expansion_failures(expansion, state)
@@ -350,13 +353,19 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         if report.identity:
             _warn_names(report.identity, notices.warn)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
-                           sheets=_build_sheets(config, root, log))
+                           sheets=_build_sheets(config, root, log),
+                           availability=record_run(config, root, listed, fates_of(outcomes)))
         notices.close()
         write_summary(root, summary_of(config, result))
         state.finish_final_step()
         run_log.info(f"run {config.name} finished in {result.seconds:.1f} s: {len(result.failed)} "
                      f"failed, {report.kept} crops kept, {report.rejected} rejected")
     return result
+
+
+def fates_of(outcomes: Iterable[SourceOutcome]) -> dict[str, Fate]:
+    """What the availability report needs of each outcome."""
+    return {o.sid: Fate(o.ok, o.failed_stage, o.error_class, o.message) for o in outcomes}
 
 
 def _by(signum: int) -> str:
@@ -454,7 +463,7 @@ class NotListedYet(LookupError):
     """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
-def _offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
+def _offline_expander(url: str, _options: dict, _filter: Any = None) -> list[dict[str, str]]:
     raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
 
 

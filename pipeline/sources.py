@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, Segment, Source, no_such_path
+from .filters import VideoFilter, screen
 from .ownership import MARKER
 from .state import State, read_json_object, write_json
 
@@ -91,12 +92,22 @@ class Video:
     title: str | None = None
 
 
+@dataclass(frozen=True)
+class Filtered:
+    """A listed video the entry's filter left out, and why (``pipeline.filters``)."""
+
+    video: Video
+    reason: str
+
+
 @dataclass
 class Expansion:
-    """The videos of all entries, and the entries that could not be expanded (with why)."""
+    """The videos of all entries, the entries that could not be expanded (with why), and the
+    listed videos a filter left out."""
 
     videos: list[Video] = field(default_factory=list)
     failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
+    filtered: list[Filtered] = field(default_factory=list)
 
 
 def _is_output(folder: Path, output: Path) -> bool:
@@ -168,35 +179,46 @@ LISTING_ONLY = {"simulate": True, "skip_download": True, "postprocessors": []}
 """yt-dlp options that make a listing only a listing, over the config's own."""
 
 
-def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
+def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None,
+               video_filter: VideoFilter | None = None) -> list[dict[str, str]]:
     """Ask yt-dlp what videos ``url`` stands for, without downloading them.
 
     ``extract_flat="in_playlist"`` lists a playlist's or search's videos without visiting each.
     Whatever ``ytdlp_options`` say, listing downloads nothing and runs no postprocessor (yt-dlp
-    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing.
+    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing. With ``video_filter``,
+    an entry it leaves out gets ``filtered: <why>``; the listing visits a video's page only when
+    its entry cannot tell (``pipeline.filters.screen``).
     """
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
             "logger": QuietLogger(), **(ytdlp_options or {}), **LISTING_ONLY}
+    entries = []
     with yt_dlp.YoutubeDL(opts) as ydl:
         info = ydl.extract_info(url, download=False)
-    entries = []
-    for e, video_url in _video_entries(info or {}):
-        extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
-        video_id = str(e.get("id") or short_hash(video_url))
-        entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
-                 "title": e.get("title") or ""}
-        # what the listing already tells of the video, for ``plan`` (a run does not need it)
-        entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
-        entries.append(entry)
+        for e, video_url in _video_entries(info or {}):
+            extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
+            video_id = str(e.get("id") or short_hash(video_url))
+            entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
+                     "title": e.get("title") or ""}
+            # what the listing already tells of the video, for ``plan`` (a run does not need it)
+            entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
+            if video_filter is not None:
+                why = screen(video_filter, e,
+                             lambda u=video_url: ydl.extract_info(u, download=False))  # type: ignore[misc]
+                if why is not None:
+                    entry["filtered"] = why
+            entries.append(entry)
     return entries
 
 
-def expand_sources(config: Config, state: State,
-                   expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
+Expander = Callable[[str, dict, VideoFilter | None], list[dict[str, str]]]
+
+
+def expand_sources(config: Config, state: State, expander: Expander = expand_url,
                    refresh: bool = False) -> Expansion:
-    """All videos of the config in order; the same video twice is kept once.
+    """All videos of the config in order; the same video twice is kept once. Videos an entry's
+    filter leaves out go to ``Expansion.filtered`` (a video another entry takes is not there).
 
     Which entry's label and segments it takes: the most specific path entry (a file over a
     folder holding it, a subfolder over its parent, whatever their order), else the first entry.
@@ -210,7 +232,9 @@ def expand_sources(config: Config, state: State,
             if spec.path is not None:
                 videos = _path_videos(spec, index, output)
             else:
-                videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
+                videos, filtered = _cached_url_videos(config, index, state, expander, ytdlp_options,
+                                                      refresh)
+                out.filtered += filtered
         except Exception as exc:  # one bad entry must not stop the others
             from .errors import classify
 
@@ -225,6 +249,11 @@ def expand_sources(config: Config, state: State,
                 out.videos.append(v)
             elif _specificity(config, v) > _specificity(config, out.videos[position[v.sid]]):
                 out.videos[position[v.sid]] = v
+    left_out: dict[str, Filtered] = {}
+    for f in out.filtered:
+        if f.video.sid not in position:
+            left_out.setdefault(f.video.sid, f)
+    out.filtered = list(left_out.values())
     return out
 
 
@@ -244,7 +273,7 @@ def cap_per_source(expansion: Expansion, limit: int | None) -> Expansion:
         taken[v.spec_index] = taken.get(v.spec_index, 0) + 1
         if taken[v.spec_index] <= limit:
             videos.append(v)
-    return Expansion(videos, expansion.failures)
+    return Expansion(videos, expansion.failures, expansion.filtered)
 
 
 def _expansion_options(config: Config) -> dict[str, Any]:
@@ -255,21 +284,34 @@ def _expansion_options(config: Config) -> dict[str, Any]:
     return opts
 
 
-def _cached_url_videos(spec: Source, index: int, state: State,
-                       expander: Callable[[str, dict], list[dict[str, str]]],
-                       ytdlp_options: dict[str, Any], refresh: bool) -> list[Video]:
+def _cached_url_videos(config: Config, index: int, state: State, expander: Expander,
+                       ytdlp_options: dict[str, Any], refresh: bool) -> tuple[list[Video], list[Filtered]]:
+    """The entry's videos, and those its filter left out, from the saved listing when there is
+    one made with the same filter (a changed filter lists the URL again)."""
+    spec: Source = config.sources[index]
+    video_filter = config.filter_for(index)
+    expression = video_filter.expression if video_filter is not None else None
     cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
     entries = None
     if cache.exists() and not refresh:
-        entries = (read_json_object(cache) or {}).get("entries")
+        saved = read_json_object(cache) or {}
+        entries = saved.get("entries")
         valid = isinstance(entries, list) and all(
             isinstance(e, dict) and isinstance(e.get("sid"), str) and isinstance(e.get("url"), str)
-            for e in entries)
-        entries = entries if valid and entries else None  # damaged: list the URL again
+            and isinstance(e.get("filtered", ""), str) for e in entries)
+        # damaged, or made with another filter: list the URL again
+        entries = entries if valid and entries and saved.get("filter") == expression else None
     if entries is None:
-        entries = expander(spec.url or "", ytdlp_options)
+        entries = expander(spec.url or "", ytdlp_options, video_filter)
         if not entries:
             raise LookupError(f"{spec.url} lists no videos")
-        write_json(cache, {"url": spec.url, "entries": entries})
-    return [Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
-                  e.get("title") or None) for e in entries]
+        write_json(cache, {"url": spec.url, "filter": expression, "entries": entries})
+    videos, filtered = [], []
+    for e in entries:
+        video = Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
+                      e.get("title") or None)
+        if "filtered" in e:
+            filtered.append(Filtered(video, e["filtered"]))
+        else:
+            videos.append(video)
+    return videos, filtered

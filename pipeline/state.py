@@ -162,7 +162,7 @@ FINAL_STEP = "final-step.json"
 SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")
 """Folders only this code writes into, whose top level holds its per-source scratch."""
 ROOT_NAMES = frozenset({"dataset", "sheets", "manifest.csv", "manifest.jsonl", "manifest.parquet",
-                        "summary.json", ".pipeline-run.json"})
+                        "summary.json", "availability.csv", ".pipeline-run.json"})
 """What the run writes at the top of the output folder (besides ``run.lock`` and the folders
 above); their scratch is ``.<name>.tmp``, ``.<name>.<pid>.tmp`` or ``.<name>.old.<pid>``."""
 _SCRATCH = re.compile(r"^\..+(\.tmp|\.\d+\.tmp|\.old\.\d+)$")
