@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,8 +205,7 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None,
             # what the listing already tells of the video, for ``plan`` (a run does not need it)
             entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
             if video_filter is not None:
-                why = screen(video_filter, e,
-                             lambda u=video_url: ydl.extract_info(u, download=False))  # type: ignore[misc]
+                why = screen(video_filter, e, partial(ydl.extract_info, video_url, download=False))
                 if why is not None:
                     entry["filtered"] = why
             entries.append(entry)

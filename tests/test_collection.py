@@ -1,6 +1,7 @@
 """Filters on yt-dlp's metadata, applied when a URL is listed, and the availability report;
 through the CLI in a temp folder, against a YouTube-like site on 127.0.0.1 (``tests/sites``: a
-yt-dlp extractor plugin the CLI finds on its PYTHONPATH)."""
+yt-dlp extractor plugin the CLI finds on its PYTHONPATH). The CLI tests are slow (whole runs in
+a subprocess); the rules of the filter and of the report's states are checked directly too."""
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,6 @@ import yaml
 from httpserver import LocalHTTPServer
 from media import make_video
 from support import REPO, cli, read_manifest
-
-pytestmark = pytest.mark.slow  # the CLI in a subprocess; whole runs
 
 SITES = Path(__file__).resolve().parent / "sites"
 HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
@@ -81,6 +80,7 @@ def read_csv(path: Path) -> dict[str, dict[str, str]]:
         return {row["source_id"]: row for row in csv.DictReader(f)}
 
 
+@pytest.mark.slow
 def test_filtered_videos_are_never_downloaded_and_the_report_says_why(http_server, tmp_path):
     tube = Tube(http_server, HOPPER)
     tube.video("cc1", title="Free clip", license=CC, duration=6, upload_date="20210301")
@@ -139,6 +139,7 @@ def test_filtered_videos_are_never_downloaded_and_the_report_says_why(http_serve
     assert licences == {"localtube-cc1": CC, local: ""}
 
 
+@pytest.mark.slow
 def test_the_report_says_what_changed_since_the_run_before(http_server, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", frames=25)
     tube = Tube(http_server, clip)
@@ -173,6 +174,7 @@ def test_the_report_says_what_changed_since_the_run_before(http_server, tmp_path
     assert again.returncode == 0 and "videos: 3 done\n" in again.stdout, again.stdout + again.stderr
 
 
+@pytest.mark.slow
 def test_a_changed_filter_lists_again_and_a_damaged_listing_is_not_trusted(http_server, tmp_path):
     """Generic URLs (yt-dlp's own extractor): their metadata is the file's title only."""
     for name in ("keep", "drop"):
@@ -208,6 +210,7 @@ def test_a_changed_filter_lists_again_and_a_damaged_listing_is_not_trusted(http_
     assert damaged.stdout == changed.stdout and len(http_server.requests) > asked, damaged.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where, given, line", [
     ("download", {"filter": "5 < duration"},
      "download.filter.match: '5 < duration' is not a yt-dlp match-filter condition (e.g. duration "
@@ -231,3 +234,35 @@ def test_a_bad_filter_is_one_line_naming_its_key(tmp_path, where, given, line):
         assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
         assert done.stderr.strip().splitlines()[-1].strip() == line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("licence, passes", [
+    ("Creative Commons Attribution license (reuse allowed)", True),  # YouTube
+    ("by", True), ("by-nc-sa", True), ("cc0", True),  # Vimeo
+    ("CC BY-SA 4.0", True), ("https://creativecommons.org/licenses/by/3.0/", True),  # archive.org
+    ("Standard YouTube License", False), ("All rights reserved", False), ("bypass", False),
+    (None, False),  # a site that gives no licence: no video passes
+])
+def test_creative_commons_in_the_forms_sites_write_it(licence, passes):
+    from pipeline.config import Filter
+
+    video_filter = Filter(license="creative-commons").compiled()
+    reason = video_filter.reason({"license": licence})
+    assert (reason is None) == passes, reason
+
+
+@pytest.mark.parametrize("error_class, message, state, why", [
+    ("unavailable", "[youtube] x: Private video. Sign in if you've been granted access", "unavailable",
+     "private"),
+    ("geo-or-bot-check", "[youtube] x: Sign in to confirm your age", "unavailable", "age"),
+    ("geo-or-bot-check", "[youtube] x: Sign in to confirm you're not a bot", "blocked", "bot-check"),
+    ("blocked", "[youtube] x: HTTP Error 429: Too Many Requests", "blocked", "rate-limited"),
+    ("blocked", "the site said no", "blocked", "blocked"),  # a class of its own, however worded
+    ("unavailable", "HTTP Error 403: Forbidden", "unavailable", "unavailable"),
+    ("network", "timed out", "failed", "download: network"),
+    ("a-class-added-later", "something", "failed", "download: a-class-added-later"),
+])
+def test_a_failure_reads_as_its_marker_says_whatever_its_class(error_class, message, state, why):
+    from pipeline.availability import Fate, judge
+
+    assert judge(Fate(False, "download", error_class, message)) == (state, why)
