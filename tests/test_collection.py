@@ -90,7 +90,8 @@ def test_filtered_videos_are_never_downloaded_and_the_report_says_why(http_serve
     for vid, error in [("priv", "private"), ("geo", "geo"), ("age", "age"), ("gone", "removed")]:
         tube.video(vid, error)
     tube.blocked("bot")
-    listed = [{"id": "cc1", "title": "Free clip", "duration": 6}, {"id": "std", "duration": 6},
+    title = 'Free, "clip"\nsecond line'  # commas, quotes and a line break in a CSV cell
+    listed = [{"id": "cc1", "title": title, "duration": 6}, {"id": "std", "duration": 6},
               {"id": "long", "duration": 900}, *({"id": v} for v in ("priv", "geo", "age", "gone", "bot"))]
     (tmp_path / "mine").mkdir()
     shutil.copy(ASTRONAUT, tmp_path / "mine" / "astronaut.mp4")
@@ -133,7 +134,7 @@ def test_filtered_videos_are_never_downloaded_and_the_report_says_why(http_serve
                                                        "access to this video")
     assert table["localtube-bot"]["message"].count("HTTP Error 429") == 1
     assert table["localtube-cc1"]["entry"] == "sources.0" and table[local]["entry"] == "sources.1"
-    assert table["localtube-cc1"]["title"] == "Free clip"
+    assert table["localtube-cc1"]["title"] == title
     assert {r["change"] for r in table.values()} == {""}  # a first run: nothing to compare with
     licences = {r["source_id"]: r["license"] for r in read_manifest(tmp_path / "out")}
     assert licences == {"localtube-cc1": CC, local: ""}
