@@ -24,11 +24,10 @@ from typing import Any
 
 from .config import Config
 from .sources import Expansion
-from .state import read_json_object, write_atomic, write_json
+from .state import AVAILABILITY, read_json_object, write_atomic, write_json
 
 CSV_NAME = "availability.csv"
-LATEST = "availability.json"
-PREVIOUS = "availability.previous.json"
+LATEST, PREVIOUS = AVAILABILITY
 STATES = ("done", "filtered", "unavailable", "blocked", "failed", "pending", "gone")
 
 _DETAILS: list[tuple[str, re.Pattern[str]]] = [

@@ -18,6 +18,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationError, model_validator)
 
+from .filters import VideoFilter, from_fields, parse_expression
 from .yamlfile import ConfigError, load_yaml, locate
 
 __all__ = ["Config", "ConfigError", "Executor", "Source", "Segment", "load_config", "parse_config",
@@ -242,8 +243,6 @@ def _licence_text(v: str) -> str:
 
 
 def _match(v: str) -> str:
-    from .filters import parse_expression
-
     parse_expression(v)
     return v
 
@@ -268,10 +267,8 @@ class Filter(_Model):
                              "min_views, uploaded_after, uploaded_before, match)")
         return self
 
-    def compiled(self):
+    def compiled(self) -> VideoFilter:
         """The ``pipeline.filters.VideoFilter`` these keys stand for."""
-        from .filters import from_fields
-
         return from_fields(**self.model_dump())
 
 
@@ -720,14 +717,15 @@ class Config(_Model):
             raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
 
-    def filter_for(self, index: int):
+    def filter_for(self, index: int) -> VideoFilter | None:
         """The ``pipeline.filters.VideoFilter`` of ``sources[index]`` (``download.filter`` and
         the entry's own, both), or None: local files are never filtered."""
         spec = self.sources[index]
-        given = [f.compiled() for f in (self.download.filter, spec.filter) if f is not None]
-        if spec.url is None or not given:
+        if spec.url is None:
             return None
-        return given[0] & (given[1] if len(given) > 1 else None)
+        run_wide, own = (f.compiled() if f is not None else None
+                         for f in (self.download.filter, spec.filter))
+        return own if run_wide is None else run_wide & own
 
     @property
     def output_dir(self) -> Path:
