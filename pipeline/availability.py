@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .sources import Expansion
+from .sources import Expansion, Video
 from .state import AVAILABILITY, read_json_object, write_atomic, write_json
 
 CSV_NAME = "availability.csv"
@@ -205,7 +205,13 @@ def load_snapshot(path: Path) -> dict[str, dict[str, Any]] | None:
 
 def record_run(config: Config, root: Path, expansion: Expansion, fates: dict[str, Fate]) -> list[Row]:
     """At the end of a run: compare with the run before, write ``availability.csv``, and keep
-    this run's states for the next one."""
+    this run's states for the next one. A listed video the run did not take (``--limit``) is
+    as its markers say, so a trial run does not undo what an earlier run finished."""
+    untaken = [v for v in expansion.videos if v.sid not in fates]
+    if untaken:
+        from .run import status
+
+        fates = {**marker_fates(status(config), untaken), **fates}
     state_dir = root / "state"
     latest = load_snapshot(state_dir / LATEST)
     rows = compare(rows_of(config, expansion, fates), latest)
@@ -229,9 +235,16 @@ def report(config: Config) -> list[Row]:
     failed = {f[0] for f in current.failures}
     unlisted = [(sid, index) for sid, index, _, _ in listed.failures if sid not in failed]
     expansion = Expansion(listed.videos, current.failures, listed.filtered)
+    return compare(rows_of(config, expansion, marker_fates(current, listed.videos), unlisted),
+                   load_snapshot(root / "state" / PREVIOUS))
+
+
+def marker_fates(current: Any, videos: Iterable[Video]) -> dict[str, Fate]:
+    """The fate of each video from ``status`` (a ``pipeline.run.StatusReport``): its first
+    failed stage, else done when every stage is."""
     fates: dict[str, Fate] = {}
     stages = list(current.stages.items())
-    for video in expansion.videos:
+    for video in videos:
         failed = next(((stage, f) for stage, groups in stages for f in groups["failed"]
                        if f[0] == video.sid), None)
         if failed is not None:
@@ -239,5 +252,4 @@ def report(config: Config) -> list[Row]:
             fates[video.sid] = Fate(False, stage, kind, message)
         else:
             fates[video.sid] = Fate(all(video.sid in groups["done"] for _, groups in stages))
-    return compare(rows_of(config, expansion, fates, unlisted),
-                   load_snapshot(root / "state" / PREVIOUS))
+    return fates

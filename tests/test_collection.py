@@ -173,6 +173,12 @@ def test_the_report_says_what_changed_since_the_run_before(http_server, tmp_path
     (tmp_path / "out" / "state" / "availability.previous.json").write_text("{\"videos\": [1, 2")
     again = tube_cli("report", "c.yaml", cwd=tmp_path)
     assert again.returncode == 0 and "videos: 3 done\n" in again.stdout, again.stdout + again.stderr
+    # a trial run takes one video; the others stay as an earlier run left them
+    trial = tube_cli("run", "c.yaml", "-q", "--limit", "1", cwd=tmp_path)
+    assert "videos: 3 done\n" in trial.stdout, trial.stdout + trial.stderr
+    table = read_csv(tmp_path / "out" / "availability.csv")
+    assert {sid: (r["state"], r["change"]) for sid, r in table.items()} == {
+        sid: ("done", "") for sid in ("localtube-a", "localtube-p", "localtube-n")}
 
 
 @pytest.mark.slow
