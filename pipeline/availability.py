@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .sources import Expansion, Video
+from .sources import Expansion, Video, printable
 from .state import AVAILABILITY, read_json_object, write_atomic, write_json
 
 CSV_NAME = "availability.csv"
@@ -98,22 +98,23 @@ def rows_of(config: Config, expansion: Expansion, fates: dict[str, Fate],
             unlisted: Iterable[tuple[str, int]] = ()) -> list[Row]:
     """Every listed video in config order (its entry's listing order), the filtered ones after
     the taken ones of their entry; an entry that could not be listed is one row of its own, and
-    so is one not listed yet (``unlisted``: source id and entry index, pending)."""
+    so is one not listed yet (``unlisted``: source id and entry index, pending). A file name
+    that is not UTF-8 is written with U+FFFD where its bad bytes were, as in the manifest."""
     ordered: list[tuple[int, int, Row]] = []
     for n, video in enumerate(expansion.videos):
         fate = fates.get(video.sid)
         state, reason = judge(fate)
         ordered.append((video.spec_index, n, Row(
-            video.sid, f"sources.{video.spec_index}", video.location, video.title or "", state,
+            video.sid, f"sources.{video.spec_index}", printable(video.location), video.title or "", state,
             reason, message=(fate.message or "") if fate and not fate.done else "")))
     for n, f in enumerate(expansion.filtered):
         ordered.append((f.video.spec_index, len(expansion.videos) + n, Row(
-            f.video.sid, f"sources.{f.video.spec_index}", f.video.location, f.video.title or "",
+            f.video.sid, f"sources.{f.video.spec_index}", printable(f.video.location), f.video.title or "",
             "filtered", f.reason)))
     for sid, index, kind, message in expansion.failures:
         spec = config.sources[index]
         state, reason = judge(Fate(False, "download", kind, message))
-        ordered.append((index, -1, Row(sid, f"sources.{index}", spec.url or spec.path or "",
+        ordered.append((index, -1, Row(sid, f"sources.{index}", printable(spec.url or spec.path or ""),
                                        "", state, reason, message=message)))
     for sid, index in unlisted:
         ordered.append((index, -1, Row(sid, f"sources.{index}", config.sources[index].url or "",
