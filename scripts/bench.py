@@ -239,8 +239,8 @@ def video_facts(path: Path) -> VideoFacts:
 def child_sample(video: str, out: str, every: float, exact: bool, strategy: str) -> None:
     """One sample stage, as the pipeline runs it (JPEGs + frames.jsonl); prints a JSON line."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config import parse_config
-    from pipeline.sources import Video
+    from pipeline.config.schema import parse_config
+    from pipeline.sources.expand import Video
     from pipeline.stages import sample
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
@@ -255,9 +255,9 @@ def child_unit(video: str, out: str, detect: str) -> None:
     """What one worker runs for one source: download (a local file: probe), sample at 1 s,
     detect, crop. Its peak RSS is the per-worker memory."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config import parse_config
-    from pipeline.run import process_video
-    from pipeline.sources import Video
+    from pipeline.config.schema import parse_config
+    from pipeline.runner.run import process_video
+    from pipeline.sources.expand import Video
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
                            "sample": {"every": 1.0}, "detect": json.loads(detect)})

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.detections import Detections
+from pipeline.core.detections import Detections
 
 
 @cache

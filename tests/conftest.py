@@ -66,8 +66,8 @@ def review_demo(tmp_path_factory):
     from reviewkit import DemoRun
     from test_run import make_config
 
-    from pipeline.config import parse_config
-    from pipeline.run import run
+    from pipeline.config.schema import parse_config
+    from pipeline.runner.run import run
 
     tmp = tmp_path_factory.mktemp("review-demo")
     # the demo's three sources and segments (three labels, several splits), small sheets

@@ -116,7 +116,7 @@ def test_models_list_says_when_dlib_is_not_installed(tmp_path):
     # as a machine without dlib: an import of it fails (sys.modules[name] = None)
     without = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['dlib'] = None; "
-         "from pipeline.cli import main; main(['models', 'list'])"],
+         "from pipeline.cli.main import main; main(['models', 'list'])"],
         capture_output=True, text=True, env={**env, "PYTHONPATH": str(PACKAGE.parent)}, timeout=120)
     assert without.returncode == 0, without.stderr
     line = '    missing  dlib (pip install -e ".[identity]", or pip install dlib-bin)'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, load_config, parse_time
+from pipeline.config.schema import ConfigError, load_config, parse_time
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def test_tilde_means_home_in_config_paths(tmp_path):
                                  "ytsearch20:fighter pilot cockpit", "ytsearch:x", "ytsearchdate5:x",
                                  "scsearchall:x"])
 def test_urls_and_searches_yt_dlp_takes(url):
-    from pipeline.config import parse_config
+    from pipeline.config.schema import parse_config
 
     assert parse_config({"sources": [{"url": url}]}).sources[0].url == url
 

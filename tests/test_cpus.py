@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from pipeline.cpus import available_cpus, cgroup_cpus, unit_threads
+from pipeline.exec.cpus import available_cpus, cgroup_cpus, unit_threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import Crop
-from pipeline.detections import Detections
+from pipeline.config.schema import Crop
+from pipeline.core.detections import Detections
 from pipeline.stages.crop import Region, crop_region, cut, output_size, select
 
 

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
-from pipeline.dedupe import dedupe, hamming, phash, phash_hex
-from pipeline.run import run
+from pipeline.config.schema import parse_config
+from pipeline.algo.dedupe import dedupe, hamming, phash, phash_hex
+from pipeline.runner.run import run
 from support import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

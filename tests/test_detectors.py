@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.detections import Detections
+from pipeline.core.detections import Detections
 from pipeline.detectors import MODELS, ModelError, create_detector, fetch_model, list_models
 from pipeline.detectors import model_paths
 from pipeline.detectors import yunet as yunet_module

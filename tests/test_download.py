@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import parse_config
-from pipeline.run import run
+from pipeline.config.schema import parse_config
+from pipeline.runner.run import run
 from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

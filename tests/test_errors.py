@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from yt_dlp.utils import DownloadError
 
-from pipeline.errors import classify
+from pipeline.core.errors import classify
 from pipeline.video import VideoError
 
 CASES = [

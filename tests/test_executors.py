@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import parse_config
-from pipeline.executors import ExecutorError, LocalExecutor, open_executor
-from pipeline.run import run
+from pipeline.config.schema import parse_config
+from pipeline.exec.local import ExecutorError, LocalExecutor, open_executor
+from pipeline.runner.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "videos"
@@ -47,7 +47,7 @@ def test_ray_without_ray_installed_is_a_clear_error_before_any_work(tmp_path, mo
 
 def _cli_without_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from pipeline.cli import main\n"
+            "from pipeline.cli.main import main\n"
             f"main({list(args)!r}, prog_name='pipeline')")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
                           timeout=300)

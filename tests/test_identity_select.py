@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import ConfigError, PerPerson, parse_config
-from pipeline.identity import Group, apply_per_person, cluster, select_per_person, track_groups
-from pipeline.sheet import person_title
+from pipeline.config.schema import ConfigError, PerPerson, parse_config
+from pipeline.steps.identity import Group, apply_per_person, cluster, select_per_person, track_groups
+from pipeline.review.sheets import person_title
 
 
 def row(cid: str, person: str, source: str, t_s: float, quality: float, **extra) -> dict:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from reviewkit import DemoRun, copy_run
-from pipeline.state import FINAL_STEP
+from pipeline.state.markers import FINAL_STEP
 from support import REPO, cli, read_manifest
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -124,7 +124,7 @@ def test_an_empty_folder_of_yours_is_filled_not_replaced(demo):
 
 def test_hf_without_datasets_says_what_to_install(demo):
     hide = ("import sys; sys.modules['datasets'] = None; sys.argv[0] = 'pipeline'; "
-            "from pipeline.cli import main; main()")
+            "from pipeline.cli.main import main; main()")
     result = subprocess.run([sys.executable, "-c", hide, "export", "run.yaml", "--format", "hf"],
                             cwd=demo.root.parent, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})

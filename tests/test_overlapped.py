@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import parse_config
-from pipeline.overlap import DEPTH
-from pipeline.run import run
+from pipeline.config.schema import parse_config
+from pipeline.io.overlap import DEPTH
+from pipeline.runner.run import run
 from support import cli
 from test_run import make_config
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
-from pipeline.config import QualityWeights
-from pipeline.quality import (frontalness, outside_fraction, quality_scores, reason_counts,
+from pipeline.config.schema import parse_config
+from pipeline.config.schema import QualityWeights
+from pipeline.algo.quality import (frontalness, outside_fraction, quality_scores, reason_counts,
                               select_per_track)
-from pipeline.run import run
-from pipeline.sheet import Header, header_lines
+from pipeline.runner.run import run
+from pipeline.review.sheets import Header, header_lines
 from support import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

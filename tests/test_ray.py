@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pipeline.executors
-import pipeline.run
-from pipeline.config import parse_config
-from pipeline.executors import ExecutorError
-from pipeline.run import run
+import pipeline.exec.local
+import pipeline.runner.run
+from pipeline.config.schema import parse_config
+from pipeline.exec.local import ExecutorError
+from pipeline.runner.run import run
 from test_run import make_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_ray_gives_the_same_dataset_as_local(ray_instance, reference):
 def _dies_after_first_attempt(attempts_dir: str, victim: str, video, *args):
     """A unit whose worker process dies once, after the unit's work is done but before it
     returns (as a node that goes away): Ray's retry must then find every stage finished."""
-    from pipeline.run import process_video as real  # in the worker: the real unit
+    from pipeline.runner.run import process_video as real  # in the worker: the real unit
 
     outcome = real(video, *args)
     if video.sid.startswith(victim):
@@ -158,7 +158,7 @@ def test_a_worker_that_dies_is_retried_and_keeps_its_finished_stages(ray_instanc
     tmp, expected = reference
     attempts = tmp / "attempts"
     attempts.mkdir()
-    monkeypatch.setattr(pipeline.run, "process_video",
+    monkeypatch.setattr(pipeline.runner.run, "process_video",
                         functools.partial(_dies_after_first_attempt, str(attempts), "file-hopper_pan-"))
     report = run(parse_config(demo_config(tmp, "retried", executor=RAY)), progress=False)
     assert report.exit_code == 0, [(o.sid, o.message) for o in report.failed]
@@ -174,7 +174,7 @@ def test_a_worker_that_dies_is_retried_and_keeps_its_finished_stages(ray_instanc
 
 
 def _dies_before_any_work(victim: str, video, *args):
-    from pipeline.run import process_video as real
+    from pipeline.runner.run import process_video as real
 
     if video.sid.startswith(victim):
         os._exit(1)
@@ -186,7 +186,7 @@ def test_a_unit_whose_retries_run_out_fails_alone_and_the_next_run_redoes_it(ray
     tmp, expected = reference
     raw = demo_config(tmp, "lost", executor={"kind": "ray", "max_retries": 1})
     with monkeypatch.context() as m:
-        m.setattr(pipeline.run, "process_video",
+        m.setattr(pipeline.runner.run, "process_video",
                   functools.partial(_dies_before_any_work, "file-astronaut_zoom-"))
         report = run(parse_config(raw), progress=False)
     assert report.exit_code == 1
@@ -235,14 +235,14 @@ def test_failing_sources_end_in_the_summary_like_with_the_local_executor(ray_ins
 
 def _probe_on_another_disk(disk: str, root, theirs, mine, token):
     """The worker side of the storage probe on a node that has its own folder at that path."""
-    from pipeline.executors import _probe
+    from pipeline.exec.local import _probe
 
     shutil.copytree(root, disk, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".probe-*"))
     return _probe(disk, theirs, mine, token)
 
 
 def test_an_output_folder_the_workers_do_not_share_is_refused(ray_instance, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline.executors, "_probe",
+    monkeypatch.setattr(pipeline.exec.local, "_probe",
                         functools.partial(_probe_on_another_disk, str(tmp_path / "node-disk")))
     cfg = parse_config({"output": str(tmp_path / "out"), "executor": RAY,
                         "sources": [{"path": str(DEMO / "hopper_pan.mp4")}]})
@@ -260,8 +260,8 @@ def test_an_output_folder_the_workers_do_not_share_is_refused(ray_instance, tmp_
 def _one_goes_on_the_others_hang(goes: str, fails: bool, video, *args):
     """The unit of the source ``goes`` runs (or raises, with ``fails``); the others hang, so
     only cancelling their tasks frees their CPUs within minutes."""
-    from pipeline.errors import OutputUnwritable
-    from pipeline.run import process_video as real
+    from pipeline.core.errors import OutputUnwritable
+    from pipeline.runner.run import process_video as real
 
     if not video.sid.startswith(goes):
         time.sleep(600)
@@ -284,9 +284,9 @@ def test_a_full_output_folder_on_a_worker_stops_the_run_as_locally(ray_instance,
                                                                    monkeypatch):
     """An error a unit raises (rather than records) ends the run with that error, not Ray's,
     and the other units are cancelled."""
-    from pipeline.errors import OutputUnwritable
+    from pipeline.core.errors import OutputUnwritable
 
-    monkeypatch.setattr(pipeline.run, "process_video",
+    monkeypatch.setattr(pipeline.runner.run, "process_video",
                         functools.partial(_one_goes_on_the_others_hang, "file-astronaut_zoom-", True))
     cfg = parse_config(demo_config(tmp_path, "full", executor=HALF_A_CPU))
     started = time.monotonic()
@@ -318,8 +318,8 @@ def test_ctrl_c_in_the_driver_cancels_the_running_and_queued_tasks(ray_instance,
     videos.mkdir()
     for i in range(4):
         shutil.copy(DEMO / "hopper_pan.mp4", videos / f"v{i}.mp4")
-    monkeypatch.setattr(pipeline.run, "_bar", lambda total, enabled: _InterruptedBar())
-    monkeypatch.setattr(pipeline.run, "process_video",
+    monkeypatch.setattr(pipeline.runner.run, "_bar", lambda total, enabled: _InterruptedBar())
+    monkeypatch.setattr(pipeline.runner.run, "process_video",
                         functools.partial(_one_goes_on_the_others_hang, "file-v0-", False))
     cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(videos)}],
                         "sample": {"every": 0.25}, "executor": HALF_A_CPU})

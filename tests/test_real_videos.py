@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from boxes import iou, matched
-from pipeline.config import parse_config
-from pipeline.detections import Detections
-from pipeline.run import run
-from pipeline.state import read_jsonl
-from pipeline.track import _greedy_pairs
+from pipeline.config.schema import parse_config
+from pipeline.core.detections import Detections
+from pipeline.runner.run import run
+from pipeline.state.markers import read_jsonl
+from pipeline.algo.track import _greedy_pairs
 from support import cli, read_manifest
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""The crop record (pipeline.records) is the one definition of the manifest's columns: the docs
+"""The crop record (pipeline.core.records) is the one definition of the manifest's columns: the docs
 (docs/outputs.md) document exactly those, and the metadata.csv columns are among them."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import records
+from pipeline.core import records
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS_DOC = REPO / "docs" / "outputs.md"
@@ -62,7 +62,7 @@ def keys_read(path: Path) -> set[str]:
     return {key for key in keys if isinstance(key, str)}
 
 
-@pytest.mark.parametrize("module", ["quality.py", "dedupe.py"])
+@pytest.mark.parametrize("module", ["algo/quality.py", "algo/dedupe.py"])
 def test_crop_row_readers_read_only_record_columns(module: str) -> None:
     """These modules work on crop rows only: a column renamed in the record must not leave
     them reading a key that no longer exists."""

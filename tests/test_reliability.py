@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import parse_config
-from pipeline.run import run
+from pipeline.config.schema import parse_config
+from pipeline.runner.run import run
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]

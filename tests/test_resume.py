@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.resume import plan_unit
-from pipeline.state import Marker, State
+from pipeline.state.resume import plan_unit
+from pipeline.state.markers import Marker, State
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from pipeline.run import run
-from pipeline.state import State
+from pipeline.runner.run import run
+from pipeline.state.markers import State
 from reviewkit import CHROMIUM_ARGS, chromium_path, copy_run
 from support import read_manifest
 

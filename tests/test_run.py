@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from pipeline import records
-from pipeline.config import parse_config
-from pipeline.run import run, status
-from pipeline.state import LockError, RunLock
+from pipeline.core import records
+from pipeline.config.schema import parse_config
+from pipeline.runner.run import run, status
+from pipeline.state.markers import LockError, RunLock
 from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_parquet_manifest_matches_csv(demo_run):
 
 def test_outputs_carry_the_columns_of_the_crop_record(demo_run):
     """crops.jsonl, the three manifests and metadata.csv have exactly the columns (and the
-    types) that pipeline.records defines."""
+    types) that pipeline.core.records defines."""
     _, cfg, _ = demo_run
     root = cfg.output_dir
     crop_rows = [json.loads(line) for path in sorted((root / "crops").glob("*/crops.jsonl"))

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import media
-from pipeline.config import parse_config
-from pipeline.sources import Video
+from pipeline.config.schema import parse_config
+from pipeline.sources.expand import Video
 from pipeline.stages import sample
-from pipeline.state import read_jsonl
+from pipeline.state.markers import read_jsonl
 from pipeline.video import pyav_available
 from support import ffmpeg_exe
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from pipeline.dataset import apply_rejects, read_rejects
-from pipeline.run import run
-from pipeline.sheet import (MAX_PIXELS, MAX_SIDE, SheetError, build_sheets, format_time,
+from pipeline.steps.dataset import apply_rejects, read_rejects
+from pipeline.runner.run import run
+from pipeline.review.sheets import (MAX_PIXELS, MAX_SIDE, SheetError, build_sheets, format_time,
                             json_for_script, layout_for, page_names, read_manifest as read_jsonl_manifest,
                             render_index, sheet_order, short_ids, source_link)
 from reviewkit import copy_run

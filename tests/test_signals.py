@@ -180,7 +180,7 @@ def test_workers_die_with_a_killed_parent_and_a_restart_loses_nothing(tmp_path):
 
 def test_the_portable_parent_watch_ends_an_orphan(tmp_path):
     """Where prctl is missing (macOS), a worker polls its parent's pid instead."""
-    watcher = ("import sys; from pipeline.executors import _watch_parent; "
+    watcher = ("import sys; from pipeline.exec.local import _watch_parent; "
                "_watch_parent(int(sys.argv[1]))")
     middle = subprocess.Popen(
         [sys.executable, "-c",
@@ -217,7 +217,7 @@ def test_a_stop_signal_cancels_an_abort_timer_armed_before_it():
     """Ray's C++ core chains SIGTERM through abseil's failure handler, which arms a 3 s SIGALRM
     that aborts the process; the run's own handler cancels it, so a cleanup slower than 3 s
     (a loaded machine) still ends in the resume hint, not a stack trace."""
-    from pipeline.signals import Stopped, stop_on_signals
+    from pipeline.exec.signals import Stopped, stop_on_signals
 
     if not hasattr(signal, "alarm"):
         pytest.skip("no SIGALRM on this platform")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from boxes import detect_clip, frames, iou, matched
-from pipeline.detections import Detections, nms
+from pipeline.core.detections import Detections, nms
 from pipeline.detectors import create_detector
 from pipeline.detectors.base import (Detector, View, auto_tiles, drop_cut_boxes, plan_views,
                                      tile_grid, view_scale)

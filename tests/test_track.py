@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from boxes import detect_clip, matched
-from pipeline.config import parse_config
-from pipeline.detections import Detections, box_iou
-from pipeline.run import run
-from pipeline.state import read_jsonl
+from pipeline.config.schema import parse_config
+from pipeline.core.detections import Detections, box_iou
+from pipeline.runner.run import run
+from pipeline.state.markers import read_jsonl
 from pipeline.stages.crop import drop_unconfirmed
-from pipeline.track import TrackParams, _greedy_pairs, interpolate, track, track_hits
+from pipeline.algo.track import TrackParams, _greedy_pairs, interpolate, track, track_hits
 from support import read_manifest
 from test_model_cache import ONNX
 
@@ -232,7 +232,7 @@ def test_detect_every_in_the_pipeline(shared_models, testdata, tmp_path):
 
 
 def test_tracks_never_span_two_segments_and_every_detects_each_segments_ends():
-    from pipeline.config import Detect
+    from pipeline.config.schema import Detect
     from pipeline.stages.detect import _tracked, detected_frames, runs
 
     frames = [{"t_ms": i * 100, "segment": s} for i, s in enumerate([0, 0, 0, 0, 1, 1])]

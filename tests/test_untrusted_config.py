@@ -138,7 +138,7 @@ def test_a_label_of_64_letters_of_three_bytes_is_fine(tmp_path):
 ])
 def test_names_a_disk_refuses_in_identities_txt_stop_validate_and_run(tmp_path, lines, error):
     pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
-    from pipeline.ownership import check_output, identity_of
+    from pipeline.state.ownership import check_output, identity_of
 
     config = write_config(tmp_path, sources=[{"path": CLIP, "label": "hopper"}], identity={})
     root = tmp_path / "out"
@@ -179,7 +179,7 @@ def test_validate_refuses_an_identity_config_without_dlib_as_run_does(tmp_path):
 
     def without_dlib(*args: str) -> subprocess.CompletedProcess:
         # as a machine without the identity extra: an import of dlib fails
-        code = ("import sys; sys.modules['dlib'] = None; from pipeline.cli import main; "
+        code = ("import sys; sys.modules['dlib'] = None; from pipeline.cli.main import main; "
                 f"main({list(args)!r})")
         return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                               text=True, env=env, timeout=300)

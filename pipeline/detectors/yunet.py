@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..detections import Detections
+from ..core.detections import Detections
 from .base import (CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec,
                    opencv_log_level)
 from .cache import (ModelError, ModelFile, ensure, is_cached, recently_failed, remember_failure,

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, parse_config
-from ..lock import RunLock
-from ..ownership import check_output, identity_of
-from ..sources import expand_sources
+from ..config.schema import Config, ConfigError, parse_config
+from ..state.lock import RunLock
+from ..state.ownership import check_output, identity_of
+from ..sources.expand import expand_sources
 from ..stages import NAMES, Context, active
-from ..state import State
-from ..yamlfile import load_yaml
+from ..state.markers import State
+from ..io.yamlfile import load_yaml
 from .evaluation import evaluate, write_evaluation
 
 SWEEP_DIR = "sweep"
@@ -97,7 +97,7 @@ def setting_config(raw: dict[str, Any], setting: Setting, output: Path) -> Confi
 def first_changed(base: Config, other: Config, root: Path) -> str | None:
     """The earliest stage whose fingerprint differs between the two configs for any source of
     the run (None: the same work); a fingerprint that cannot be computed counts as changed."""
-    from ..run import _offline_expander
+    from ..runner.run import _offline_expander
 
     videos = expand_sources(base, State(root), expander=_offline_expander).videos
     base_stages = {s.name: s for s in active(base)}
@@ -167,7 +167,7 @@ class SweepRow:
 def sweep(config_file: str, base: Config, truth_files: Sequence[Path], settings: Sequence[Setting],
           log: Callable[[str], None]) -> tuple[list[SweepRow], str | None]:
     """Run and score every setting; returns the rows and the first stage they redo."""
-    from ..run import run
+    from ..runner.run import run
 
     raw = load_yaml(Path(config_file).read_text(encoding="utf-8"))
     base_root = base.output_dir.absolute()

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import building, read_json_object, replace_dir, through_link, write_json
-from ..lock import RunLock
+from ..io.files import building, read_json_object, replace_dir, through_link, write_json
+from ..state.lock import RunLock
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
 MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it

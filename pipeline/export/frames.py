@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dataset import _link as link  # hard link (no extra space), else a copy
-from ..detections import CLASS_NAMES
-from ..quality import KEPT
-from ..state import read_jsonl
+from ..steps.dataset import _link as link  # hard link (no extra space), else a copy
+from ..core.detections import CLASS_NAMES
+from ..algo.quality import KEPT
+from ..state.markers import read_jsonl
 from . import ExportError
 
 

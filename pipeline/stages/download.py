@@ -15,10 +15,10 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..config import Config
-from ..progress import bar
-from ..sources import QuietLogger, Video, printable
-from ..state import fingerprint, write_json
+from ..config.schema import Config
+from ..io.progress import bar
+from ..sources.expand import QuietLogger, Video, printable
+from ..state.markers import fingerprint, write_json
 from ..video import probe
 from .base import AlwaysOn, Context, Produced
 

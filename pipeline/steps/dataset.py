@@ -4,7 +4,7 @@ They are recomputed from the per-source results on every run (cheap: they only r
 files and make hard links), so they always agree with what is on disk, whatever was resumed.
 
 Crops the crop stage dropped (quality filters, ``crop.per_track``) come with their reason; the
-global ``dedupe`` step then drops near-duplicates among the kept ones (``pipeline.dedupe``). Both
+global ``dedupe`` step then drops near-duplicates among the kept ones (``pipeline.algo.dedupe``). Both
 stay in the manifest (``status`` ``dropped``, ``drop_reason``, ``duplicate_of``) and leave
 ``dataset/`` and the sheets.
 
@@ -27,19 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .dedupe import dedupe
-from .quality import DROPPED, KEPT, reason_counts
-from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
-from .sources import Video
-from .state import (building, read_json_object, read_jsonl, replace_dir, write_atomic,
+from ..config.schema import Config
+from ..algo.dedupe import dedupe
+from ..algo.quality import DROPPED, KEPT, reason_counts
+from ..core.records import MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
+from ..sources.expand import Video
+from ..state.markers import (building, read_json_object, read_jsonl, replace_dir, write_atomic,
                     write_json)
 
 SPLITS = ("train", "val", "test")
 
 REJECTED = "rejected"  # statuses: KEPT, REJECTED (review), DROPPED (filters, selection, dedupe)
 REJECTS_FILE = "rejects.txt"
-NAMES_FILE = "identities.txt"  # names given to person clusters (pipeline.identity)
+NAMES_FILE = "identities.txt"  # names given to person clusters (pipeline.steps.identity)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
@@ -122,7 +122,7 @@ class DatasetReport:
     unknown_rejects: list[str] = field(default_factory=list)
     empty_splits: str | None = None
     """Which splits with a ratio above 0 got no source, and why (too few sources)."""
-    identity: dict[str, Any] | None = None  # pipeline.identity's summary, when configured
+    identity: dict[str, Any] | None = None  # pipeline.steps.identity's summary, when configured
 
     @property
     def kept(self) -> int:
@@ -403,7 +403,7 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
 
 def apply_dedupe(rows: list[dict[str, Any]], max_distance: int, scope: str) -> int:
     """Mark kept rows that nearly duplicate a better kept row ``dropped``/``duplicate`` with
-    ``duplicate_of`` (see ``pipeline.dedupe``); returns how many. Rejected rows take no part,
+    ``duplicate_of`` (see ``pipeline.algo.dedupe``); returns how many. Rejected rows take no part,
     so a crop a reviewer threw out never stands for the copies of a good one."""
     duplicate_of = dedupe([r for r in rows if r["status"] == KEPT], max_distance, scope)  # type: ignore[arg-type]
     for row in rows:

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import write_atomic
-from .runlog import log as run_log, shown_on_console
-from .state import WARNINGS
+from ..io.files import write_atomic
+from ..runner.runlog import log as run_log, shown_on_console
+from .markers import WARNINGS
 
 
 class Notices:

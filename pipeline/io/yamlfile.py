@@ -1,5 +1,5 @@
 """Reading a config file's YAML safely: duplicate keys refused, alias expansion bounded, and
-the line of every key path kept for error messages. Kept apart from ``pipeline.config`` (the
+the line of every key path kept for error messages. Kept apart from ``pipeline.config.schema`` (the
 schema) because none of it knows what a config holds."""
 from __future__ import annotations
 

@@ -25,14 +25,14 @@ from typing import Any
 
 import cv2
 
-from .config import Config
-from .cpus import limit_native_threads, threads_for
-from .ownership import check_output, identity_of
-from .sources import Video, cap_per_source, expand_sources
-from .stages import NAMES
-from .state import State
-from .video import VideoInfo, probe
-from .video.probe import container_info
+from ..config.schema import Config
+from ..exec.cpus import limit_native_threads, threads_for
+from ..state.ownership import check_output, identity_of
+from ..sources.expand import Video, cap_per_source, expand_sources
+from ..stages import NAMES
+from ..state.markers import State
+from ..video import VideoInfo, probe
+from ..video.probe import container_info
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3
@@ -157,8 +157,8 @@ def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: 
                ) -> int | None:
     """How many frames the sample stage would keep (before the sharpness filter); None when
     that depends on the content (scene mode) or the duration is unknown."""
-    from .stages.sample import plan_for
-    from .video import Range
+    from ..stages.sample import plan_for
+    from ..video import Range
 
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
@@ -298,7 +298,7 @@ def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
     seconds (and ``MEASURE_MIN_FRAMES`` frames), from ``MEASURE_MAX_FILES`` files at most. Each
     file's first frame is left out: it pays for opening the file (``SOURCE_SECONDS``), the very
     first for warming the detector up too. An unreadable file is skipped."""
-    from .stages import detect
+    from ..stages import detect
 
     detector = detect.detector_for(config)  # one that cannot load raises: no estimate
     measured, started = Measured(), time.monotonic()
@@ -318,8 +318,8 @@ def _measure_file(config: Config, detector: Any, video: Video, path: Path, measu
                   deadline: float) -> None:
     """Add the frames of ``path`` after its first to ``measured``, until ``deadline`` once
     ``MEASURE_MIN_FRAMES`` frames are in."""
-    from .stages import detect, sample
-    from .video import Range, iter_samples
+    from ..stages import detect, sample
+    from ..video import Range, iter_samples
 
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
@@ -348,7 +348,7 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     """The plan of a run of ``config`` (``limit``: at most that many videos per source).
 
     Listing URL sources saves the listings in the output folder, so the folder rules of a run
-    apply (``pipeline.ownership``, raises ``OutputRefused``; ``config_file`` as for ``run``), and
+    apply (``pipeline.state.ownership``, raises ``OutputRefused``; ``config_file`` as for ``run``), and
     a folder the plan starts is marked as this config's: the run that follows then finds its
     own folder, not one it has to adopt or refuse.
     """

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import QualityWeights
+from ..config.schema import QualityWeights
 
 __all__ = ["DROPPED", "DROP_REASONS", "KEPT", "frontalness", "outside_fraction", "quality_scores",
            "reason_counts", "select_per_track"]

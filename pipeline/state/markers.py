@@ -8,7 +8,7 @@ marker is written last,
 after the outputs have been renamed into place, so a crash at any moment leaves either a complete
 unit or one that is simply redone.
 
-The file helpers (``pipeline.files``) and the run lock (``pipeline.lock``) have modules of
+The file helpers (``pipeline.io.files``) and the run lock (``pipeline.state.lock``) have modules of
 their own; they are importable from here too.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from .files import (DIGEST_EDGE, building, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
+from ..io.files import (DIGEST_EDGE, building, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
                     read_jsonl, replace_dir, write_atomic, write_image, write_json, write_jsonl)
 from .lock import LockError, RunLock  # noqa: F401  (importable from here, as before)
 
@@ -156,7 +156,7 @@ class State:
 
 
 WARNINGS = "warnings.json"
-"""The warnings the last run gave (``pipeline.notices``), so a rerun does not repeat them."""
+"""The warnings the last run gave (``pipeline.state.notices``), so a rerun does not repeat them."""
 FINAL_STEP = "final-step.json"
 """In ``state/`` while the last step runs (``State.start_final_step``)."""
 SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .config import Config
-from .dataset import DROPPED, KEPT, REJECTED, SPLITS
-from .quality import reason_counts
-from .files import building
-from .state import fingerprint, read_json_object, replace_dir, write_atomic, write_json
+from ..config.schema import Config
+from ..steps.dataset import DROPPED, KEPT, REJECTED, SPLITS
+from ..algo.quality import reason_counts
+from ..io.files import building
+from ..state.markers import fingerprint, read_json_object, replace_dir, write_atomic, write_json
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
            "json_for_script", "layout_for", "page_data", "page_names", "read_manifest",
@@ -64,9 +64,9 @@ CLUSTER = "identity_cluster"  # the manifest column person sheets group by
 
 
 def _asset(name: str) -> str:
-    """A file of the review page (``pipeline/review_assets/``): package data, so the page's
+    """A file of the review page (``pipeline/review/assets/``): package data, so the page's
     HTML, CSS and JavaScript are edited as what they are, and shipped inside the wheel."""
-    return (files(__package__) / "review_assets" / name).read_text(encoding="utf-8")
+    return (files(__package__) / "assets" / name).read_text(encoding="utf-8")
 
 
 # The page's body (``{run}`` and ``{generated}`` filled in, escaped), style and script; the

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import cv2
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config.schema import Config
 
 CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")

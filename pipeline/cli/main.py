@@ -1,4 +1,4 @@
-"""The command line: a thin shell over ``pipeline.run`` and friends.
+"""The command line: a thin shell over ``pipeline.runner.run`` and friends.
 
 Exit codes: 0 all sources done; 1 the run finished but some sources failed; 2 usage or config
 error (nothing was done); interrupted: 130 by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP.
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, Identity, load_config
-from .errors import OutputUnwritable, os_error_line
-from .export import FORMATS as EXPORT_FORMATS
-from .signals import exit_code, signal_of
-from .stages import NAMES as STAGE_NAMES
-from .lock import LockError
+from ..config.schema import Config, ConfigError, Identity, load_config
+from ..core.errors import OutputUnwritable, os_error_line
+from ..export import FORMATS as EXPORT_FORMATS
+from ..exec.signals import exit_code, signal_of
+from ..stages import NAMES as STAGE_NAMES
+from ..state.lock import LockError
 
 
 def _load(path: str) -> Config:
@@ -66,12 +66,12 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         quiet: bool, rejects: Path | None, executor: str | None, take_over: bool,
         limit: int | None, verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
-    from .dataset import RejectsError
-    from .executors import ExecutorError, NodeLost
-    from .identity import IdentityError
-    from .ownership import OutputRefused
-    from .run import run as run_pipeline
-    from .runlog import configure
+    from ..steps.dataset import RejectsError
+    from ..exec.local import ExecutorError, NodeLost
+    from ..steps.identity import IdentityError
+    from ..state.ownership import OutputRefused
+    from ..runner.run import run as run_pipeline
+    from ..runner.runlog import configure
 
     cfg = _load(config)
     try:
@@ -145,12 +145,12 @@ def _print_report(report) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def validate(config: str) -> None:
     """Check a config without running anything: what `run` checks before its first stage."""
-    from .dataset import RejectsError
-    from .executors import ExecutorError
-    from .identity import IdentityError
-    from .ownership import OutputRefused, check_output, identity_of
-    from .run import preflight
-    from .sources import local_source_problems
+    from ..steps.dataset import RejectsError
+    from ..exec.local import ExecutorError
+    from ..steps.identity import IdentityError
+    from ..state.ownership import OutputRefused, check_output, identity_of
+    from ..runner.run import preflight
+    from ..sources.expand import local_source_problems
 
     cfg = _load(config)
     root = cfg.output_dir.absolute()  # as run sees it
@@ -203,7 +203,7 @@ def identity_line(ident: Identity) -> str:
 @click.option("--people", "kind", flag_value="people", help="Person crops with SSDLite.")
 def init(file: Path, kind: str) -> None:
     """Write a commented config to start from (never over an existing file)."""
-    from .starter import write_starter
+    from ..config.starter import write_starter
 
     try:
         write_starter(file, kind)  # type: ignore[arg-type]
@@ -222,8 +222,8 @@ def init(file: Path, kind: str) -> None:
               help="List playlists, channels and searches again instead of using the saved list.")
 def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
     """What a run would do, how long it would take and the disk it needs, without doing it."""
-    from .ownership import OutputRefused
-    from .plan import make_plan, plan_lines
+    from ..state.ownership import OutputRefused
+    from ..runner.plan import make_plan, plan_lines
 
     cfg = _load(config)
     try:
@@ -239,7 +239,7 @@ def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def status(config: str) -> None:
     """What is done, failed and pending, per stage (reads the markers; no network)."""
-    from .run import status as run_status
+    from ..runner.run import status as run_status
 
     cfg = _load(config)
     report = run_status(cfg)
@@ -286,8 +286,8 @@ def _write_failed(what: str, exc: OSError) -> None:
                    "identity cluster (default: the config's sheet.by).")
 def sheet(config: str, by: str | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
-    from .sheet import SheetError, build_sheets
-    from .lock import RunLock
+    from ..review.sheets import SheetError, build_sheets
+    from ..state.lock import RunLock
 
     cfg = _load(config)
     if not (cfg.output_dir / "manifest.jsonl").is_file():
@@ -319,7 +319,7 @@ def sheet(config: str, by: str | None) -> None:
               help="hf only: also upload to the Hugging Face Hub as REPO (needs a login).")
 def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None) -> None:
     """Write the run's boxes and images in another tool's format (reads the manifest only)."""
-    from .export import ExportError, export as run_export
+    from ..export import ExportError, export as run_export
 
     cfg = _load(config)
     if push is not None and fmt != "hf":
@@ -334,7 +334,7 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         _write_failed("nothing exported (an earlier export is kept)", exc)
     click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
     if push is not None:
-        from .export.hf import push as push_hf
+        from ..export.hf import push as push_hf
 
         push_hf(report.folder, push)
         click.echo(f"pushed to the Hugging Face Hub as {push}")
@@ -348,9 +348,9 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
 def review(config: str, port: int, open_browser: bool) -> None:
     """Serve the review page on 127.0.0.1; its save buttons write <output>/rejects.txt and
     <output>/identities.txt (names of person clusters)."""
-    from .review import ReviewServer
-    from .sheet import SheetError, build_sheets
-    from .lock import RunLock
+    from ..review.server import ReviewServer
+    from ..review.sheets import SheetError, build_sheets
+    from ..state.lock import RunLock
 
     cfg = _load(config)
     root = cfg.output_dir
@@ -400,13 +400,13 @@ def review(config: str, port: int, open_browser: bool) -> None:
 def evaluate(config: str, truth: tuple[Path, ...], sweeps: tuple[str, ...]) -> None:
     """Score the run's manifest against labelled footage: detection, tracks, identity clusters
     (writes <output>/evaluation.json)."""
-    from .evaluate.evaluation import evaluate as run_evaluation, write_evaluation
-    from .evaluate.predictions import RunError
-    from .evaluate.report import lines, sweep_lines
-    from .evaluate.sweep import SweepError, parse_sweeps, sweep
-    from .evaluate.tracks import motmetrics
-    from .evaluate.truth import TruthError
-    from .ownership import OutputRefused
+    from ..evaluate.evaluation import evaluate as run_evaluation, write_evaluation
+    from ..evaluate.predictions import RunError
+    from ..evaluate.report import lines, sweep_lines
+    from ..evaluate.sweep import SweepError, parse_sweeps, sweep
+    from ..evaluate.tracks import motmetrics
+    from ..evaluate.truth import TruthError
+    from ..state.ownership import OutputRefused
 
     cfg = _load(config)
     try:
@@ -435,7 +435,7 @@ def models() -> None:
 def models_list() -> None:
     """Known detectors, their backends and whether their weights are in the cache (or, for
     weights shipped with the package, intact)."""
-    from .detectors import list_models
+    from ..detectors import list_models
 
     for info in list_models():
         click.echo(f"{info.name}  ({info.detects}; backends: {', '.join(info.backends)})")
@@ -453,8 +453,8 @@ def models_list() -> None:
 def models_fetch(name: str) -> None:
     """Download a detector's weights into the model cache (verified by sha256); weights shipped
     with the package are verified only."""
-    from .detectors import fetch_model
-    from .detectors.cache import ModelError
+    from ..detectors import fetch_model
+    from ..detectors.cache import ModelError
 
     try:
         paths = fetch_model(name)
@@ -469,7 +469,7 @@ def models_fetch(name: str) -> None:
 @click.argument("name")
 def models_path(name: str) -> None:
     """Where a detector's weights live (or would live) in the model cache, or in the package."""
-    from .detectors import model_paths
+    from ..detectors import model_paths
 
     try:
         for p in model_paths(name):

@@ -2,7 +2,7 @@
 
 ``run()`` is the library entry point the CLI wraps; a notebook user can call it directly. A unit
 of work is ``process_video(video, config, root, ...)``: a plain function of its inputs that reads
-and writes files, so the executor (``pipeline.executors``: inline or a process pool of ``workers``,
+and writes files, so the executor (``pipeline.exec.local``: inline or a process pool of ``workers``,
 or Ray tasks) only maps it; nothing here or in the stages depends on which one runs it.
 """
 from __future__ import annotations
@@ -16,22 +16,22 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import progress
-from .config import Config
-from .cpus import limit_native_threads, threads_for
-from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
+from ..io import progress
+from ..config.schema import Config
+from ..exec.cpus import limit_native_threads, threads_for
+from ..steps.dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
                       write_summary)
-from .errors import error_record, unwritable_output
-from .executors import check_available, open_executor
-from .lock import RunLock
-from .ownership import Claim, check_output, identity_of
-from .resume import plan_unit
-from .notices import Notices
+from ..core.errors import error_record, unwritable_output
+from ..exec.local import check_available, open_executor
+from ..state.lock import RunLock
+from ..state.ownership import Claim, check_output, identity_of
+from ..state.resume import plan_unit
+from ..state.notices import Notices
 from .runlog import log as run_log, log_outcome
-from .signals import exit_code, signal_of, stop_on_signals
-from .sources import Expansion, Video, cap_per_source, expand_sources
-from .stages import NAMES, Context, Produced, active, detect, identity, overlapped
-from .state import Marker, State
+from ..exec.signals import exit_code, signal_of, stop_on_signals
+from ..sources.expand import Expansion, Video, cap_per_source, expand_sources
+from ..stages import NAMES, Context, Produced, active, detect, identity, overlapped
+from ..state.markers import Marker, State
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RunReport:
     seconds: float
     interrupted: bool = False
     signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
-    sheets: Any = None  # pipeline.sheet.SheetReport, None when not built
+    sheets: Any = None  # pipeline.review.sheets.SheetReport, None when not built
 
     @property
     def failed(self) -> list[SourceOutcome]:
@@ -86,7 +86,7 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
                   retry_failed: bool = False, progress: bool = False) -> SourceOutcome:
     """Run the stages a video still needs; skip the ones whose marker matches.
 
-    ``pipeline.resume.plan_unit`` decides each stage: forcing a stage forces every later one
+    ``pipeline.state.resume.plan_unit`` decides each stage: forcing a stage forces every later one
     (their inputs are redone), and so does a stage that ran because its outputs were missing or
     damaged; a unit recorded as failed for the same fingerprint is not retried unless
     ``retry_failed``.
@@ -216,7 +216,7 @@ def _preflight_detector(config: Config, progress: bool, warn: Callable[[str], No
     A failure is not fatal here: each source records it at its detect stage (downloads and
     sampling still make progress for the next run).
     """
-    from .detectors import prepare
+    from ..detectors import prepare
 
     d = config.detect
     note = prepare(d.model, d.backend, d.weights, progress)
@@ -250,10 +250,10 @@ def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
     identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
-    from .identity import IdentityError, preflight, reference_vectors
+    from ..steps.identity import IdentityError, preflight, reference_vectors
 
-    from .detectors.cache import ModelError
-    from .detectors.registry import fetch_model
+    from ..detectors.cache import ModelError
+    from ..detectors.registry import fetch_model
 
     preflight(root, config)
     try:
@@ -288,7 +288,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     ``rejects``: a file of crop ids to leave out of ``dataset/`` (default ``<output>/rejects.txt``
     when present); it is a global step only, so it never makes a stage run again.
     ``config_file``: the file the config came from, part of the identity that owns the output
-    folder (``pipeline.ownership``); ``take_over`` lets this config have another config's folder.
+    folder (``pipeline.state.ownership``); ``take_over`` lets this config have another config's folder.
     ``limit``: at most that many videos of each ``sources`` entry (a trial run).
     """
     unknown = set(force) - set(NAMES)
@@ -301,7 +301,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     claim = check_output(root, identity_of(config.name, config_file, root), take_over)  # writes nothing
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
-    # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.signals).
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.exec.signals).
     with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
         state = State(root)
         notices = Notices(state.dir, log)
@@ -391,16 +391,16 @@ def _output_lock(root: Path, claim: Claim, log: Callable[[str], None]) -> Iterat
 
 def swap_tests(root: Path) -> dict[str, Callable[[str, Path], bool]]:
     """For the sweep: which files of an old ``dataset/`` or ``sheets/`` copy are ours to delete."""
-    from .sheet import ours_in_sheets
+    from ..review.sheets import ours_in_sheets
 
     return {"dataset": ours_in_dataset(root), "sheets": ours_in_sheets}
 
 
 def _build_sheets(config: Config, root: Path, log: Callable[[str], None]):
     """The contact sheets and review page; a failure there is reported, not fatal to the run."""
-    from .sheet import build_sheets
+    from ..review.sheets import build_sheets
 
-    from .errors import unwritable_output
+    from ..core.errors import unwritable_output
 
     try:
         return build_sheets(config, root, by=config.sheet.by)

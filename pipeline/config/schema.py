@@ -18,7 +18,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationError, model_validator)
 
-from .yamlfile import ConfigError, load_yaml, locate
+from ..io.yamlfile import ConfigError, load_yaml, locate
 
 __all__ = ["Config", "ConfigError", "Executor", "Source", "Segment", "load_config", "parse_config",
            "parse_time"]
@@ -338,7 +338,7 @@ def _upscale(v: Any) -> Any:
 
 
 class Track(_Model):
-    """How detections of consecutive sampled frames are joined into tracks (``pipeline.track``)."""
+    """How detections of consecutive sampled frames are joined into tracks (``pipeline.algo.track``)."""
 
     min_iou: Annotated[float, _between(0.01, 1)] = 0.3
     max_distance: Annotated[float, _between(0, 10)] = 1.5  # centre distance, in box sizes

@@ -6,7 +6,7 @@ changing ``identity.max_distance``, ``references`` or ``keep`` recomputes no emb
 Faces narrower than ``identity.min_face`` pixels get no cluster (``identity_skip: small``): too
 small to tell who it is, they made clusters of strangers on interview footage (docs/identity.md).
 
-Tracks first: the crops of one track (``pipeline.track``) are one person. On the test clips one
+Tracks first: the crops of one track (``pipeline.algo.track``) are one person. On the test clips one
 profile or blurred frame alone can lie 0.76 from the same face, while tracks keep people apart and
 one person together through a camera cut; it also merges the fragments of one person within a
 source.
@@ -50,11 +50,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import Config, Named, PerPerson, _label_problem, label_clash
+from ..config.schema import Config, Named, PerPerson, _label_problem, label_clash
 from .dataset import NAMES_FILE, decode_text
-from .embedders import Face, embedder_class
-from .quality import DROPPED, KEPT, select_per_track
-from .stages import identity as stage
+from ..embedders import Face, embedder_class
+from ..algo.quality import DROPPED, KEPT, select_per_track
+from ..stages import identity as stage
 
 class IdentityError(ValueError):
     """A reference photo that cannot be used (missing, unreadable, no face), or a names file
@@ -132,7 +132,7 @@ def reference_vectors(config: Config) -> list[Reference]:
     Paths are relative to the working folder, like ``sources[].path``. Raises ``IdentityError``
     naming the photo when it cannot be read or shows no face.
     """
-    from .stages.detect import detector_for
+    from ..stages.detect import detector_for
 
     assert config.identity is not None
     refs = []

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .dataset import NAMES_FILE, REJECTS_FILE, decode_text
-from .lock import LockError, RunLock
+from ..steps.dataset import NAMES_FILE, REJECTS_FILE, decode_text
+from ..state.lock import LockError, RunLock
 
 HOST = "127.0.0.1"
 SERVED = ("sheets", "crops")  # the page and the thumbnails it links: nothing else is read
@@ -158,7 +158,7 @@ def posted_text(data: bytes, name: str) -> str:
     except UnicodeDecodeError:
         raise Refused(400, f"{name} must be sent as UTF-8 text") from None
     if name == NAMES_FILE:
-        from .identity import IdentityError, parse_names
+        from ..steps.identity import IdentityError, parse_names
 
         try:
             parse_names(text, name)

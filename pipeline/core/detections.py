@@ -28,7 +28,7 @@ class Detections:
     class_id: N int16, index into ``CLASS_NAMES``.
     landmarks: N x 5 x 2 float32 (eyes, nose tip, mouth corners for faces); NaN where a detector
     gives none, so the array keeps one shape whatever the detector.
-    track_id: N int32, the track (``pipeline.track``) each detection belongs to within its source;
+    track_id: N int32, the track (``pipeline.algo.track``) each detection belongs to within its source;
     ``-1`` where nothing has tracked it (straight out of a detector).
     """
 

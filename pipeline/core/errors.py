@@ -89,7 +89,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return NOT_FOUND, message
     if isinstance(exc, SourceConfigError):
         return CONFIG, message
-    from .video.probe import VideoError  # here: the video package must not import us
+    from ..video.probe import VideoError  # here: the video package must not import us
 
     if isinstance(exc, VideoError):
         return NOT_A_VIDEO, message

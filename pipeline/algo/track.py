@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .detections import Detections, box_iou
+from ..core.detections import Detections, box_iou
 
 __all__ = ["TrackParams", "interpolate", "track", "track_hits"]
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .files import pid_alive, read_json_object
+from ..io.files import pid_alive, read_json_object
 
 
 class LockError(RuntimeError):

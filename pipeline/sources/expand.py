@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, Segment, Source, no_such_path
-from .ownership import MARKER
-from .state import State, read_json_object, write_json
+from ..config.schema import Config, Segment, Source, no_such_path
+from ..state.ownership import MARKER
+from ..state.markers import State, read_json_object, write_json
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
@@ -212,7 +212,7 @@ def expand_sources(config: Config, state: State,
             else:
                 videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
         except Exception as exc:  # one bad entry must not stop the others
-            from .errors import classify
+            from ..core.errors import classify
 
             sid = (file_source_id(Path(spec.path)) if spec.path is not None
                    else f"url-{short_hash(spec.url or '')}")
