@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pipeline.config.schema import ConfigError, parse_config
-from pipeline.steps.dataset import MANIFEST_COLUMNS
+from pipeline.core.records import MANIFEST_COLUMNS
 from pipeline.embedders.dlib import RESNET, SHAPE5
 from pipeline.review.server import ReviewServer
 from pipeline.runner.run import run
@@ -393,7 +393,7 @@ def test_a_bad_name_stops_the_run_before_any_stage(who, tmp_path):
 
 def test_name_a_cluster_in_the_page_opened_from_disk(who, browser, tmp_path):  # noqa: F811
     """From file:// there is no server: Name downloads identities.txt, which reads back."""
-    from pipeline.steps.identity import read_names
+    from pipeline.steps.names import read_names
     from test_review_page import close, open_page
 
     _, out, truth = who

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.steps.identity import IdentityError, read_names
+from pipeline.steps.names import IdentityError, read_names
 
 
 def test_names_file_reads_like_a_hand_edited_file(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.config.schema import ConfigError, PerPerson, parse_config
-from pipeline.steps.identity import Group, apply_per_person, cluster, select_per_person, track_groups
+from pipeline.algo.cluster import Group, cluster, track_groups
+from pipeline.steps.identity import apply_per_person, select_per_person
 from pipeline.review.sheets import person_title
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from pipeline.steps.dataset import apply_rejects, read_rejects
+from pipeline.steps.rejects import apply_rejects, read_rejects
 from pipeline.runner.run import run
 from pipeline.review.sheets import (MAX_PIXELS, MAX_SIDE, SheetError, build_sheets, format_time,
                             json_for_script, layout_for, page_names, read_manifest as read_jsonl_manifest,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.steps.dataset import assign_splits, empty_splits, split_counts
+from pipeline.steps.splits import assign_splits, empty_splits, split_counts
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

@@ -66,9 +66,9 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         quiet: bool, rejects: Path | None, executor: str | None, take_over: bool,
         limit: int | None, verbose: int, log_file: Path | None) -> None:
     """Run every stage for every source; finished work is skipped."""
-    from ..steps.dataset import RejectsError
+    from ..io.text import TextError
     from ..exec.local import ExecutorError, NodeLost
-    from ..steps.identity import IdentityError
+    from ..steps.names import IdentityError
     from ..state.ownership import OutputRefused
     from ..runner.run import run as run_pipeline
     from ..runner.runlog import configure
@@ -85,7 +85,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
         report = run_pipeline(cfg, force=force, retry_failed=retry_failed, progress=not quiet,
                               refresh_sources=refresh_sources, log=_log, rejects=rejects,
                               config_file=config, take_over=take_over, limit=limit)
-    except (LockError, ExecutorError, OutputRefused, RejectsError, IdentityError) as exc:
+    except (LockError, ExecutorError, OutputRefused, TextError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (OutputUnwritable, NodeLost) as exc:
@@ -145,9 +145,9 @@ def _print_report(report) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def validate(config: str) -> None:
     """Check a config without running anything: what `run` checks before its first stage."""
-    from ..steps.dataset import RejectsError
+    from ..io.text import TextError
     from ..exec.local import ExecutorError
-    from ..steps.identity import IdentityError
+    from ..steps.names import IdentityError
     from ..state.ownership import OutputRefused, check_output, identity_of
     from ..runner.run import preflight
     from ..sources.expand import local_source_problems
@@ -166,7 +166,7 @@ def validate(config: str) -> None:
         sys.exit(2)
     try:
         preflight(cfg, root)
-    except (RejectsError, ExecutorError, IdentityError) as exc:
+    except (TextError, ExecutorError, IdentityError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for problem in local_source_problems(cfg):

@@ -89,7 +89,7 @@ LABEL_MAX_BYTES = 240
 units, never fewer), so 15 bytes stay for what a file name adds."""
 
 
-def _label_problem(v: str) -> str | None:
+def label_problem(v: str) -> str | None:
     """Why ``v`` cannot be a folder name on Linux, macOS and Windows, or None. Letters, marks
     and digits of any script are fine (``pilote_été``, ``飞行员``)."""
     if not 1 <= len(v) <= 64:
@@ -122,9 +122,9 @@ def _label_problem(v: str) -> str | None:
 
 def _check_label(v: str) -> str:
     """Labels become folder names on every OS: NFC-normalised (so ``é`` typed either way is one
-    label and one folder), then checked by ``_label_problem``."""
+    label and one folder), then checked by ``label_problem``."""
     v = unicodedata.normalize("NFC", v)
-    problem = _label_problem(v)
+    problem = label_problem(v)
     if problem is not None:
         raise ValueError(problem)
     return v

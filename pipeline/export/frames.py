@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..steps.dataset import _link as link  # hard link (no extra space), else a copy
+from ..steps.tree import link  # hard link (no extra space), else a copy
 from ..core.detections import CLASS_NAMES
 from ..algo.quality import KEPT
 from ..state.markers import read_jsonl

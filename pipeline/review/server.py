@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..steps.dataset import NAMES_FILE, REJECTS_FILE, decode_text
+from ..io.text import decode_text
+from ..steps.names import NAMES_FILE
+from ..steps.rejects import REJECTS_FILE
 from ..state.lock import LockError, RunLock
 
 HOST = "127.0.0.1"
@@ -158,7 +160,7 @@ def posted_text(data: bytes, name: str) -> str:
     except UnicodeDecodeError:
         raise Refused(400, f"{name} must be sent as UTF-8 text") from None
     if name == NAMES_FILE:
-        from ..steps.identity import IdentityError, parse_names
+        from ..steps.names import IdentityError, parse_names
 
         try:
             parse_names(text, name)

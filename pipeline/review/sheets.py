@@ -38,8 +38,9 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..config.schema import Config
-from ..steps.dataset import DROPPED, KEPT, REJECTED, SPLITS
-from ..algo.quality import reason_counts
+from ..steps.rejects import REJECTED
+from ..steps.splits import SPLITS
+from ..algo.quality import DROPPED, KEPT, reason_counts
 from ..io.files import building
 from ..state.markers import fingerprint, read_json_object, replace_dir, write_atomic, write_json
 

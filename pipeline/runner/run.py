@@ -19,8 +19,10 @@ from typing import Any
 from ..io import progress
 from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
-from ..steps.dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
-                      write_summary)
+from ..steps.dataset import DatasetReport, build_dataset
+from ..steps.manifest import write_summary
+from ..steps.rejects import read_rejects, rejects_file_for
+from ..steps.tree import ours_in_dataset
 from ..core.errors import error_record, unwritable_output
 from ..exec.local import check_available, open_executor
 from ..state.lock import RunLock
@@ -250,7 +252,8 @@ def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
     identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
-    from ..steps.identity import IdentityError, preflight, reference_vectors
+    from ..steps.identity import preflight, reference_vectors
+    from ..steps.names import IdentityError
 
     from ..detectors.cache import ModelError
     from ..detectors.registry import fetch_model
