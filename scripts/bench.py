@@ -240,7 +240,7 @@ def child_sample(video: str, out: str, every: float, exact: bool, strategy: str)
     """One sample stage, as the pipeline runs it (JPEGs + frames.jsonl); prints a JSON line."""
     sys.path.insert(0, str(REPO))
     from pipeline.config.schema import parse_config
-    from pipeline.sources.expand import Video
+    from pipeline.core.records import Video
     from pipeline.stages import sample
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
@@ -257,7 +257,7 @@ def child_unit(video: str, out: str, detect: str) -> None:
     sys.path.insert(0, str(REPO))
     from pipeline.config.schema import parse_config
     from pipeline.runner.run import process_video
-    from pipeline.sources.expand import Video
+    from pipeline.core.records import Video
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
                            "sample": {"every": 1.0}, "detect": json.loads(detect)})

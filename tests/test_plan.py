@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.state.markers import read_jsonl
+from pipeline.io.files import read_jsonl
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from boxes import iou, matched
 from pipeline.config.schema import parse_config
 from pipeline.core.detections import Detections
 from pipeline.runner.run import run
-from pipeline.state.markers import read_jsonl
+from pipeline.io.files import read_jsonl
 from pipeline.algo.track import _greedy_pairs
 from support import cli, read_manifest
 

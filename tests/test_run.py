@@ -18,7 +18,7 @@ import pytest
 from pipeline.core import records
 from pipeline.config.schema import parse_config
 from pipeline.runner.run import run, status
-from pipeline.state.markers import LockError, RunLock
+from pipeline.state.lock import LockError, RunLock
 from support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import pytest
 
 import media
 from pipeline.config.schema import parse_config
-from pipeline.sources.expand import Video
+from pipeline.core.records import Video
 from pipeline.stages import sample
-from pipeline.state.markers import read_jsonl
+from pipeline.io.files import read_jsonl
 from pipeline.video import pyav_available
 from support import ffmpeg_exe
 

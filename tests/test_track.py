@@ -11,7 +11,7 @@ from boxes import detect_clip, matched
 from pipeline.config.schema import parse_config
 from pipeline.core.detections import Detections, box_iou
 from pipeline.runner.run import run
-from pipeline.state.markers import read_jsonl
+from pipeline.io.files import read_jsonl
 from pipeline.stages.crop import drop_unconfirmed
 from pipeline.algo.track import TrackParams, _greedy_pairs, interpolate, track, track_hits
 from support import read_manifest

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.schema import Segment
+
 CROPS = "crops.jsonl"
 """Written by the crop stage, per source."""
 MANIFEST = "manifest"
@@ -141,3 +143,16 @@ def manifest_table() -> str:
     lines += [f"| {c.name} | {c.type.__name__} | {c.doc} |"
               for c in COLUMNS if c.outputs & {MANIFEST, IDENTITY}]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Video:
+    """One unit of work: a single video, with what the config says about it."""
+
+    sid: str
+    kind: str  # "url" or "file"
+    location: str  # the video's URL, or the absolute path of a local file
+    spec_index: int  # which entry of ``sources`` it came from
+    label: str | None = None
+    segments: tuple[Segment, ...] = ()
+    title: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.detections import CLASS_NAMES
-from ..state.markers import write_json
+from ..io.files import write_json
 from .frames import ExportBox, ExportFrame, link
 
 

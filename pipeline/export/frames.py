@@ -15,7 +15,7 @@ from typing import Any
 from ..steps.tree import link  # hard link (no extra space), else a copy
 from ..core.detections import CLASS_NAMES
 from ..algo.quality import KEPT
-from ..state.markers import read_jsonl
+from ..io.files import read_jsonl
 from . import ExportError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from ..core.detections import CLASS_NAMES
-from ..state.markers import write_atomic
+from ..io.files import write_atomic
 from .frames import ExportFrame, link
 
 FROM_NAME, TO_NAME = "label", "image"

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from ..core.detections import CLASS_NAMES
-from ..state.markers import write_atomic
+from ..io.files import write_atomic
 from .frames import ExportFrame, link
 
 

@@ -42,7 +42,8 @@ from ..steps.rejects import REJECTED
 from ..steps.splits import SPLITS
 from ..algo.quality import DROPPED, KEPT, reason_counts
 from ..io.files import building
-from ..state.markers import fingerprint, read_json_object, replace_dir, write_atomic, write_json
+from ..io.files import read_json_object, replace_dir, write_atomic, write_json
+from ..state.markers import fingerprint
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
            "json_for_script", "layout_for", "page_data", "page_names", "read_manifest",

@@ -28,7 +28,8 @@ import cv2
 from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
-from ..sources.expand import Video, cap_per_source, expand_sources
+from ..core.records import Video
+from ..sources.expand import cap_per_source, expand_sources
 from ..stages import NAMES
 from ..state.markers import State
 from ..video import VideoInfo, probe

@@ -31,7 +31,8 @@ from ..state.resume import plan_unit
 from ..state.notices import Notices
 from .runlog import log as run_log, log_outcome
 from ..exec.signals import exit_code, signal_of, stop_on_signals
-from ..sources.expand import Expansion, Video, cap_per_source, expand_sources
+from ..core.records import Video
+from ..sources.expand import Expansion, cap_per_source, expand_sources
 from ..stages import NAMES, Context, Produced, active, detect, identity, overlapped
 from ..state.markers import Marker, State
 

@@ -6,89 +6,23 @@ expansion of a URL is cached under ``state/sources/`` so a resumed run does not 
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import logging
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.schema import Config, Segment, Source, no_such_path
+from ..config.schema import Config, Source, no_such_path
+from ..core.records import Video
 from ..state.ownership import MARKER
-from ..state.markers import State, read_json_object, write_json
+from ..io.files import read_json_object, write_json
+from ..state.markers import State
+from .ids import file_source_id, short_hash
+from .ytdlp import expand_url, printable
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
                               ".h264", ".hevc", ".265"})
-log = logging.getLogger(__name__)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def short_hash(text: str, n: int = 8) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
-
-
-def safe_part(text: str, limit: int = 60) -> str:
-    """A piece of a file name that is valid on Linux, macOS and Windows whatever ``text`` holds."""
-    cleaned = _UNSAFE.sub("_", text).strip("_")[:limit]
-    return cleaned or "x"
-
-
-def printable(text: str) -> str:
-    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by
-    Python as lone surrogates) become U+FFFD."""
-    return os.fsencode(text).decode("utf-8", "replace")
-
-
-def url_source_id(extractor: str, video_id: str, url: str) -> str:
-    """``<extractor>-<video id>``; ids that needed cleaning, and generic URLs, get a hash suffix.
-
-    Generic extractors name a video after its file or page name, so two servers' ``video.mp4``
-    would collide without the URL hash.
-    """
-    ext = safe_part(extractor.lower(), 30)
-    vid = safe_part(video_id)
-    sid = f"{ext}-{vid}"
-    if vid != video_id or ext in _GENERIC_EXTRACTORS:
-        sid += f"-{short_hash(url)}"
-    return sid
-
-
-def file_source_id(path: Path) -> str:
-    """``file-<stem>-<8 hex of the absolute path hash>``."""
-    absolute = str(path.resolve())
-    return f"file-{safe_part(path.stem, 40)}-{short_hash(absolute)}"
-
-
-class QuietLogger:
-    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-
-@dataclass(frozen=True)
-class Video:
-    """One unit of work: a single video, with what the config says about it."""
-
-    sid: str
-    kind: str  # "url" or "file"
-    location: str  # the video's URL, or the absolute path of a local file
-    spec_index: int  # which entry of ``sources`` it came from
-    label: str | None = None
-    segments: tuple[Segment, ...] = ()
-    title: str | None = None
 
 
 @dataclass
@@ -141,56 +75,10 @@ def local_source_problems(config: Config) -> list[str]:
     return problems
 
 
-_GENERIC_EXTRACTORS = frozenset({"generic", "html5", "html5mediaembed"})
 """Extractors whose ids come from file or page names, so they repeat across sites."""
 
 
-def _video_entries(info: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
-    """(entry, URL to download it again) for each video of a yt-dlp result.
-
-    A playlist entry's ``url`` is the video's own page (or, for HTML5 embeds, the media file);
-    its ``webpage_url`` may be the playlist's page. A single video's ``url`` is a short-lived
-    media link, so its ``webpage_url`` is the one to keep.
-    """
-    if info.get("_type") in ("playlist", "multi_video"):
-        for entry in info.get("entries") or []:
-            if not entry:
-                continue
-            if entry.get("_type") in ("playlist", "multi_video"):
-                yield from _video_entries(entry)
-            else:
-                yield entry, entry.get("url") or entry.get("webpage_url") or ""
-    else:
-        yield info, info.get("webpage_url") or info.get("original_url") or info.get("url") or ""
-
-
-LISTING_ONLY = {"simulate": True, "skip_download": True, "postprocessors": []}
 """yt-dlp options that make a listing only a listing, over the config's own."""
-
-
-def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    """Ask yt-dlp what videos ``url`` stands for, without downloading them.
-
-    ``extract_flat="in_playlist"`` lists a playlist's or search's videos without visiting each.
-    Whatever ``ytdlp_options`` say, listing downloads nothing and runs no postprocessor (yt-dlp
-    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing.
-    """
-    import yt_dlp
-
-    opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
-            "logger": QuietLogger(), **(ytdlp_options or {}), **LISTING_ONLY}
-    with yt_dlp.YoutubeDL(opts) as ydl:
-        info = ydl.extract_info(url, download=False)
-    entries = []
-    for e, video_url in _video_entries(info or {}):
-        extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
-        video_id = str(e.get("id") or short_hash(video_url))
-        entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
-                 "title": e.get("title") or ""}
-        # what the listing already tells of the video, for ``plan`` (a run does not need it)
-        entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
-        entries.append(entry)
-    return entries
 
 
 def expand_sources(config: Config, state: State,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config.schema import Config
-from ..sources.expand import Video
+from ..core.records import Video
 
 Produced = tuple[list[str], dict[str, Any]]
 """What a stage's run returns: its outputs (paths relative to the output folder, each checked on

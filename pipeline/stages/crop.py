@@ -29,8 +29,9 @@ from ..core.detections import CLASS_NAMES, Detections
 from ..io.overlap import prefetch
 from ..algo.quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
-from ..sources.expand import Video
-from ..state.markers import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
+from ..core.records import Video
+from ..io.files import fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
+from ..state.markers import fingerprint
 from ..algo.track import track_hits
 from ..video import sharpness
 from .base import ConfigStage, Produced

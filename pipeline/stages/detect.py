@@ -21,8 +21,9 @@ from ..config.schema import Config, Detect
 from ..core.detections import Detections
 from ..io.overlap import prefetch
 from ..io.progress import bar
-from ..sources.expand import Video
-from ..state.markers import fingerprint, read_jsonl, write_jsonl
+from ..core.records import Video
+from ..io.files import read_jsonl, write_jsonl
+from ..state.markers import fingerprint
 from ..algo.track import TrackParams, interpolate, track
 from .base import ConfigStage, Produced
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from ..config.schema import Config
 from ..io.progress import bar
-from ..sources.expand import QuietLogger, Video, printable
-from ..state.markers import fingerprint, write_json
+from ..core.records import Video
+from ..sources.ytdlp import QuietLogger, printable
+from ..io.files import write_json
+from ..state.markers import fingerprint
 from ..video import probe
 from .base import AlwaysOn, Context, Produced
 

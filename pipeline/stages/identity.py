@@ -23,8 +23,9 @@ import numpy as np
 from ..config.schema import Config
 from ..embedders import Embedder, Face, create_embedder
 from ..algo.quality import KEPT
-from ..sources.expand import Video
-from ..state.markers import fingerprint, read_jsonl, write_atomic
+from ..core.records import Video
+from ..io.files import read_jsonl, write_atomic
+from ..state.markers import fingerprint
 from .base import ConfigStage
 
 VERSION = "1"

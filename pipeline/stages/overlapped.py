@@ -49,7 +49,7 @@ from ..config.schema import Crop
 from ..core.detections import Detections
 from ..io.files import encode_image, fresh_tmp_dir, write_bytes
 from ..io.overlap import prefetch
-from ..sources.expand import Video
+from ..core.records import Video
 from ..algo.track import track_hits
 from . import crop, detect, sample
 from .base import Context, Produced

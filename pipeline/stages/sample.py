@@ -19,8 +19,9 @@ from ..core.errors import SourceConfigError
 from ..exec.cpus import threads_for
 from ..io.overlap import Background
 from ..io.progress import bar
-from ..sources.expand import Video
-from ..state.markers import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
+from ..core.records import Video
+from ..io.files import fresh_tmp_dir, replace_dir, write_image, write_jsonl
+from ..state.markers import fingerprint
 from ..video import Range, SamplePlan, iter_samples, probe
 from .base import AlwaysOn, Context, Produced
 from .download import VideoPart

@@ -9,7 +9,7 @@ after the outputs have been renamed into place, so a crash at any moment leaves 
 unit or one that is simply redone.
 
 The file helpers (``pipeline.io.files``) and the run lock (``pipeline.state.lock``) have modules of
-their own; they are importable from here too.
+their own.
 """
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..io.files import (DIGEST_EDGE, building, file_digest, fresh_tmp_dir, keep_foreign, read_json_object,  # noqa: F401
-                    read_jsonl, replace_dir, write_atomic, write_image, write_json, write_jsonl)
-from .lock import LockError, RunLock  # noqa: F401  (importable from here, as before)
+from ..io.files import file_digest, keep_foreign, read_json_object, write_json
 
 
 def fingerprint(*parts: Any) -> str:

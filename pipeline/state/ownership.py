@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .markers import FINAL_STEP, WARNINGS, fingerprint, read_json_object, write_json
+from ..io.files import read_json_object, write_json
+from ..stages import NAMES
+from .markers import FINAL_STEP, WARNINGS, fingerprint
 
 MARKER = ".pipeline-run.json"
 # A folder holding only these counts as empty: a run killed as it started, and what file
@@ -70,9 +72,6 @@ def _made_by_earlier_version(root: Path) -> bool:
     state = root / "state"
     if not state.is_dir():
         return False
-    # imported here, not at the top: the stages import modules that import this one
-    from ..stages import NAMES
-
     names = {p.name for p in state.iterdir() if not p.name.startswith(".")}
     return bool(names) and names <= {*NAMES, "sources", WARNINGS, FINAL_STEP}
 

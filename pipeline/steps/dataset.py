@@ -23,7 +23,7 @@ from ..algo.dedupe import dedupe
 from ..algo.quality import DROPPED, KEPT, reason_counts
 from ..config.schema import Config
 from ..core.records import manifest_columns
-from ..sources.expand import Video
+from ..core.records import Video
 from .identity import apply_identity, apply_per_person, kept_per_cluster
 from .manifest import load_results, manifest_rows, write_manifests
 from .rejects import REJECTED, apply_rejects, read_rejects

@@ -16,7 +16,7 @@ from ..algo.quality import KEPT
 from ..config.schema import Config
 from ..core.records import MANIFEST_COLUMNS, parquet_schema
 from ..io.files import read_json_object, read_jsonl, write_atomic, write_json
-from ..sources.expand import Video
+from ..core.records import Video
 from .splits import assign_split, assign_splits
 
 
