@@ -11,6 +11,7 @@ import re
 import traceback
 from pathlib import Path
 from typing import Any
+from ..video.probe import VideoError
 
 UNAVAILABLE = "unavailable"
 GEO_OR_BOT = "geo-or-bot-check"
@@ -89,8 +90,6 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return NOT_FOUND, message
     if isinstance(exc, SourceConfigError):
         return CONFIG, message
-    from ..video.probe import VideoError  # here: the video package must not import us
-
     if isinstance(exc, VideoError):
         return NOT_A_VIDEO, message
     for kind, pattern in _PATTERNS:

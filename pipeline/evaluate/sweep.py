@@ -33,6 +33,7 @@ from ..stages import NAMES, Context, active
 from ..state.markers import State
 from ..io.yamlfile import load_yaml
 from .evaluation import evaluate, write_evaluation
+from ..runner.run import offline_expander, run
 
 SWEEP_DIR = "sweep"
 SEEDED = ("videos", "frames", "detections", "crops", "state")
@@ -97,9 +98,7 @@ def setting_config(raw: dict[str, Any], setting: Setting, output: Path) -> Confi
 def first_changed(base: Config, other: Config, root: Path) -> str | None:
     """The earliest stage whose fingerprint differs between the two configs for any source of
     the run (None: the same work); a fingerprint that cannot be computed counts as changed."""
-    from ..runner.run import _offline_expander
-
-    videos = expand_sources(base, State(root), expander=_offline_expander).videos
+    videos = expand_sources(base, State(root), expander=offline_expander).videos
     base_stages = {s.name: s for s in active(base)}
     earliest = len(NAMES)
     for video in videos:
@@ -167,8 +166,6 @@ class SweepRow:
 def sweep(config_file: str, base: Config, truth_files: Sequence[Path], settings: Sequence[Setting],
           log: Callable[[str], None]) -> tuple[list[SweepRow], str | None]:
     """Run and score every setting; returns the rows and the first stage they redo."""
-    from ..runner.run import run
-
     raw = load_yaml(Path(config_file).read_text(encoding="utf-8"))
     base_root = base.output_dir.absolute()
     configs = [(s, setting_config(raw, s, base_root / SWEEP_DIR / s.folder)) for s in settings]

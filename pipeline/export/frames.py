@@ -16,7 +16,10 @@ from ..steps.tree import link  # hard link (no extra space), else a copy
 from ..core.detections import CLASS_NAMES
 from ..algo.quality import KEPT
 from ..io.files import read_jsonl
-from . import ExportError
+
+
+class ExportError(Exception):
+    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 
 @dataclass(frozen=True)

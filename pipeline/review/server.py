@@ -47,6 +47,7 @@ from ..io.text import decode_text
 from ..steps.names import NAMES_FILE
 from ..steps.rejects import REJECTS_FILE
 from ..state.lock import LockError, RunLock
+from ..steps.names import IdentityError, parse_names
 
 HOST = "127.0.0.1"
 SERVED = ("sheets", "crops")  # the page and the thumbnails it links: nothing else is read
@@ -160,8 +161,6 @@ def posted_text(data: bytes, name: str) -> str:
     except UnicodeDecodeError:
         raise Refused(400, f"{name} must be sent as UTF-8 text") from None
     if name == NAMES_FILE:
-        from ..steps.names import IdentityError, parse_names
-
         try:
             parse_names(text, name)
         except IdentityError as exc:

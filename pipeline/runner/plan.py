@@ -32,8 +32,11 @@ from ..core.records import Video
 from ..sources.expand import cap_per_source, expand_sources
 from ..stages import NAMES
 from ..state.markers import State
-from ..video import VideoInfo, probe
+from ..video import Range, VideoInfo, iter_samples, probe
 from ..video.probe import container_info
+from ..stages import detect, sample
+from ..stages.sample import plan_for
+from .run import status
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3
@@ -158,9 +161,6 @@ def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: 
                ) -> int | None:
     """How many frames the sample stage would keep (before the sharpness filter); None when
     that depends on the content (scene mode) or the duration is unknown."""
-    from ..stages.sample import plan_for
-    from ..video import Range
-
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
 
@@ -299,8 +299,6 @@ def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
     seconds (and ``MEASURE_MIN_FRAMES`` frames), from ``MEASURE_MAX_FILES`` files at most. Each
     file's first frame is left out: it pays for opening the file (``SOURCE_SECONDS``), the very
     first for warming the detector up too. An unreadable file is skipped."""
-    from ..stages import detect
-
     detector = detect.detector_for(config)  # one that cannot load raises: no estimate
     measured, started = Measured(), time.monotonic()
     for opened, (video, path) in enumerate(files):
@@ -319,9 +317,6 @@ def _measure_file(config: Config, detector: Any, video: Video, path: Path, measu
                   deadline: float) -> None:
     """Add the frames of ``path`` after its first to ``measured``, until ``deadline`` once
     ``MEASURE_MIN_FRAMES`` frames are in."""
-    from ..stages import detect, sample
-    from ..video import Range, iter_samples
-
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
     with iter_samples(str(path), sample.plan_for(config.sample, ranges, threads_for(config))) as samples:
@@ -353,8 +348,6 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     a folder the plan starts is marked as this config's: the run that follows then finds its
     own folder, not one it has to adopt or refuse.
     """
-    from .run import status
-
     root = config.output_dir
     claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
     state = State(root)

@@ -35,6 +35,12 @@ from ..core.records import Video
 from ..sources.expand import Expansion, cap_per_source, expand_sources
 from ..stages import NAMES, Context, Produced, active, detect, identity, overlapped
 from ..state.markers import Marker, State
+from ..detectors import prepare
+from ..detectors.cache import ModelError
+from ..detectors.registry import fetch_model
+from ..review.sheets import build_sheets, ours_in_sheets
+from ..steps.identity import preflight as identity_preflight, reference_vectors
+from ..steps.names import IdentityError
 
 
 @dataclass
@@ -219,8 +225,6 @@ def _preflight_detector(config: Config, progress: bool, warn: Callable[[str], No
     A failure is not fatal here: each source records it at its detect stage (downloads and
     sampling still make progress for the next run).
     """
-    from ..detectors import prepare
-
     d = config.detect
     note = prepare(d.model, d.backend, d.weights, progress)
     if note:
@@ -253,13 +257,7 @@ def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
     identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
-    from ..steps.identity import preflight, reference_vectors
-    from ..steps.names import IdentityError
-
-    from ..detectors.cache import ModelError
-    from ..detectors.registry import fetch_model
-
-    preflight(root, config)
+    identity_preflight(root, config)
     try:
         fetch_model(config.identity.model, progress)
         identity.embedder_for(config)
@@ -395,17 +393,11 @@ def _output_lock(root: Path, claim: Claim, log: Callable[[str], None]) -> Iterat
 
 def swap_tests(root: Path) -> dict[str, Callable[[str, Path], bool]]:
     """For the sweep: which files of an old ``dataset/`` or ``sheets/`` copy are ours to delete."""
-    from ..review.sheets import ours_in_sheets
-
     return {"dataset": ours_in_dataset(root), "sheets": ours_in_sheets}
 
 
 def _build_sheets(config: Config, root: Path, log: Callable[[str], None]):
     """The contact sheets and review page; a failure there is reported, not fatal to the run."""
-    from ..review.sheets import build_sheets
-
-    from ..core.errors import unwritable_output
-
     try:
         return build_sheets(config, root, by=config.sheet.by)
     except Exception as exc:  # cosmetic output: the dataset and manifest are already written
@@ -458,7 +450,7 @@ class NotListedYet(LookupError):
     """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
-def _offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
+def offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
     raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
 
 
@@ -480,7 +472,7 @@ def status(config: Config) -> StatusReport:
     """What a run would skip, retry or do, from the markers alone (no network, no lock)."""
     root = config.output_dir
     state = State(root)
-    expansion = expand_sources(config, state, expander=_offline_expander)
+    expansion = expand_sources(config, state, expander=offline_expander)
     failures, unlisted = [], []
     for sid, index, kind, message in expansion.failures:
         listing = state.error("download", sid) if "not listed yet" in message else None

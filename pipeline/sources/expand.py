@@ -19,6 +19,7 @@ from ..io.files import read_json_object, write_json
 from ..state.markers import State
 from .ids import file_source_id, short_hash
 from .ytdlp import expand_url, printable
+from ..core.errors import classify
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
@@ -100,8 +101,6 @@ def expand_sources(config: Config, state: State,
             else:
                 videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
         except Exception as exc:  # one bad entry must not stop the others
-            from ..core.errors import classify
-
             sid = (file_source_id(Path(spec.path)) if spec.path is not None
                    else f"url-{short_hash(spec.url or '')}")
             kind, message = classify(exc)

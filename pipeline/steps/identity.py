@@ -55,6 +55,7 @@ from ..embedders import Face, embedder_class
 from ..algo.quality import DROPPED, KEPT, select_per_track
 from ..stages import identity as stage
 from .names import NAMES_FILE, IdentityError, named_lines, read_names
+from ..stages.detect import detector_for
 
 
 def track_key(row: dict[str, Any]) -> str | None:
@@ -84,8 +85,6 @@ def reference_vectors(config: Config) -> list[Reference]:
     Paths are relative to the working folder, like ``sources[].path``. Raises ``IdentityError``
     naming the photo when it cannot be read or shows no face.
     """
-    from ..stages.detect import detector_for
-
     assert config.identity is not None
     refs = []
     for name, photos in sorted(config.identity.references.items()):

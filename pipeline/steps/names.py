@@ -5,6 +5,7 @@ each line names a cluster or a track.
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,8 +44,6 @@ def parse_names(text: str, where: str, taken: Iterable[Named] = ()) -> dict[str,
     label or clashes with another (``taken``: the config's labels, checked before the file's
     own): the run checks the file it reads, the review server what a page posts, by the same
     rules."""
-    import unicodedata
-
     names: dict[str, Named] = {}
     for n, line in enumerate(text.splitlines(), 1):
         item = line.split("#", 1)[0].strip()
