@@ -721,7 +721,7 @@ def bench_identity(repeat: int, clip: Path = FACE_CLIP, frames: int = 8) -> None
     import cv2
     import numpy as np
 
-    from pipeline.detectors import create_detector
+    from pipeline.detectors.registry import create_detector
     from pipeline.detectors.cache import is_cached
     from pipeline.embedders import EMBEDDERS, Face, embedder_class
 

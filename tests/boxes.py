@@ -51,7 +51,7 @@ def detect_clip(path: Path, model: str, weights: Path | None,
     same detections share them."""
     import time
 
-    from pipeline.detectors import create_detector
+    from pipeline.detectors.registry import create_detector
 
     detector = create_detector(model, weights=str(weights) if weights else None, **options)
     clip = frames(path)

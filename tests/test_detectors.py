@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline.core.detections import Detections
-from pipeline.detectors import MODELS, ModelError, create_detector, fetch_model, list_models
-from pipeline.detectors import model_paths
+from pipeline.detectors.cache import ModelError
+from pipeline.detectors.registry import MODELS, create_detector, fetch_model, list_models
+from pipeline.detectors.registry import model_paths
 from pipeline.detectors import yunet as yunet_module
 from pipeline.detectors.base import Detector, downscale
 from pipeline.detectors.cache import ModelFile

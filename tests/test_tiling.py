@@ -11,7 +11,7 @@ import pytest
 
 from boxes import detect_clip, frames, iou, matched
 from pipeline.core.detections import Detections, nms
-from pipeline.detectors import create_detector
+from pipeline.detectors.registry import create_detector
 from pipeline.detectors.base import (Detector, View, auto_tiles, drop_cut_boxes, plan_views,
                                      tile_grid, view_scale)
 from test_model_cache import ONNX

@@ -435,7 +435,7 @@ def models() -> None:
 def models_list() -> None:
     """Known detectors, their backends and whether their weights are in the cache (or, for
     weights shipped with the package, intact)."""
-    from ..detectors import list_models
+    from ..detectors.registry import list_models
 
     for info in list_models():
         click.echo(f"{info.name}  ({info.detects}; backends: {', '.join(info.backends)})")
@@ -453,7 +453,7 @@ def models_list() -> None:
 def models_fetch(name: str) -> None:
     """Download a detector's weights into the model cache (verified by sha256); weights shipped
     with the package are verified only."""
-    from ..detectors import fetch_model
+    from ..detectors.registry import fetch_model
     from ..detectors.cache import ModelError
 
     try:
@@ -469,7 +469,7 @@ def models_fetch(name: str) -> None:
 @click.argument("name")
 def models_path(name: str) -> None:
     """Where a detector's weights live (or would live) in the model cache, or in the package."""
-    from ..detectors import model_paths
+    from ..detectors.registry import model_paths
 
     try:
         for p in model_paths(name):

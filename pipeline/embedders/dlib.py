@@ -36,6 +36,7 @@ SHAPE5 = ModelSdistMember(
 def import_dlib():
     """dlib, or an error that says which extra to install."""
     try:
+        # lazy: optional dependency (the identity extra)
         import dlib
     except ImportError:
         raise ImportError("identity model 'dlib' needs dlib: install the identity extra "

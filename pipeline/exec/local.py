@@ -148,6 +148,7 @@ class LocalExecutor:
 
 def import_ray():
     try:
+        # lazy: optional dependency (the ray extra)
         import ray
     except ImportError as exc:
         raise ExecutorError(f"executor kind 'ray' needs Ray, which is not installed here: "
@@ -283,6 +284,7 @@ class RayExecutor:
         """A probe file written here must be readable by a task on every node that can run a
         unit, and one written by that task readable here. Returns how many nodes were probed."""
         ray = self.ray
+        # lazy: optional dependency (the ray extra)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         state = self.root / "state"

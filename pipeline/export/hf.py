@@ -34,6 +34,7 @@ def rows(frames: list[ExportFrame], root: Path) -> Iterator[dict[str, Any]]:
 
 
 def features_for(labels: list[str]) -> Any:
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     kinds = {"t_s": "float64", "score": "float64", "frame_index": "int64", "track_id": "int64"}
@@ -46,6 +47,7 @@ def features_for(labels: list[str]) -> Any:
 
 
 def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     labels = sorted({b.row["label"] for f in frames for b in f.boxes})
@@ -63,6 +65,7 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
 
 def push(folder: Path, repo: str) -> None:
     """Upload a saved export to the Hub as ``repo``, one Hub split per ``split`` value."""
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     ds = datasets.load_from_disk(str(folder))

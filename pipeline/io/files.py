@@ -15,6 +15,8 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import cv2
+
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write to a temporary sibling, fsync, then rename: readers never see half a file."""
@@ -29,8 +31,6 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
 def encode_image(suffix: str, image: Any, params: list[int]) -> bytes:
     """The file bytes of ``image`` in the format of ``suffix`` (``.jpg``, ``.png``, ``.webp``)."""
-    import cv2
-
     ok, data = cv2.imencode(suffix, image, params)
     if not ok:
         raise ValueError(f"OpenCV cannot encode {suffix} images")

@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
 from ..config.schema import Config
 from ..steps.rejects import REJECTED
 from ..steps.splits import SPLITS
 from ..algo.quality import DROPPED, KEPT, reason_counts
-from ..io.files import building
-from ..io.files import read_json_object, replace_dir, write_atomic, write_json
+from ..io.files import building, read_json_object, replace_dir, write_atomic, write_json
 from ..state.markers import fingerprint
 
 __all__ = ["Header", "Layout", "SheetError", "SheetReport", "build_sheets", "format_time",
@@ -282,8 +283,6 @@ class Header:
 
 
 def _font(px: int):
-    from PIL import ImageFont
-
     return ImageFont.load_default(size=px)  # Pillow >= 10.1: the bundled anti-aliased Aileron
 
 
@@ -318,8 +317,6 @@ def caption_lines(row: dict[str, Any], short: str, with_label: bool = False, dec
 def render_sheet(root: Path, rows: list[dict[str, Any]], header: Header, layout: Layout,
                  short: dict[str, str], with_label: bool = False, decimals: int = 0):
     """One page as a PIL image: header, then a tile (thumbnail + caption) per row."""
-    from PIL import Image, ImageDraw, ImageOps
-
     title_font, info_font = _font(layout.title_px), _font(layout.info_px)
     cap_font = _font(layout.caption_px)
     title, info = header_lines(header)

@@ -35,7 +35,7 @@ from ..core.records import Video
 from ..sources.expand import Expansion, cap_per_source, expand_sources
 from ..stages import NAMES, Context, Produced, active, detect, identity, overlapped
 from ..state.markers import Marker, State
-from ..detectors import prepare
+from ..detectors.registry import prepare
 from ..detectors.cache import ModelError
 from ..detectors.registry import fetch_model
 from ..review.sheets import build_sheets, ours_in_sheets

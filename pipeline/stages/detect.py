@@ -33,7 +33,8 @@ VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 @lru_cache(maxsize=4)
 def _detector(section: Detect):
     """One detector per process and config: loading weights once, not per source."""
-    from ..detectors import create_detector
+    # lazy: the detectors (onnxruntime) add 80 ms to every command's start, --help included
+    from ..detectors.registry import create_detector
 
     return create_detector(section.model, backend=section.backend, weights=section.weights,
                            input_size=section.input_size, tiles=section.tiles,

@@ -103,6 +103,7 @@ def write_manifests(root: Path, rows: list[dict[str, Any]],
         json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
     written = ["manifest.csv", "manifest.jsonl"]
     try:
+        # lazy: optional dependency (the parquet extra)
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:

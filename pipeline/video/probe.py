@@ -107,6 +107,7 @@ def container_info(path: Path | str) -> VideoInfo | None:
     PyAV cannot open. ``plan`` uses it: it needs lengths, not pixels. Width and height are the
     stored ones (a rotated phone video's are not turned); ``rotation`` is not read (0)."""
     try:
+        # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
         import av
     except ImportError:
         return None
