@@ -239,7 +239,7 @@ def video_facts(path: Path) -> VideoFacts:
 def child_sample(video: str, out: str, every: float, exact: bool, strategy: str) -> None:
     """One sample stage, as the pipeline runs it (JPEGs + frames.jsonl); prints a JSON line."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.core.records import Video
     from pipeline.stages import sample
 
@@ -255,7 +255,7 @@ def child_unit(video: str, out: str, detect: str) -> None:
     """What one worker runs for one source: download (a local file: probe), sample at 1 s,
     detect, crop. Its peak RSS is the per-worker memory."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.runner.run import process_video
     from pipeline.core.records import Video
 

@@ -236,7 +236,7 @@ def bad_source_rows(work: Path) -> list[Row]:
     sys.path.insert(0, str(REPO / "tests"))
     from httpserver import LocalHTTPServer
 
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.runner.run import run
 
     www = work / "www"

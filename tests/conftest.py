@@ -66,7 +66,7 @@ def review_demo(tmp_path_factory):
     from reviewkit import DemoRun
     from test_run import make_config
 
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.runner.run import run
 
     tmp = tmp_path_factory.mktemp("review-demo")

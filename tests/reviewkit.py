@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.schema import Config, parse_config
+from pipeline.config.load import parse_config
+from pipeline.config.schema import Config
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # Flags that keep a headless Chromium off the network and quiet in a container.

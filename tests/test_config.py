@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.schema import ConfigError, load_config, parse_time
+from pipeline.config.fields import parse_time
+from pipeline.config.load import load_config
+from pipeline.io.yamlfile import ConfigError
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,7 +270,7 @@ def test_tilde_means_home_in_config_paths(tmp_path):
                                  "ytsearch20:fighter pilot cockpit", "ytsearch:x", "ytsearchdate5:x",
                                  "scsearchall:x"])
 def test_urls_and_searches_yt_dlp_takes(url):
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
 
     assert parse_config({"sources": [{"url": url}]}).sources[0].url == url
 

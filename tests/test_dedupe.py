@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.algo.dedupe import dedupe, hamming, phash, phash_hex
 from pipeline.runner.run import run
 from support import read_manifest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.runner.run import run
 from support import cli, read_manifest
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.exec.local import ExecutorError, LocalExecutor, open_executor
 from pipeline.runner.run import run
 

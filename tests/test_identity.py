@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config.schema import ConfigError, parse_config
+from pipeline.config.load import parse_config
+from pipeline.io.yamlfile import ConfigError
 from pipeline.core.records import MANIFEST_COLUMNS
 from pipeline.embedders.dlib import RESNET, SHAPE5
 from pipeline.review.server import ReviewServer

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config.schema import ConfigError, PerPerson, parse_config
+from pipeline.config.identity import PerPerson
+from pipeline.config.load import parse_config
+from pipeline.io.yamlfile import ConfigError
 from pipeline.algo.cluster import Group, cluster, track_groups
 from pipeline.steps.identity import apply_per_person, select_per_person
 from pipeline.review.sheets import person_title

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.schema import load_config
+from pipeline.config.load import load_config
 from support import cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -201,7 +201,7 @@ def fresh_detectors():
 def one_source_run(tmp_path: Path, name: str):
     from test_run import make_config
 
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.runner.run import run
 
     raw = make_config(tmp_path, name=name, output=str(tmp_path / name), sample={"every": 2.0})

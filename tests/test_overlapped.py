@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.io.overlap import DEPTH
 from pipeline.runner.run import run
 from support import cli

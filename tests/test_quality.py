@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.config.schema import QualityWeights
 from pipeline.algo.quality import (frontalness, outside_fraction, quality_scores, reason_counts,
                               select_per_track)

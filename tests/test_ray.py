@@ -27,7 +27,7 @@ import yaml
 
 import pipeline.exec.local
 import pipeline.runner.run
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.exec.local import ExecutorError
 from pipeline.runner.run import run
 from test_run import make_config

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.runner.run import run
 from test_ray import LOCAL_ONLY, _cli_env, dataset_of, demo_config, without_stages
 from test_signals import children, survivors

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from boxes import iou, matched
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.core.detections import Detections
 from pipeline.runner.run import run
 from pipeline.io.files import read_jsonl

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.runner.run import run
 from support import cli
 

@@ -16,7 +16,7 @@ import cv2
 import pytest
 
 from pipeline.core import records
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.runner.run import run, status
 from pipeline.state.lock import LockError, RunLock
 from support import cli, read_manifest

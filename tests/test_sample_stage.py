@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import media
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.core.records import Video
 from pipeline.stages import sample
 from pipeline.io.files import read_jsonl

@@ -49,7 +49,7 @@ def test_splits_left_empty_are_named_with_why():
 def test_a_run_says_which_split_is_empty_and_why(tmp_path):
     from test_run import make_config
 
-    from pipeline.config.schema import parse_config
+    from pipeline.config.load import parse_config
     from pipeline.runner.run import run
 
     raw = make_config(tmp_path, split={"train": 0.8, "val": 0.1, "test": 0.1}, sample={"every": 2.0})

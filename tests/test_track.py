@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from boxes import detect_clip, matched
-from pipeline.config.schema import parse_config
+from pipeline.config.load import parse_config
 from pipeline.core.detections import Detections, box_iou
 from pipeline.runner.run import run
 from pipeline.io.files import read_jsonl

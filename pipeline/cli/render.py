@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..config.schema import Config, ConfigError, Identity, load_config
+from ..config.identity import Identity
+from ..config.load import load_config
+from ..config.schema import Config
+from ..io.yamlfile import ConfigError
 from ..core.errors import os_error_line
 
 if TYPE_CHECKING:  # the types only: importing the runner costs every command's start

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.schema import Segment
+from ..config.sources import Segment
 
 CROPS = "crops.jsonl"
 """Written by the crop stage, per source."""

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.schema import Config, ConfigError, parse_config
+from ..config.load import parse_config
+from ..config.schema import Config
+from ..io.yamlfile import ConfigError
 from ..state.lock import RunLock
 from ..state.ownership import check_output, identity_of
 from ..sources.expand import expand_sources

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.schema import Config, Source, no_such_path
+from ..config.fields import no_such_path
+from ..config.schema import Config
+from ..config.sources import Source
 from ..core.records import Video
 from ..state.ownership import MARKER
 from ..io.files import read_json_object, write_json

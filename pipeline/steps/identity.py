@@ -50,7 +50,9 @@ import cv2
 import numpy as np
 
 from ..algo.cluster import cluster, distance, is_small, track_groups
-from ..config.schema import Config, Named, PerPerson
+from ..config.fields import Named
+from ..config.identity import PerPerson
+from ..config.schema import Config
 from ..embedders import Face, embedder_class
 from ..algo.quality import DROPPED, KEPT, select_per_track
 from ..stages import identity as stage

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config.schema import Named, label_clash, label_problem
+from ..config.fields import Named, label_clash, label_problem
 from ..io.text import decode_text
 
 
