@@ -256,7 +256,7 @@ def child_unit(video: str, out: str, detect: str) -> None:
     detect, crop. Its peak RSS is the per-worker memory."""
     sys.path.insert(0, str(REPO))
     from pipeline.config.load import parse_config
-    from pipeline.runner.run import process_video
+    from pipeline.runner.unit import process_video
     from pipeline.core.records import Video
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],

@@ -141,7 +141,7 @@ def test_ray_gives_the_same_dataset_as_local(ray_instance, reference):
 def _dies_after_first_attempt(attempts_dir: str, victim: str, video, *args):
     """A unit whose worker process dies once, after the unit's work is done but before it
     returns (as a node that goes away): Ray's retry must then find every stage finished."""
-    from pipeline.runner.run import process_video as real  # in the worker: the real unit
+    from pipeline.runner.unit import process_video as real  # in the worker: the real unit
 
     outcome = real(video, *args)
     if video.sid.startswith(victim):
@@ -174,7 +174,7 @@ def test_a_worker_that_dies_is_retried_and_keeps_its_finished_stages(ray_instanc
 
 
 def _dies_before_any_work(victim: str, video, *args):
-    from pipeline.runner.run import process_video as real
+    from pipeline.runner.unit import process_video as real
 
     if video.sid.startswith(victim):
         os._exit(1)
@@ -261,7 +261,7 @@ def _one_goes_on_the_others_hang(goes: str, fails: bool, video, *args):
     """The unit of the source ``goes`` runs (or raises, with ``fails``); the others hang, so
     only cancelling their tasks frees their CPUs within minutes."""
     from pipeline.core.errors import OutputUnwritable
-    from pipeline.runner.run import process_video as real
+    from pipeline.runner.unit import process_video as real
 
     if not video.sid.startswith(goes):
         time.sleep(600)

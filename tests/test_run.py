@@ -17,7 +17,8 @@ import pytest
 
 from pipeline.core import records
 from pipeline.config.load import parse_config
-from pipeline.runner.run import run, status
+from pipeline.runner.run import run
+from pipeline.runner.status import status
 from pipeline.state.lock import LockError, RunLock
 from support import cli, read_manifest
 

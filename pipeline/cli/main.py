@@ -191,7 +191,7 @@ def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
 def status(config: str) -> None:
     """What is done, failed and pending, per stage (reads the markers; no network)."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
-    from ..runner.run import status as run_status
+    from ..runner.status import status as run_status
 
     cfg = load(config)
     report = run_status(cfg)

@@ -14,7 +14,8 @@ from ..io.yamlfile import ConfigError
 from ..core.errors import os_error_line
 
 if TYPE_CHECKING:  # the types only: importing the runner costs every command's start
-    from ..runner.run import RunReport, StatusReport
+    from ..runner.status import StatusReport
+    from ..runner.summary import RunReport
 
 
 def load(path: str) -> Config:

@@ -35,7 +35,8 @@ from ..stages import NAMES, Context, active
 from ..state.markers import State
 from ..io.yamlfile import load_yaml
 from .evaluation import evaluate, write_evaluation
-from ..runner.run import offline_expander, run
+from ..runner.run import run
+from ..runner.status import offline_expander
 
 SWEEP_DIR = "sweep"
 SEEDED = ("videos", "frames", "detections", "crops", "state")

@@ -36,7 +36,7 @@ from ..video import Range, VideoInfo, iter_samples, probe
 from ..video.probe import container_info
 from ..stages import detect, sample
 from ..stages.sample import plan_for
-from .run import status
+from .status import status
 
 MEASURE_SECONDS = 3.0  # wall-clock budget of the measurement (at least MEASURE_MIN_FRAMES frames)
 MEASURE_MIN_FRAMES = 3

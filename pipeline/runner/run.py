@@ -9,204 +9,36 @@ from __future__ import annotations
 
 import signal
 import time
-from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from functools import partial
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..io import progress
 from ..config.schema import Config
+from ..core.errors import unwritable_output
+from ..detectors.cache import ModelError
+from ..detectors.registry import fetch_model, prepare
 from ..exec.cpus import limit_native_threads, threads_for
-from ..steps.dataset import DatasetReport, build_dataset
+from ..exec.local import check_available, open_executor
+from ..exec.signals import signal_of, stop_on_signals
+from ..io import progress
+from ..review.sheets import build_sheets, ours_in_sheets
+from ..sources.expand import cap_per_source, expand_sources
+from ..stages import NAMES, detect, identity
+from ..state.lock import RunLock
+from ..state.markers import State
+from ..state.notices import Notices
+from ..state.ownership import Claim, check_output, identity_of
+from ..steps.dataset import build_dataset
+from ..steps.identity import preflight as identity_preflight, reference_vectors
 from ..steps.manifest import write_summary
+from ..steps.names import IdentityError
 from ..steps.rejects import read_rejects, rejects_file_for
 from ..steps.tree import ours_in_dataset
-from ..core.errors import error_record, unwritable_output
-from ..exec.local import check_available, open_executor
-from ..state.lock import RunLock
-from ..state.ownership import Claim, check_output, identity_of
-from ..state.resume import plan_unit
-from ..state.notices import Notices
 from .runlog import log as run_log, log_outcome
-from ..exec.signals import exit_code, signal_of, stop_on_signals
-from ..core.records import Video
-from ..sources.expand import Expansion, cap_per_source, expand_sources
-from ..stages import NAMES, Context, Produced, active, detect, identity, overlapped
-from ..state.markers import Marker, State
-from ..detectors.registry import prepare
-from ..detectors.cache import ModelError
-from ..detectors.registry import fetch_model
-from ..review.sheets import build_sheets, ours_in_sheets
-from ..steps.identity import preflight as identity_preflight, reference_vectors
-from ..steps.names import IdentityError
-
-
-@dataclass
-class SourceOutcome:
-    """How one video fared in this run."""
-
-    sid: str
-    title: str | None
-    stages: dict[str, str] = field(default_factory=dict)  # stage -> ran | skipped | failed
-    failed_stage: str | None = None
-    error_class: str | None = None
-    message: str | None = None
-    detector: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
-    busy: dict[str, float] = field(default_factory=dict)  # overlapped step -> its thread's busy seconds
-
-    @property
-    def ok(self) -> bool:
-        return self.failed_stage is None
-
-
-@dataclass
-class RunReport:
-    root: Path
-    outcomes: list[SourceOutcome]
-    dataset: DatasetReport | None
-    seconds: float
-    interrupted: bool = False
-    signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
-    sheets: Any = None  # pipeline.review.sheets.SheetReport, None when not built
-
-    @property
-    def failed(self) -> list[SourceOutcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def exit_code(self) -> int:
-        """0 all sources done, 1 some failed (2 is the CLI's usage error); interrupted: 128 +
-        the signal, as a shell reports it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
-        if self.interrupted:
-            return exit_code(self.signum)
-        return 1 if self.failed else 0
-
-
-def active_stages(config: Config) -> tuple[str, ...]:
-    """The names of the stages this config runs (``identity`` only when configured)."""
-    return tuple(s.name for s in active(config))
-
-
-def process_video(video: Video, config: Config, root: Path, force: frozenset[str] = frozenset(),
-                  retry_failed: bool = False, progress: bool = False) -> SourceOutcome:
-    """Run the stages a video still needs; skip the ones whose marker matches.
-
-    ``pipeline.state.resume.plan_unit`` decides each stage: forcing a stage forces every later one
-    (their inputs are redone), and so does a stage that ran because its outputs were missing or
-    damaged; a unit recorded as failed for the same fingerprint is not retried unless
-    ``retry_failed``.
-
-    When the sample stage runs, detect and crop run with it as one overlapped pipeline
-    (``pipeline.stages.overlapped``) wherever that gives the same outputs; each stage still
-    renames its outputs into place, and gets its marker, in turn.
-    """
-    limit_native_threads(threads_for(config))  # before this process loads a detector
-    with ExitStack() as cleanup:
-        return _process(video, config, root, force, retry_failed, progress, cleanup)
-
-
-def _process(video: Video, config: Config, root: Path, force: frozenset[str], retry_failed: bool,
-             progress: bool, cleanup: ExitStack) -> SourceOutcome:
-    state = State(root)
-    outcome = SourceOutcome(video.sid, video.title)
-    ctx = Context(video, config, root, progress)
-    results: dict[str, Any] = {}
-    upstream = ""
-    ran = False  # an earlier stage of this source ran: the later ones are redone
-    together: Iterator[Produced] | None = None  # sample, detect and crop overlapped
-    for stage in active(config):
-        try:
-            fp = stage.fingerprint(ctx, upstream)
-        except Exception as exc:  # e.g. a local file gone, a detector that cannot load
-            return _failed(outcome, state, stage.name, video, exc, "")
-        decision = plan_unit(state, stage.name, video.sid, fp, forced=stage.name in force,
-                             upstream_ran=ran, retry_failed=retry_failed)
-        if decision.action == "failed":
-            previous = decision.error or {}
-            outcome.stages[stage.name] = "failed"
-            outcome.failed_stage, outcome.error_class = stage.name, previous.get("class")
-            outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
-            return outcome
-        marker = decision.marker
-        if marker is None:
-            state.invalidate(stage.name, video.sid)
-            started = time.monotonic()
-            try:
-                if stage.name == "sample" and overlapped.applicable(ctx, results):
-                    together = cleanup.enter_context(closing(overlapped.run(ctx, results)))
-                if together is not None and stage.name in overlapped.STAGES:
-                    outputs, result = next(together)
-                else:
-                    outputs, result = stage.run(ctx, results)
-            except Exception as exc:
-                state.discard_partial(video.sid)
-                fatal = unwritable_output(exc, root)
-                if fatal is not None:
-                    raise fatal from exc
-                return _failed(outcome, state, stage.name, video, exc, fp)
-            except BaseException:  # Ctrl-C: leave no half-written folder behind
-                state.discard_partial(video.sid)
-                raise
-            marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
-            state.finish(stage.name, video.sid, marker)
-            outcome.stages[stage.name] = "ran"
-            outcome.seconds[stage.name] = marker.seconds
-            outcome.busy.update(result.get("overlapped", {}).get("busy_s", {}))
-            ran = True
-        else:
-            outcome.stages[stage.name] = "skipped"
-        results[stage.name] = marker.result
-        upstream = fp
-    outcome.detector = results["detect"].get("detector")
-    outcome.counts = {"frames": results["sample"].get("frames", 0),
-                      "dropped_blurry": results["sample"].get("dropped_blurry", 0),
-                      "detections": results["detect"].get("detections", 0),
-                      "crops": results["crop"].get("crops", 0)}
-    if not outcome.title:
-        outcome.title = results["download"].get("info", {}).get("title")
-    return outcome
-
-
-def _failed(outcome: SourceOutcome, state: State, stage: str, video: Video, exc: BaseException,
-            fp: str) -> SourceOutcome:
-    record = {**error_record(exc, stage), "fingerprint": fp, "location": video.location}
-    state.fail(stage, video.sid, record)
-    outcome.stages[stage] = "failed"
-    outcome.failed_stage, outcome.error_class, outcome.message = stage, record["class"], record["message"]
-    return outcome
-
-
-def _expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcome]:
-    """Config entries that could not even be listed fail as a 'download' of their own id."""
-    outcomes = []
-    for sid, index, kind, message in expansion.failures:
-        state.fail("download", sid, {"stage": "download", "class": kind, "message": message,
-                                     "fingerprint": "", "entry": index})
-        outcomes.append(SourceOutcome(sid, f"sources.{index}", {"download": "failed"}, "download",
-                                      kind, message))
-    return outcomes
-
-
-WORKER_LOST = "worker-lost"
-
-
-def _lost_outcome(root: Path, config: Config, video: Video, exc: BaseException) -> SourceOutcome:
-    """A unit whose worker (process or node) died more often than the executor retries it.
-
-    It is not recorded as failed: its finished stages are kept and the next run redoes the rest,
-    as after a crash.
-    """
-    state = State(root)
-    stages = active_stages(config)
-    stage = next((s for s in stages if state.read(s, video.sid) is None), stages[-1])
-    return SourceOutcome(video.sid, video.title, {stage: "failed"}, stage, WORKER_LOST,
-                         f"its worker died and the retries (executor.max_retries) ran out "
-                         f"({type(exc).__name__}); finished stages are kept, the next run redoes "
-                         "the rest")
+from .summary import RunReport, summary_of
+from .unit import expansion_failures, lost_outcome, process_video
 
 
 def sized_for(config: Config, units: int) -> Config:
@@ -311,7 +143,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
         config = sized_for(config, len(expansion.videos))
         limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
-        outcomes = _expansion_failures(expansion, state)
+        outcomes = expansion_failures(expansion, state)
         run_log.info(f"run {config.name}: {len(expansion.videos)} video(s) to check, output {root}")
         for outcome in outcomes:
             log_outcome(outcome)
@@ -320,7 +152,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         interrupted: int | None = None  # the signal that stopped the units
         units = executor.map(process_video, expansion.videos,
                              (config, root, frozenset(force), retry_failed, progress and executor.inline),
-                             partial(_lost_outcome, root, config))
+                             partial(lost_outcome, root, config))
         try:
             with closing(units):  # leaving early stops the units still running
                 for outcome in units:
@@ -411,107 +243,3 @@ def _bar(total: int, enabled: bool):
     return progress.bar(total=total, enabled=enabled, desc="sources", unit="video", leave=True)
 
 
-def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
-    """``summary.json``: counts per stage, label and split; failures; timings."""
-    stages = {s: {"ran": 0, "skipped": 0, "failed": 0} for s in active_stages(config)}
-    for o in report.outcomes:
-        for stage, how in o.stages.items():
-            stages[stage][how] += 1
-    ds = report.dataset
-    return {
-        "name": config.name,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seconds": round(report.seconds, 2),
-        "sources": {"total": len(report.outcomes), "done": sum(o.ok for o in report.outcomes),
-                    "failed": len(report.failed)},
-        "stages": stages,
-        "stage_seconds": {s: round(sum(o.seconds.get(s, 0.0) for o in report.outcomes), 2)
-                          for s in active_stages(config)},
-        "frames": sum(o.counts.get("frames", 0) for o in report.outcomes),
-        "dropped_blurry": sum(o.counts.get("dropped_blurry", 0) for o in report.outcomes),
-        "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
-        "crops": {"total": len(ds.rows) if ds else 0, "kept": ds.kept if ds else 0,
-                  "rejected": ds.rejected if ds else 0,
-                  "dropped": sum(ds.dropped.values()) if ds else 0,
-                  "dropped_by_reason": ds.dropped if ds else {},  # duplicate, blurry, per_track, ...
-                  "tracks": ds.tracks if ds else 0,
-                  "per_label": dict(sorted((ds.per_label if ds else {}).items())),
-                  "per_split": dict(sorted((ds.per_split if ds else {}).items()))},
-        "failed": [{"source_id": o.sid, "stage": o.failed_stage, "class": o.error_class,
-                    "message": o.message} for o in report.failed],
-        "rejects": {"file": str(ds.rejects_file) if ds and ds.rejects_file else None,
-                    "unknown": len(ds.unknown_rejects) if ds else 0},
-        "sheets": str(report.sheets.index.relative_to(report.root)) if report.sheets else None,
-        **({"identity": ds.identity} if ds and ds.identity is not None else {}),
-    }
-
-
-class NotListedYet(LookupError):
-    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
-
-
-def offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
-    raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
-
-
-@dataclass
-class StatusReport:
-    """Per stage, the source ids that are done, failed (with why) and pending."""
-
-    stages: dict[str, dict[str, list]]
-    unlisted: list[str]
-    failures: list[tuple[str, int, str, str]]
-    final_step: str | None = None
-    """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
-    running: dict[str, Any] | None = None
-    """The run that holds the output folder now (pid, host, started), if any."""
-    sources: int = 0
-
-
-def status(config: Config) -> StatusReport:
-    """What a run would skip, retry or do, from the markers alone (no network, no lock)."""
-    root = config.output_dir
-    state = State(root)
-    expansion = expand_sources(config, state, expander=offline_expander)
-    failures, unlisted = [], []
-    for sid, index, kind, message in expansion.failures:
-        listing = state.error("download", sid) if "not listed yet" in message else None
-        if listing is not None:  # a run tried to list it and failed: a failure, as run reported
-            failures.append((sid, index, listing.get("class"), listing.get("message")))
-        elif "not listed yet" in message:
-            unlisted.append(message.split(": ")[0])
-        else:
-            failures.append((sid, index, kind, message))
-    stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}
-                                          for s in active_stages(config)}
-    for video in expansion.videos:
-        ctx = Context(video, config, root.absolute())
-        upstream: str | None = ""  # None: an earlier stage is not done, so neither is this one
-        for stage in active(config):
-            try:
-                fp = None if upstream is None else stage.fingerprint(ctx, upstream)
-            except Exception:
-                fp = None
-            decision = plan_unit(state, stage.name, video.sid, fp)
-            groups = stages[stage.name]
-            if decision.action == "skip":
-                groups["done"].append(video.sid)
-            elif decision.action == "failed":
-                error = decision.error or {}
-                groups["failed"].append((video.sid, error.get("class"), error.get("message")))
-            else:
-                groups["pending"].append(video.sid)
-            upstream = fp if decision.action == "skip" else None
-    for sid, _, kind, message in failures:
-        stages["download"]["failed"].append((sid, kind, message))
-    return StatusReport(stages, unlisted, failures, final_step_of(state, root),
-                        RunLock(root).holder(), len(expansion.videos))
-
-
-def final_step_of(state: State, root: Path) -> str | None:
-    """Whether the last step is ``running`` (its run holds the lock) or ``unfinished`` (its run
-    was killed or stopped), else None."""
-    if not state.final_step_unfinished():
-        return None
-    holder = RunLock(root).holder() or {}
-    return "running" if holder and holder.get("command", "run") == "run" else "unfinished"

@@ -1,6 +1,6 @@
 """What a per-source stage is to the orchestration: a name, a version, a fingerprint and a run.
 
-``pipeline.runner.run`` and ``pipeline.runner.run.status`` loop over ``pipeline.stages.STAGES`` and know
+``pipeline.runner.unit`` and ``pipeline.runner.status`` loop over ``pipeline.stages.STAGES`` and know
 nothing else about a stage: a new stage is one module with one ``Stage`` object, added to that
 list. A stage's own functions keep the parameters natural to it (``sample.run`` takes the parts
 the download left); its ``Stage`` object is where those are picked from the context and the

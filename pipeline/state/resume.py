@@ -1,6 +1,6 @@
 """The resume rule, once: for one unit (stage, source), skip it, report it failed, or run it.
 
-A run (``pipeline.runner.run.process_video``) acts on the decision; ``status`` (and ``plan``, which
+A run (``pipeline.runner.unit.process_video``) acts on the decision; ``status`` (and ``plan``, which
 reads it) reports it, so what they say a run would do is what a run does.
 """
 from __future__ import annotations
