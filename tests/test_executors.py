@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from pipeline.config.load import parse_config
-from pipeline.exec.local import ExecutorError, LocalExecutor, open_executor
+from pipeline.exec.base import ExecutorError
+from pipeline.exec.executors import open_executor
+from pipeline.exec.local import LocalExecutor
 from pipeline.runner.run import run
 
 REPO = Path(__file__).resolve().parents[1]

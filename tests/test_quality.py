@@ -16,7 +16,7 @@ from pipeline.config.schema import QualityWeights
 from pipeline.algo.quality import (frontalness, outside_fraction, quality_scores, reason_counts,
                               select_per_track)
 from pipeline.runner.run import run
-from pipeline.review.sheets import Header, header_lines
+from pipeline.review.draw import Header, header_lines
 from support import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pipeline.exec.local
+import pipeline.exec.ray
 import pipeline.runner.run
 from pipeline.config.load import parse_config
-from pipeline.exec.local import ExecutorError
+from pipeline.exec.base import ExecutorError
 from pipeline.runner.run import run
 from test_run import make_config
 
@@ -235,14 +235,14 @@ def test_failing_sources_end_in_the_summary_like_with_the_local_executor(ray_ins
 
 def _probe_on_another_disk(disk: str, root, theirs, mine, token):
     """The worker side of the storage probe on a node that has its own folder at that path."""
-    from pipeline.exec.local import _probe
+    from pipeline.exec.ray import _probe
 
     shutil.copytree(root, disk, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".probe-*"))
     return _probe(disk, theirs, mine, token)
 
 
 def test_an_output_folder_the_workers_do_not_share_is_refused(ray_instance, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline.exec.local, "_probe",
+    monkeypatch.setattr(pipeline.exec.ray, "_probe",
                         functools.partial(_probe_on_another_disk, str(tmp_path / "node-disk")))
     cfg = parse_config({"output": str(tmp_path / "out"), "executor": RAY,
                         "sources": [{"path": str(DEMO / "hopper_pan.mp4")}]})

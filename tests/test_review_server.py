@@ -292,7 +292,7 @@ def test_the_page_says_when_a_save_would_overwrite_a_newer_file(browser, served)
 
 def test_captions_show_tenths_when_frames_are_under_a_second_apart(review_demo):
     """The demo samples every 0.5 s: whole seconds would caption two crops alike."""
-    from pipeline.review.sheets import format_time, time_decimals
+    from pipeline.review.rows import format_time, time_decimals
 
     rows = read_manifest(review_demo.root)
     assert time_decimals(rows) == 1

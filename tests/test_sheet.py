@@ -13,9 +13,11 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pipeline.steps.rejects import apply_rejects, read_rejects
 from pipeline.runner.run import run
-from pipeline.review.sheets import (MAX_PIXELS, MAX_SIDE, SheetError, build_sheets, format_time,
-                            json_for_script, layout_for, page_names, read_manifest as read_jsonl_manifest,
-                            render_index, sheet_order, short_ids, source_link)
+from pipeline.review.draw import MAX_PIXELS, MAX_SIDE, layout_for
+from pipeline.review.page import json_for_script, render_index
+from pipeline.review.rows import (SheetError, format_time, page_names,
+                                  read_manifest as read_jsonl_manifest, sheet_order, short_ids, source_link)
+from pipeline.review.sheets import build_sheets
 from reviewkit import copy_run
 from support import cli, read_manifest
 

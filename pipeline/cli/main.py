@@ -65,7 +65,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     """Run every stage for every source; finished work is skipped."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..io.text import TextError
-    from ..exec.local import ExecutorError, NodeLost
+    from ..exec.base import ExecutorError, NodeLost
     from ..steps.names import IdentityError
     from ..state.ownership import OutputRefused
     from ..runner.run import run as run_pipeline
@@ -106,7 +106,7 @@ def validate(config: str) -> None:
     """Check a config without running anything: what `run` checks before its first stage."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..io.text import TextError
-    from ..exec.local import ExecutorError
+    from ..exec.base import ExecutorError
     from ..steps.names import IdentityError
     from ..state.ownership import OutputRefused, check_output, identity_of
     from ..runner.run import preflight

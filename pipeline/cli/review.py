@@ -19,7 +19,8 @@ from .render import load, write_failed
 def sheet(config: str, by: str | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
-    from ..review.sheets import SheetError, build_sheets
+    from ..review.rows import SheetError
+    from ..review.sheets import build_sheets
     from ..state.lock import RunLock
 
     cfg = load(config)
@@ -49,7 +50,8 @@ def review(config: str, port: int, open_browser: bool) -> None:
     <output>/identities.txt (names of person clusters)."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..review.server import ReviewServer
-    from ..review.sheets import SheetError, build_sheets
+    from ..review.rows import SheetError
+    from ..review.sheets import build_sheets
     from ..state.lock import RunLock
 
     cfg = load(config)

@@ -2,7 +2,7 @@
 
 ``run()`` is the library entry point the CLI wraps; a notebook user can call it directly. A unit
 of work is ``process_video(video, config, root, ...)``: a plain function of its inputs that reads
-and writes files, so the executor (``pipeline.exec.local``: inline or a process pool of ``workers``,
+and writes files, so the executor (``pipeline.exec.executors``: inline or a process pool of ``workers``,
 or Ray tasks) only maps it; nothing here or in the stages depends on which one runs it.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..core.errors import unwritable_output
 from ..detectors.cache import ModelError
 from ..detectors.registry import fetch_model, prepare
 from ..exec.cpus import limit_native_threads, threads_for
-from ..exec.local import check_available, open_executor
+from ..exec.executors import check_available, open_executor
 from ..exec.signals import signal_of, stop_on_signals
 from ..io import progress
 from ..review.sheets import build_sheets, ours_in_sheets
