@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from pipeline.core.detections import Detections
-from pipeline.detectors.cache import ModelError
+from pipeline.detectors.modelfiles import ModelError
 from pipeline.detectors.registry import MODELS, create_detector, fetch_model, list_models
 from pipeline.detectors.registry import model_paths
 from pipeline.detectors import yunet as yunet_module
 from pipeline.detectors.base import Detector, downscale
-from pipeline.detectors.cache import ModelFile
+from pipeline.detectors.modelfiles import ModelFile
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
 from boxes import detect_clip, frames, iou, matched
 from test_model_cache import ONNX, closed_port_url, sha256

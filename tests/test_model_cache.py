@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.detectors import cache
-from pipeline.detectors.cache import ModelError, ModelFile, ModelSdistMember, ensure
+from pipeline.detectors.cache import ensure
+from pipeline.detectors.modelfiles import ModelError, ModelFile, ModelSdistMember
 
 ONNX = "yunet_test_unverified.onnx"
 

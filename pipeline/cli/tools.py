@@ -118,7 +118,7 @@ def models_fetch(name: str) -> None:
     with the package are verified only."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..detectors.registry import fetch_model
-    from ..detectors.cache import ModelError
+    from ..detectors.modelfiles import ModelError
 
     try:
         paths = fetch_model(name)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import (ModelFile, ModelSpec, ModelWheelMember, PackagedFile, cached_path, ensure,
-                    ensure_members, packaged, sha256_of)
+from .cache import cached_path, ensure, ensure_members
+from .modelfiles import ModelFile, ModelSpec, ModelWheelMember, PackagedFile, packaged, sha256_of
 from ..embedders import EMBEDDERS, embedder_class
 
 

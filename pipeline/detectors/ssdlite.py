@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.detections import Detections
 from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import ModelError, PackagedFile, packaged, sha256_of
+from .modelfiles import ModelError, PackagedFile, packaged, sha256_of
 
 SSDLITE_ONNX = PackagedFile(
     filename="ssdlite_person.onnx",

@@ -19,7 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..detectors.cache import ModelFile, ensure
+from ..detectors.cache import ensure
+from ..detectors.modelfiles import ModelFile
 from .base import Embedder, Face
 
 SFACE_ONNX = ModelFile(

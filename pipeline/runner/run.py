@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config.schema import Config
 from ..core.errors import unwritable_output
-from ..detectors.cache import ModelError
+from ..detectors.modelfiles import ModelError
 from ..detectors.registry import fetch_model, prepare
 from ..exec.cpus import limit_native_threads, threads_for
 from ..exec.executors import check_available, open_executor
