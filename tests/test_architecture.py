@@ -9,6 +9,8 @@ package written into a temporary folder that breaks it, so none of them can pass
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,19 @@ def test_an_unexplained_import_in_a_function_is_named(tmp_path, body, flagged):
     package = _package(tmp_path, {"__init__.py": "", "m.py": "import os\n\n\ndef f():\n" + body})
     found = unexplained_lazy_imports(package)
     assert (found != [] and found[0].startswith("pkg.m:")) == flagged, found
+
+
+def test_the_public_api_is_there_and_importing_pipeline_changes_nothing():
+    """``run``, ``status``, ``plan`` and ``load_config`` from the package itself; importing it
+    sets no environment variable and loads none of them (a fresh interpreter)."""
+    code = ("import os, sys; before = dict(os.environ); import pipeline; "
+            "assert dict(os.environ) == before, 'environment changed'; "
+            "assert not any(m.startswith('pipeline.') for m in sys.modules), 'modules loaded'; "
+            "print([getattr(pipeline, n).__name__ for n in ('run', 'status', 'plan', 'load_config')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PACKAGE.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['run', 'status', 'make_plan', 'load_config']"
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        import pipeline
+        pipeline.nothing  # noqa: B018
