@@ -1,0 +1,69 @@
+"""Executors without Ray: the local one maps like before, choosing ray without Ray installed is a
+clear error before anything is written, and ``--executor`` overrides the config's kind.
+(The ray executor itself is tested on a real Ray instance in test_ray.py.)"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import parse_config
+from pipeline.executors import ExecutorError, LocalExecutor, open_executor
+from pipeline.run import run
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "videos"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_executor_maps_fn_over_items_with_common_arguments(workers):
+    with LocalExecutor(workers) as ex:
+        assert ex.inline == (workers == 1)
+        with closing(ex.map(pow, [1, 2, 3, 4], (3,))) as results:
+            assert sorted(results) == [1, 8, 27, 64]
+
+
+def test_open_executor_follows_the_config():
+    local = parse_config({"sources": [{"path": "a.mp4"}], "workers": 3})
+    assert isinstance(open_executor(local, Path("x")), LocalExecutor)
+    ray = parse_config({"sources": [{"path": "a.mp4"}], "executor": {"kind": "ray"}})
+    assert open_executor(ray, Path("x")).kind == "ray"  # not started: nothing imported yet
+
+
+def test_ray_without_ray_installed_is_a_clear_error_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does when it is missing
+    cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(DEMO / "hopper_pan.mp4")}],
+                        "executor": {"kind": "ray", "address": "auto"}})
+    with pytest.raises(ExecutorError, match=r"needs Ray, which is not installed here: "
+                                            r'pip install -e "\.\[ray\]"'):
+        run(cfg, progress=False)
+    assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+def _cli_without_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from pipeline.cli import main\n"
+            f"main({list(args)!r}, prog_name='pipeline')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.mark.slow  # whole runs in subprocesses
+def test_cli_executor_flag_overrides_the_config(tmp_path):
+    raw = {"output": str(tmp_path / "out"), "sources": [{"path": str(DEMO / "hopper_pan.mp4")}],
+           "sample": {"every": 2.0}, "executor": {"kind": "ray", "address": "127.0.0.1:1"}}
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    refused = _cli_without_ray("run", str(config_file), "-q", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert 'error: executor kind \'ray\' needs Ray' in refused.stderr
+    assert 'pip install -e ".[ray]"' in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "out").exists()
+    local = _cli_without_ray("run", str(config_file), "-q", "--executor", "local", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["sources"]["done"] == 1
