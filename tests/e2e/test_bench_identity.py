@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.bench
+@pytest.mark.slow  # scripts/bench.py's identity section on the dlib weights
 def test_identity_section_prints_ms_per_embedding(capsys, shared_models, monkeypatch, tmp_path):
     pytest.importorskip("dlib", reason="the identity extra (dlib-bin) is not installed")
     if not (shared_models / "dlib_face_recognition_resnet_model_v1.dat").is_file():

