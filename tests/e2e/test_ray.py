@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -266,33 +267,35 @@ def test_a_full_output_folder_on_a_worker_stops_the_run_as_locally(ray_instance,
     assert _cpus_freed(ray_instance), "the hanging units were cancelled"
 
 
-class _InterruptedBar:
-    """A progress bar on which the user presses Ctrl-C as the first source finishes."""
+class _CtrlCAtFirstSource(logging.Handler):
+    """The user presses Ctrl-C as the first source finishes: as its first line comes to the
+    ``pipeline.run`` logger, which the run writes to in the calling process as each source's
+    outcome comes back (docs/resume.md)."""
 
-    def update(self, n: int = 1) -> None:
-        raise KeyboardInterrupt
-
-    def set_postfix_str(self, *args, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        if "file-v" in record.getMessage():  # a line of a source, not the run's own
+            raise KeyboardInterrupt
 
 
 def test_ctrl_c_in_the_driver_cancels_the_running_and_queued_tasks(ray_instance, tmp_path,
-                                                                  monkeypatch):
+                                                                  monkeypatch, caplog):
     videos = tmp_path / "videos"
     videos.mkdir()
     for i in range(4):
         shutil.copy(DEMO / "hopper_pan.mp4", videos / f"v{i}.mp4")
-    monkeypatch.setattr(pipeline.run, "_bar", lambda total, enabled: _InterruptedBar())
+    caplog.set_level(logging.INFO, logger="pipeline.run")
+    ctrl_c = _CtrlCAtFirstSource()
+    logging.getLogger("pipeline.run").addHandler(ctrl_c)
     monkeypatch.setattr(pipeline.run, "process_video",
                         functools.partial(_one_goes_on_the_others_hang, "file-v0-", False))
     cfg = parse_config({"output": str(tmp_path / "out"), "sources": [{"path": str(videos)}],
                         "sample": {"every": 0.25}, "executor": HALF_A_CPU})
     logged = []
     started = time.monotonic()
-    report = run(cfg, progress=False, log=logged.append)
+    try:
+        report = run(cfg, progress=False, log=logged.append)
+    finally:
+        logging.getLogger("pipeline.run").removeHandler(ctrl_c)
     assert time.monotonic() - started < 120
     assert report.interrupted and report.exit_code == 130 and len(report.outcomes) == 1
     assert "run the same command again to resume" in logged[-1]
