@@ -92,3 +92,16 @@ def test_sweep_redoes_detection_only_and_reuses_the_frames(tud_run, testdata):
     assert json.loads((setting / "evaluation.json").read_text())["overall"]["every_crop"]
     assert (setting / "detections" / f"{sid}.jsonl").read_bytes() != (
         out / "detections" / f"{sid}.jsonl").read_bytes()
+
+
+def test_sweep_of_a_crop_key_keeps_the_runs_detections(tud_run, testdata):
+    tmp, out = tud_run.parent, tud_run.parent / "out"
+    done = cli("evaluate", "run.yaml", "--truth", str(testdata / "persons" / "tud_campus.gt.txt"),
+               "--sweep", "crop.min_size=400", cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert "redid the stages from crop on" in done.stdout
+    (row,) = [line.split() for line in done.stdout.splitlines() if line.startswith("crop.min_size")]
+    assert float(row[6]) == 0.0 < float(row[1])  # every crop too small to keep; all still found
+    (detections,) = (out / "detections").glob("*.jsonl")
+    linked = out / "sweep" / "crop.min_size=400" / "detections" / detections.name
+    assert linked.stat().st_ino == detections.stat().st_ino

@@ -187,19 +187,3 @@ def test_youtube_faces_reader_turns_centres_into_corners(tmp_path):
     (truth,) = read_truth(path)
     assert truth.key == "ytf_x" and truth.people
     assert truth.boxes[1] == TruthBox(1, (165.5, 61.5, 43, 43), "Aaron_Guiel")
-
-
-# --- real runs on the labelled test clips
-
-
-def test_sweep_of_a_crop_key_keeps_the_runs_detections(tud_run, testdata):
-    tmp, out = tud_run.parent, tud_run.parent / "out"
-    done = cli("evaluate", "run.yaml", "--truth", str(testdata / "persons" / "tud_campus.gt.txt"),
-               "--sweep", "crop.min_size=400", cwd=tmp)
-    assert done.returncode == 0, done.stderr
-    assert "redid the stages from crop on" in done.stdout
-    (row,) = [line.split() for line in done.stdout.splitlines() if line.startswith("crop.min_size")]
-    assert float(row[6]) == 0.0 < float(row[1])  # every crop too small to keep; all still found
-    (detections,) = (out / "detections").glob("*.jsonl")
-    linked = out / "sweep" / "crop.min_size=400" / "detections" / detections.name
-    assert linked.stat().st_ino == detections.stat().st_ino
