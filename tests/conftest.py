@@ -121,6 +121,19 @@ def model_cache(shared_models, tmp_path_factory):
 
 
 @pytest.fixture
+def official_urls(monkeypatch):
+    """Model files from the URLs a test serves them at, with no mirror in between (this module
+    sets one for every other test)."""
+    monkeypatch.delenv("PIPELINE_MODELS_URL", raising=False)
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    """A model cache folder of this test only (not made yet)."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def empty_models(tmp_path, monkeypatch) -> Path:
     """An empty model cache of this test only (``PIPELINE_MODELS`` points at it)."""
     folder = tmp_path / "models"

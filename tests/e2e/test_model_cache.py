@@ -12,6 +12,8 @@ from pipeline.detectors import cache
 from pipeline.detectors.cache import ModelError, ModelFile, ModelSdistMember, ensure
 from helpers.models import ONNX, closed_port_url, sha256
 
+pytestmark = pytest.mark.usefixtures("official_urls")  # these tests serve files of their own
+
 
 @pytest.fixture
 def fresh_detectors():

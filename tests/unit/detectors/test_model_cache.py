@@ -13,10 +13,7 @@ from pipeline.detectors.cache import ModelError, ModelFile, ensure
 from helpers.models import ONNX, closed_port_url, sha256
 
 
-@pytest.fixture(autouse=True)
-def official_urls(monkeypatch):
-    """These tests serve files at URLs of their own: no mirror in between (conftest sets one)."""
-    monkeypatch.delenv("PIPELINE_MODELS_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("official_urls")  # these tests serve files of their own
 
 
 @pytest.fixture
@@ -26,11 +23,6 @@ def served(http_server, shared_models) -> tuple[object, ModelFile]:
     shutil.copyfile(shared_models / ONNX, src)
     spec = ModelFile("m.onnx", http_server.url("/m.onnx"), sha256(src), src.stat().st_size)
     return http_server, spec
-
-
-@pytest.fixture
-def models(tmp_path) -> Path:
-    return tmp_path / "cache"
 
 
 def test_download_is_verified_and_reused(served, models):
