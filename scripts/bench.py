@@ -723,7 +723,8 @@ def bench_identity(repeat: int, clip: Path = FACE_CLIP, frames: int = 8) -> None
 
     from pipeline.detectors.registry import create_detector
     from pipeline.detectors.cache import is_cached
-    from pipeline.embedders import EMBEDDERS, Face, embedder_class
+    from pipeline.embedders import EMBEDDERS, embedder_class
+    from pipeline.embedders.base import Face
 
     cap = cv2.VideoCapture(str(clip))
     images = [img for ok, img in iter(cap.read, (False, None)) if ok][::10][:frames]

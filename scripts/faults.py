@@ -234,7 +234,7 @@ def _http_cases(server, www: Path) -> list[tuple[str, dict, str]]:
 
 def bad_source_rows(work: Path) -> list[Row]:
     sys.path.insert(0, str(REPO / "tests"))
-    from httpserver import LocalHTTPServer
+    from helpers.httpserver import LocalHTTPServer
 
     from pipeline.config.load import parse_config
     from pipeline.runner.run import run
@@ -625,7 +625,7 @@ def review_rows(work: Path) -> list[Row]:
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(REPO / "tests"))
-    from reviewkit import http_request, page_server, raw_request
+    from helpers.reviewkit import http_request, page_server, raw_request
 
     videos = work / "videos"
     videos.mkdir(parents=True)
