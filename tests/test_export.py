@@ -3,6 +3,7 @@ documented schema), every box compared with the manifest, kept crops only unless
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from reviewkit import DemoRun, copy_run
-from support import cli, read_manifest
+from support import REPO, cli, read_manifest
 
 
 @pytest.fixture
@@ -425,3 +426,15 @@ def test_a_crop_file_gone_is_one_line_and_the_earlier_export_stays(demo):
     assert {p.name: p.read_bytes() for p in (folder / "data").iterdir()} == before
     assert not (demo.root / "exports" / "webdataset").exists()
     assert not list((demo.root / "exports").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fmt, package", [("parquet", "pyarrow"), ("hf", "datasets")])
+def test_a_format_whose_package_is_missing_says_how_to_install_it(demo, tmp_path, fmt, package):
+    blocked = tmp_path / "blocked" / package
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text(f'raise ImportError("No module named {package}")\n')
+    result = cli("export", "run.yaml", "--format", fmt, cwd=demo.root.parent,
+                 env={"PYTHONPATH": os.pathsep.join([str(blocked.parent), str(REPO)])})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"needs the {package} package" in result.stderr and f'pip install -e ".[{fmt}]"' in result.stderr
+    assert not (demo.root / "exports").exists()
