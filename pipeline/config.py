@@ -425,6 +425,8 @@ class Crop(_Model):
     border_color: list[Annotated[int, _between(0, 255)]] = Field(default_factory=lambda: [0, 0, 0])
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: Annotated[int, _between(1, 100)] = 92
+    # Every face in a crop that is not its subject's is pixelated (pipeline/blur.py).
+    blur_others: bool = False
 
     @model_validator(mode="after")
     def _color(self) -> Crop:
@@ -488,6 +490,12 @@ IDENTITY_MIN_FACE = 20.0
 footage, faces 10-19 px wide (an audience) all fell into one cluster of strangers."""
 
 
+class IdentityBlur(_Model):
+    """``identity.blur``: which of the faces ``crop.blur_others`` covers stay sharp."""
+
+    except_: Literal["references"] = Field(alias="except")
+
+
 class Identity(_Model):
     """Who is in the crop (pipeline/identity.py): a face embedding per kept face crop, clusters
     of one person across the whole run, and names from reference photos.
@@ -505,6 +513,8 @@ class Identity(_Model):
     references: dict[Label, list[str]] = Field(default_factory=dict)
     keep: Literal["all", "references"] = "all"
     per_person: PerPerson | None = None
+    # {except: references}: the named people's faces stay sharp in crops (pipeline/blur.py)
+    blur: IdentityBlur | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -519,6 +529,8 @@ class Identity(_Model):
     def _keep_needs_references(self) -> Identity:
         if self.keep == "references" and not self.references:
             raise ValueError("keep: references needs at least one entry under references")
+        if self.blur is not None and not self.references:
+            raise ValueError("blur: {except: references} needs at least one entry under references")
         for name, photos in self.references.items():
             if not photos:
                 raise ValueError(f"references.{name}: give at least one photo")
@@ -641,6 +653,9 @@ class Config(_Model):
     def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        if self.identity is not None and self.identity.blur is not None and not self.crop.blur_others:
+            raise ValueError("identity.blur: says which faces crop.blur_others leaves sharp; set "
+                             "crop.blur_others: true")
         if self.sheet.by == "person" and self.identity is None:
             raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
@@ -711,7 +726,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
                     break
         else:
             return []
-    return list(getattr(model, "model_fields", {}))
+    return [f.alias or name for name, f in getattr(model, "model_fields", {}).items()]
 
 
 def parse_config(data: Any, text: str = "", file: str | None = None) -> Config:

@@ -30,7 +30,7 @@ from typing import Any
 from .config import Config
 from .dedupe import dedupe
 from .quality import DROPPED, KEPT, reason_counts
-from .records import MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
+from .records import BLUR_COLUMNS, MANIFEST_COLUMNS, METADATA_COLUMNS, manifest_columns, parquet_schema
 from .sources import Video
 from .state import (building, read_json_object, read_jsonl, replace_dir, write_atomic,
                     write_json)
@@ -242,7 +242,7 @@ def source_rows(r: SourceResult) -> list[dict[str, Any]]:
     rows = []
     for c in r.crops:
         rows.append({
-            **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
+            **{k: c.get(k) for k in MANIFEST_COLUMNS + BLUR_COLUMNS if k in c},
             "dataset_file": None,
             "label": crop_label(r.video, c.get("segment", -1), c["class"]),
             "split": None, "status": c.get("status") or KEPT,  # crops.jsonl written before dropping existed
@@ -374,7 +374,8 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     """
     rows, with_crops = manifest_rows(load_results(root, videos, detectors), config)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
-    columns, identity = manifest_columns(config.identity is not None), None
+    columns = manifest_columns(config.identity is not None, config.crop.blur_others)
+    identity = None
     if config.identity is not None:  # before dedupe: a crop dropped here stands for no copies
         from .identity import apply_identity
 

@@ -1,0 +1,159 @@
+"""Bystanders blurred (``crop.blur_others``): in every saved crop a face detector finds the crop's
+subject and nobody else; with the option off the outputs are the bytes they were; toggling it
+redoes the crops alone."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.blur import BLOCKS, Patch, cover, own_faces, pixelate
+from pipeline.detectors import create_detector
+from boxes import iou
+from support import cli, read_manifest
+
+TWO_PEOPLE = "two_people_320x192.mp4"
+# Crops as wide as the 320 x 192 frame: each face crop holds the other person too (the default
+# square crop of a face there holds no one else).
+WIDE = {"aspect": 1.667, "padding": 2, "size": 320}
+
+
+# --- the covering itself ----------------------------------------------------------------------
+
+def test_pixelate_leaves_blocks_over_the_grown_face_box():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    patch = pixelate(frame, (40, 40, 20, 20))
+    assert (patch.x, patch.y, patch.w, patch.h) == (36, 36, 28, 28)  # 20 % more on each side
+    colours = {tuple(c) for c in patch.pixels.reshape(-1, 3)}
+    assert 1 < len(colours) <= BLOCKS * BLOCKS
+    assert pixelate(frame, (200, 200, 10, 10)) is None  # not in the frame
+
+
+def test_cover_pastes_where_the_patch_meets_the_crop_and_never_over_the_subject():
+    crop = np.zeros((50, 50, 3), np.uint8)  # cut from the frame at (100, 100)
+    inside = Patch(110, 110, np.full((10, 10, 3), 200, np.uint8))
+    half_out = Patch(140, 90, np.full((20, 20, 3), 100, np.uint8))  # reaches in from above right
+    away = Patch(0, 0, np.full((10, 10, 3), 50, np.uint8))
+    out, count = cover(crop, (100, 100), [inside, half_out, away])
+    assert count == 2 and not crop.any()  # the crop given is not changed
+    assert (out[10:20, 10:20] == 200).all() and (out[0:10, 40:50] == 100).all()
+    assert out[30:, :40].max() == 0
+    kept, count = cover(crop, (100, 100), [inside], keep=(112, 112, 4, 4))
+    assert count == 1 and kept[12:16, 12:16].max() == 0 and (kept[10:12, 10:20] == 200).all()
+    same, none = cover(crop, (100, 100), [away])
+    assert none == 0 and same is crop
+
+
+def test_a_face_belongs_to_the_person_whose_head_it_is():
+    persons = np.array([[0, 0, 40, 100], [30, 0, 40, 100]], float)  # two overlapping people
+    faces = np.array([[12, 4, 14, 14],    # the first one's head
+                      [42, 4, 14, 14],    # the second one's head
+                      [40, 60, 10, 10],   # low in both boxes: a third person's (a poster, a child)
+                      [30, 30, 10, 10]])  # between them, further down: the nearer head wins
+    assert own_faces(persons, faces) == {0: 0, 1: 1}
+    assert own_faces(persons, np.zeros((0, 4))) == {}
+
+
+# --- whole runs on real footage ---------------------------------------------------------------
+
+def write_config(folder: Path, testdata: Path, **crop) -> None:
+    video = folder / "videos" / TWO_PEOPLE
+    video.parent.mkdir(parents=True, exist_ok=True)
+    if not video.exists():
+        video.symlink_to(testdata / "faces" / TWO_PEOPLE)
+    config = {"name": "two", "sources": [{"path": "videos"}], "sample": {"every": 0.04},
+              "split": {"train": 1, "val": 0, "test": 0}, "crop": {**WIDE, **crop}}
+    (folder / "two.yaml").write_text(yaml.safe_dump(config))
+
+
+def crop_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "crops").rglob("*"))
+            if p.is_file()}
+
+
+def faces_in(image: np.ndarray, detector) -> np.ndarray:
+    """Face boxes in a saved crop, at a lower score than a run keeps (0.5, not 0.7)."""
+    return detector.detect(image).filtered(0.5).boxes
+
+
+def subject_box(row: dict[str, str]) -> np.ndarray:
+    """The crop's own detection in the saved crop's pixels."""
+    sx, sy = float(row["out_w"]) / float(row["crop_w"]), float(row["out_h"]) / float(row["crop_h"])
+    return np.array([(float(row["box_x"]) - float(row["crop_x"])) * sx,
+                     (float(row["box_y"]) - float(row["crop_y"])) * sy,
+                     float(row["box_w"]) * sx, float(row["box_h"]) * sy])
+
+
+@pytest.mark.slow
+@pytest.mark.testdata
+def test_blurred_crops_show_their_subject_and_no_other_face(testdata, tmp_path):
+    detector = create_detector("yunet")
+    write_config(tmp_path, testdata)
+    done = cli("run", "two.yaml", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    sharp = read_manifest(tmp_path / "data" / "two")
+    assert "blurred_faces" not in sharp[0]
+    # without the option each crop shows both people: the check below can fail
+    assert all(len(faces_in(cv2.imread(str(tmp_path / "data" / "two" / r["file"])), detector)) == 2
+               for r in sharp)
+
+    write_config(tmp_path, testdata, blur_others=True)
+    done = cli("run", "two.yaml", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = read_manifest(tmp_path / "data" / "two")
+    assert len(rows) == len(sharp) == 18 and {r["status"] for r in rows} == {"kept"}
+    for row in rows:
+        assert row["blurred_faces"] == "1", row["crop_id"]  # the other person
+        found = faces_in(cv2.imread(str(tmp_path / "data" / "two" / row["file"])), detector)
+        assert len(found) == 1, f"{row['crop_id']}: {len(found)} faces"
+        assert iou(subject_box(row)[None], found.astype(float))[0, 0] > 0.5, row["crop_id"]
+    # the columns a user compares by are the subject's, not changed by covering others
+    assert [(r["crop_id"], r["sharpness"], r["box_x"]) for r in rows] == \
+        [(r["crop_id"], r["sharpness"], r["box_x"]) for r in sharp]
+
+
+@pytest.mark.slow
+@pytest.mark.testdata
+def test_turning_blur_on_redoes_the_crops_alone_and_off_gives_todays_bytes(testdata, tmp_path):
+    write_config(tmp_path, testdata)
+    out = tmp_path / "data" / "two"
+    assert cli("run", "two.yaml", "-q", cwd=tmp_path).returncode == 0
+    before, manifest = crop_files(out), (out / "manifest.csv").read_bytes()
+
+    def ran(*crop_keys: str) -> set[str]:
+        done = cli("run", "two.yaml", "-q", "-v", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return set(re.findall(r"(\w+) file-\S+ ran", done.stdout + done.stderr))
+
+    write_config(tmp_path, testdata, blur_others=True)
+    assert ran() == {"crop"}
+    blurred = crop_files(out)
+    assert blurred.keys() == before.keys()
+    assert all(blurred[k] != before[k] for k in before)  # every crop here has a bystander
+    write_config(tmp_path, testdata, blur_others=False)
+    assert ran() == {"crop"}
+    assert crop_files(out) == before and (out / "manifest.csv").read_bytes() == manifest
+    write_config(tmp_path, testdata)  # the key left out is the same config: nothing to redo
+    assert ran() == set()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"identity": {"blur": {"except": "references"}, "references": {"a": ["a.jpg"]}}},
+     "identity.blur: says which faces crop.blur_others leaves sharp; set crop.blur_others: true"),
+    ({"crop": {"blur_others": True}, "identity": {"blur": {"except": "references"}}},
+     "blur: {except: references} needs at least one entry under references"),
+    ({"crop": {"blur_others": True},
+      "identity": {"blur": {"except": "everyone"}, "references": {"a": ["a.jpg"]}}},
+     "identity.blur.except: must be one of 'references'"),
+    ({"crop": {"blur_others": "yes"}}, "crop.blur_others: must be true or false"),
+])
+def test_blur_config_mistakes_are_one_line_and_exit_2(tmp_path, extra, words):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"sources": [{"path": "v.mp4"}], **extra}))
+    done = cli("validate", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and words in done.stderr, done.stderr
