@@ -24,14 +24,15 @@ WIDE = {"aspect": 1.667, "padding": 2, "size": 320}
 
 # --- the covering itself ----------------------------------------------------------------------
 
-def test_pixelate_leaves_blocks_over_the_grown_face_box():
+def test_pixelate_covers_the_grown_box_with_blocks_big_enough_for_small_faces():
     rng = np.random.default_rng(0)
-    frame = rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)
-    patch = pixelate(frame, (40, 40, 20, 20))
-    assert (patch.x, patch.y, patch.w, patch.h) == (36, 36, 28, 28)  # 20 % more on each side
-    colours = {tuple(c) for c in patch.pixels.reshape(-1, 3)}
-    assert 1 < len(colours) <= BLOCKS * BLOCKS
-    assert pixelate(frame, (200, 200, 10, 10)) is None  # not in the frame
+    frame = rng.integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    small = pixelate(frame, (40, 40, 20, 20))
+    assert (small.x, small.y, small.w, small.h) == (32, 32, 36, 36)  # 40 % more on each side
+    assert len({tuple(c) for c in small.pixels.reshape(-1, 3)}) == 2 * 2  # blocks >= MIN_BLOCK px
+    large = pixelate(frame, (100, 100, 100, 100))
+    assert len({tuple(c) for c in large.pixels.reshape(-1, 3)}) == BLOCKS * BLOCKS
+    assert pixelate(frame, (500, 500, 10, 10)) is None  # not in the frame
 
 
 def test_cover_pastes_where_the_patch_meets_the_crop_and_never_over_the_subject():
@@ -91,8 +92,10 @@ def subject_box(row: dict[str, str]) -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.testdata
-def test_blurred_crops_show_their_subject_and_no_other_face(testdata, tmp_path):
-    detector = create_detector("yunet")
+def test_blurred_crops_show_their_subject_and_no_other_face(testdata, shared_models, tmp_path):
+    # the run uses the built-in backend; the crops are checked with YuNet's ONNX weights
+    detector = create_detector("yunet", backend="onnx",
+                               weights=str(shared_models / "yunet_test_unverified.onnx"))
     write_config(tmp_path, testdata)
     done = cli("run", "two.yaml", "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -135,6 +138,11 @@ def test_turning_blur_on_redoes_the_crops_alone_and_off_gives_todays_bytes(testd
     blurred = crop_files(out)
     assert blurred.keys() == before.keys()
     assert all(blurred[k] != before[k] for k in before)  # every crop here has a bystander
+    # the crop stage alone (above) covers as sample, detect and crop run together do
+    fresh = tmp_path / "fresh"
+    write_config(fresh, testdata, blur_others=True)
+    assert cli("run", "two.yaml", "-q", cwd=fresh).returncode == 0
+    assert crop_files(fresh / "data" / "two") == blurred
     write_config(tmp_path, testdata, blur_others=False)
     assert ran() == {"crop"}
     assert crop_files(out) == before and (out / "manifest.csv").read_bytes() == manifest
@@ -157,3 +165,25 @@ def test_blur_config_mistakes_are_one_line_and_exit_2(tmp_path, extra, words):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"sources": [{"path": "v.mp4"}], **extra}))
     done = cli("validate", "c.yaml", cwd=tmp_path)
     assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.testdata
+def test_person_crops_cover_the_faces_of_other_people(testdata, tmp_path):
+    """Person crops of a street clip: the face pass finds faces the person boxes do not carry,
+    crops with other people's faces get them covered, and the crop stage alone covers exactly as
+    the overlapped pass did."""
+    config = {"name": "street", "sources": [{"path": str(testdata / "persons" / "tud_campus.mp4")}],
+              "sample": {"every": 0.4}, "detect": {"model": "ssdlite-person"},
+              "split": {"train": 1, "val": 0, "test": 0}, "crop": {"blur_others": True}}
+    (tmp_path / "street.yaml").write_text(yaml.safe_dump(config))
+    done = cli("run", "street.yaml", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "data" / "street"
+    rows = read_manifest(out)
+    counts = [int(r["blurred_faces"]) for r in rows]
+    assert rows and sum(counts) >= len(rows) // 4 and 0 in counts, counts
+    first = crop_files(out)
+    done = cli("run", "street.yaml", "-q", "--force", "crop", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert crop_files(out) == first
