@@ -12,14 +12,16 @@ blurred, everyone else is. One face at a time (the crop stage does not know trac
 which are settled after every source), so a named person's odd frame (a profile, motion blur) may
 be covered: the safe side for a bystander.
 
-How: pixelation of the face box grown by ``MARGIN`` on every side, ``BLOCKS`` blocks across,
-computed on the whole face in the frame (so a face cut by the crop's edge is covered as it would
-be whole) and pasted where it meets the crop. Measured on every face YuNet finds at score 0.7 in
-every 4th frame of the eight face clips of the test videos (205 faces), then looking for a face
-again at score 0.3 where it was (IoU >= 0.3): Gaussian blur with sigma 0.2 x the face size still
-let 52 of them be found (90 without the margin) and sigma 0.3 7 (31 ms a face); pixelation with
-4 or 6 blocks and a 0.2 margin let none be found (without the margin: 11 and 39), 0.1-0.3 ms a
-face. 6 blocks keep more of the scene's colours than 4.
+How: pixelation of the face box grown by ``MARGIN`` on every side, 2 to ``BLOCKS`` blocks along
+it of at least ``MIN_BLOCK`` pixels, computed on the whole face in the frame (so a face cut by the
+crop's edge is covered as it would be whole) and pasted where it meets the crop. Measured on every
+face YuNet finds in every 4th frame of the eight face clips of the test videos (205 faces, score
+>= 0.7) and every 6th frame of ``tud_campus`` (51 faces, median 16 px wide, score >= 0.5), each
+covered alone, then looking for a face again at score 0.3 where it was (IoU >= 0.3): Gaussian
+blur with sigma 0.2 x the face size over the box grown by 20 % let 52 of the 205 be found again
+(sigma 0.3: 7, at 31 ms a face); 6 blocks over the box grown by 20 % none of the 205 but 48 of
+the 51 small faces; 2-6 blocks of >= 14 px over the box grown by 40 % none of either (>= 10 px:
+6 of the 51), at 0.1-0.3 ms a face (docs/blur.md).
 
 The subject's own box is never covered, also where a bystander's grown box overlaps it: the crop
 is the subject's picture. A face the detector did not find (below ``detect.min_score``) is not
