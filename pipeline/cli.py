@@ -317,7 +317,11 @@ def sheet(config: str, by: str | None) -> None:
               help="Also the rejected and dropped crops (default: the kept ones, as in dataset/).")
 @click.option("--push", metavar="REPO", default=None,
               help="hf only: also upload to the Hugging Face Hub as REPO (needs a login).")
-def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None) -> None:
+@click.option("--blur-faces", "blur", is_flag=True,
+              help="Pixelate every detected face in the exported frames but those identity named "
+                   "(coco, yolo, labelstudio, fiftyone; hf exports crops).")
+def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None,
+           blur: bool) -> None:
     """Write the run's boxes and images in another tool's format (reads the manifest only)."""
     from .export import ExportError, export as run_export
 
@@ -326,7 +330,7 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         click.echo("error: --push works with --format hf only", err=True)
         sys.exit(2)
     try:
-        report = run_export(cfg.output_dir, fmt, out, include_all)
+        report = run_export(cfg.output_dir, fmt, out, include_all, blur)
     except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -187,3 +187,21 @@ def test_person_crops_cover_the_faces_of_other_people(testdata, tmp_path):
     done = cli("run", "street.yaml", "-q", "--force", "crop", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert crop_files(out) == first
+
+
+@pytest.mark.slow
+@pytest.mark.testdata
+def test_exported_frames_with_blur_faces_show_no_face(testdata, shared_models, tmp_path):
+    detector = create_detector("yunet", backend="onnx",
+                               weights=str(shared_models / "yunet_test_unverified.onnx"))
+    write_config(tmp_path, testdata)
+    assert cli("run", "two.yaml", "-q", cwd=tmp_path).returncode == 0
+    for flags, faces in (((), 2), (("--blur-faces",), 0)):
+        done = cli("export", "two.yaml", "--format", "coco", "--out", "coco", *flags, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        images = sorted((tmp_path / "coco" / "train").glob("*.jpg"))
+        assert len(images) == 9
+        assert [len(faces_in(cv2.imread(str(p)), detector)) for p in images] == [faces] * 9, flags
+    # the run's own frames are untouched: covered copies were written, not links
+    frames = sorted((tmp_path / "data" / "two" / "frames").rglob("*.jpg"))
+    assert all(len(faces_in(cv2.imread(str(p)), detector)) == 2 for p in frames)

@@ -511,3 +511,11 @@ def test_blur_except_references_leaves_the_named_bystander_sharp(testdata, model
         assert row["blurred_faces"] == ("1" if his else "0"), row["crop_id"]
         crop = cv2.imread(str(tmp_path / "out" / row["file"]))
         assert len(detector.detect(crop).filtered(0.5)) == (1 if his else 2), row["crop_id"]
+    # exported frames: every face but the named one's pixelated
+    done = cli("export", "config.yaml", "--format", "yolo", "--blur-faces", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frames = sorted((tmp_path / "out" / "exports" / "yolo" / "images").rglob("*.jpg"))
+    assert len(frames) == 5
+    for path in frames:
+        found = detector.detect(cv2.imread(str(path))).filtered(0.5).boxes
+        assert len(found) == 1 and found[0][0] + found[0][2] / 2 < 160, path.name  # his, on the left

@@ -134,10 +134,12 @@ def place(tmp: Path, final: Path, made: bool) -> None:
     tmp.rmdir()
 
 
-def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False) -> ExportReport:
+def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False,
+           blur: bool = False) -> ExportReport:
     """Write the run in ``root`` as ``fmt`` into ``out`` (default ``<root>/exports/<fmt>``).
 
-    Kept crops only unless ``include_all`` (rejected and dropped ones too).
+    Kept crops only unless ``include_all`` (rejected and dropped ones too). ``blur``: the frames'
+    faces pixelated but those the identity step named (``frames.faces_to_hide``).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
@@ -148,7 +150,7 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     final = Path(os.path.abspath(out if out is not None else default_folder(root, fmt)))
     check_out(final, root)
     with run_locked(root, f"export --format {fmt}"):
-        frames = read_frames(root, include_all)
+        frames = read_frames(root, include_all, blur)
         if not frames:
             raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
                               f"{root}/manifest.jsonl")
