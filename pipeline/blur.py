@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from .config import Config, Detect
-from .detections import CLASS_NAMES, Detections
+from .detections import Detections
 
 BLOCKS = 6
 """Pixelation blocks along a face's grown box at most (measured above)..."""
@@ -57,9 +57,6 @@ height below its top (a standing person's head is about an eighth of their heigh
 HEAD_ZONE = 0.5
 """A face belongs to no person whose box holds its centre lower than this fraction of the box's
 height: a face at a person's waist is someone else's."""
-
-FACE = CLASS_NAMES.index("face")
-PERSON = CLASS_NAMES.index("person")
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ def own_faces(persons: np.ndarray, faces: np.ndarray) -> dict[int, int]:
 
 
 @dataclass
-class Named:
+class NamedPeople:
     """Faces of the people named by ``identity.references`` (``identity.blur``): stay sharp."""
 
     embedder: Any
@@ -185,7 +182,7 @@ class Bystanders:
 
     min_score: float
     face_detector: Any = None  # person runs: faces are found on the frame
-    named: Named | None = None
+    named: NamedPeople | None = None
 
     def plan(self, frame: np.ndarray, dets: Detections) -> list[tuple[list[Patch], Any]]:
         """Per detection of the frame: the patches its crop gets, and the box kept sharp (its own face)."""
@@ -230,7 +227,7 @@ def _face_detector(section: Detect) -> Any:
     return _detector(section)
 
 
-def named_people(config: Config) -> Named | None:
+def named_people(config: Config) -> NamedPeople | None:
     """The references' vectors when ``identity.blur`` asks to keep them sharp."""
     ident = config.identity
     if ident is None or ident.blur is None:
@@ -240,8 +237,8 @@ def named_people(config: Config) -> Named | None:
     from .stages.identity import embedder_for
 
     refs = reference_vectors(config)
-    return Named(embedder_for(config), np.stack([r.vector for r in refs]), ident.max_distance,
-                 embedder_class(ident.model).metric)
+    return NamedPeople(embedder_for(config), np.stack([r.vector for r in refs]),
+                       ident.max_distance, embedder_class(ident.model).metric)
 
 
 def fingerprint_parts(config: Config) -> list[Any]:

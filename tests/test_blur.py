@@ -205,3 +205,12 @@ def test_exported_frames_with_blur_faces_show_no_face(testdata, shared_models, t
     # the run's own frames are untouched: covered copies were written, not links
     frames = sorted((tmp_path / "data" / "two" / "frames").rglob("*.jpg"))
     assert all(len(faces_in(cv2.imread(str(p)), detector)) == 2 for p in frames)
+    # the detections it reads gone or cut short: one line, exit 2, the earlier export kept
+    detections = next((tmp_path / "data" / "two" / "detections").glob("*.jsonl"))
+    for damage in (lambda: detections.write_text('{"t_ms": 0, "boxes": [[1, 2'), detections.unlink):
+        damage()
+        done = cli("export", "two.yaml", "--format", "coco", "--out", "coco", "--blur-faces",
+                   cwd=tmp_path)
+        assert done.returncode == 2 and "rerun the pipeline" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert len(list((tmp_path / "coco" / "train").glob("*.jpg"))) == 9
