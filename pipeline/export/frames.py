@@ -18,13 +18,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..blur import cover, pixelate
-from ..dataset import _link as link  # hard link (no extra space), else a copy
-from ..detections import CLASS_NAMES, Detections
-from ..files import write_image
-from ..quality import KEPT
-from ..state import read_jsonl
-from . import ExportError
+from ..algo.quality import KEPT
+from ..core.detections import CLASS_NAMES, Detections
+from ..io.files import read_jsonl, write_image
+from ..stages.blur import cover, pixelate
+from ..steps.tree import link  # hard link (no extra space), else a copy
+
+
+class ExportError(Exception):
+    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 COVERED_QUALITY = 95
 """JPEG quality of a covered frame (the sample stage's default)."""
@@ -179,5 +181,5 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
         raise ExportError(f"cannot read {path} ({exc}): rerun the pipeline to sample it again") from exc
 
 
-__all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "manifest_path",
+__all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
            "put_image", "read_frames", "read_manifest"]
