@@ -170,6 +170,8 @@ class Crop(Model):
     border_color: list[Annotated[int, between(0, 255)]] = Field(default_factory=lambda: [0, 0, 0])
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: Annotated[int, between(1, 100)] = 92
+    # Every face in a crop that is not its subject's is pixelated (pipeline/stages/blur.py).
+    blur_others: bool = False
 
     @model_validator(mode="after")
     def _color(self) -> Crop:
@@ -339,6 +341,9 @@ class Config(Model):
     def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        if self.identity is not None and self.identity.blur is not None and not self.crop.blur_others:
+            raise ValueError("identity.blur: says which faces crop.blur_others leaves sharp; set "
+                             "crop.blur_others: true")
         if self.sheet.by == "person" and self.identity is None:
             raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
