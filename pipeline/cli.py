@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .blocked import advice
 from .config import Config, ConfigError, Identity, load_config
 from .errors import OutputUnwritable, os_error_line
 from .export import FORMATS as EXPORT_FORMATS
@@ -135,6 +136,8 @@ def _print_report(report) -> None:
         for o in report.failed:
             click.echo(f"  {o.sid}  [{o.failed_stage}: {o.error_class}] {o.message}")
         click.echo("  (rerun with --retry-failed to try them again)")
+    if report.blocked_hosts:
+        click.echo(advice(report.blocked_hosts))
     root = report.root
     click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
     if report.sheets is not None:
@@ -264,6 +267,8 @@ def status(config: str) -> None:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+    if report.blocked_hosts:
+        click.echo(advice(report.blocked_hosts))
     if report.final_step == "running":
         click.echo("the last step (dataset, manifest, sheets) is running now")
     elif report.final_step == "unfinished":

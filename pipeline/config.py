@@ -260,6 +260,39 @@ def _runs_programs(opts: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"postprocessors.{i}", f"runs a command ({pp.get('key')})"
 
 
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(v: str) -> str:
+    """A proxy URL yt-dlp can use: a scheme it speaks and a host. The value is named with its
+    password masked: a config error is printed, and a proxy's password must never be."""
+    from urllib.parse import urlsplit
+
+    from .errors import mask_credentials
+
+    try:
+        parts = urlsplit(v.strip())
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise ValueError(f"'{mask_credentials(v)}' is not a proxy URL: give "
+                         f"{', '.join(s + '://' for s in PROXY_SCHEMES)} with a host, "
+                         "e.g. http://user:password@host:3128")
+    return v.strip()
+
+
+class Backoff(_Model):
+    """Pauses after a host blocks the run (``pipeline.blocked``). Not measured against a real
+    site's limits: YouTube's own message says a session is rate-limited "for up to an hour", so
+    pauses of minutes only outlast short spells; the budget bounds what a blocked host costs
+    (30 + 60 + 120 + 240 s, then the fifth block in a row stops the host: 7.5 minutes)."""
+
+    pause_s: PositiveFloat = 30.0  # the first pause
+    factor: Annotated[float, _at_least(1)] = 2.0  # each pause in a row this many times the last
+    budget_s: Annotated[float, _at_least(0)] = 600.0  # waiting per host and run; 0: stop at once
+
+
 class Download(_Model):
     format: str = "bv*[height<=720]/b[height<=720]/bv*/b"
     sections_only: bool = True
@@ -269,6 +302,9 @@ class Download(_Model):
     # A config is a file people share: yt-dlp options that run programs (_runs_programs) are
     # refused unless its reader sets this.
     allow_commands: bool = False
+    # yt-dlp's ``proxy``, the first to start with; a host that blocks the run moves to the next
+    proxies: list[Annotated[str, AfterValidator(_check_proxy)]] = Field(default_factory=list)
+    backoff: Backoff = Backoff()
 
     def commands(self) -> list[str]:
         """``ytdlp.KEY: what it does`` for each option that runs a program, when not allowed."""
@@ -614,6 +650,13 @@ class Config(_Model):
         commands = self.download.commands()
         if commands:
             raise ValueError(f"download.{commands[0]}; set download.allow_commands: true to allow it")
+        return self
+
+    @model_validator(mode="after")
+    def _one_proxy_setting(self) -> Config:
+        if self.download.proxies and "proxy" in self.download.ytdlp:
+            raise ValueError("download.ytdlp.proxy: give proxies in download.proxies only "
+                             "(a list, rotated when a host blocks the run)")
         return self
 
     @model_validator(mode="after")

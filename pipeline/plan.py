@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from collections.abc import Iterable
@@ -25,10 +26,11 @@ from typing import Any
 
 import cv2
 
+from .blocked import gated
 from .config import Config
 from .cpus import limit_native_threads, threads_for
 from .ownership import check_output, identity_of
-from .sources import Video, cap_per_source, expand_sources
+from .sources import Video, cap_per_source, expand_sources, expand_url
 from .stages import NAMES
 from .state import State
 from .video import VideoInfo, probe
@@ -357,7 +359,11 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     root = config.output_dir
     claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
     state = State(root)
-    expansion = cap_per_source(expand_sources(config, state, refresh=refresh), limit)
+    # a bot check or HTTP 429 while listing backs off as in a run, with records of the plan's own
+    # (a run in progress keeps its own; pipeline.blocked)
+    with tempfile.TemporaryDirectory() as hosts:
+        listing_of = gated(expand_url, Path(hosts), config.download)
+        expansion = cap_per_source(expand_sources(config, state, listing_of, refresh), limit)
     if claim.action != "ours" and state.dir.is_dir():  # listings were saved: the folder is made
         claim.write()
     listing = saved_listings(state)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import progress
+from .blocked import blocked_hosts, fresh_hosts
 from .config import Config
 from .cpus import limit_native_threads, threads_for
 from .dataset import (DatasetReport, build_dataset, ours_in_dataset, read_rejects, rejects_file_for,
@@ -63,6 +64,7 @@ class RunReport:
     interrupted: bool = False
     signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
     sheets: Any = None  # pipeline.sheet.SheetReport, None when not built
+    blocked_hosts: list[str] = field(default_factory=list)  # hosts that stopped sources (blocked)
 
     @property
     def failed(self) -> list[SourceOutcome]:
@@ -302,7 +304,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.signals).
-    with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
+    # Blocks (bot checks, HTTP 429) are counted per host for this run only (pipeline.blocked).
+    with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor, \
+            fresh_hosts(root / "state"):
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
@@ -350,7 +354,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         if report.identity:
             _warn_names(report.identity, notices.warn)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
-                           sheets=_build_sheets(config, root, log))
+                           sheets=_build_sheets(config, root, log),
+                           blocked_hosts=blocked_hosts(config, expansion,
+                                                       [(o.sid, o.error_class) for o in outcomes]))
         notices.close()
         write_summary(root, summary_of(config, result))
         state.finish_final_step()
@@ -470,6 +476,8 @@ class StatusReport:
     running: dict[str, Any] | None = None
     """The run that holds the output folder now (pid, host, started), if any."""
     sources: int = 0
+    blocked_hosts: list[str] = field(default_factory=list)
+    """Hosts whose bot checks or HTTP 429 failed sources (``pipeline.blocked``)."""
 
 
 def status(config: Config) -> StatusReport:
@@ -508,8 +516,10 @@ def status(config: Config) -> StatusReport:
             upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
+    failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
-                        RunLock(root).holder(), len(expansion.videos))
+                        RunLock(root).holder(), len(expansion.videos),
+                        blocked_hosts(config, expansion, failed))
 
 
 def final_step_of(state: State, root: Path) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, Segment, Source, no_such_path
+from .errors import mask_credentials
 from .ownership import MARKER
 from .state import State, read_json_object, write_json
 
@@ -63,19 +64,20 @@ def file_source_id(path: Path) -> str:
 
 
 class QuietLogger:
-    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
+    """yt-dlp's messages into our log: its errors reach the user once, through our summary.
+    A proxy's password is masked in them."""
 
     def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
     def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
     def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
+        log.info("yt-dlp: %s", mask_credentials(msg))
 
     def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
 
 @dataclass(frozen=True)
@@ -194,13 +196,20 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[di
 
 
 def expand_sources(config: Config, state: State,
-                   expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
+                   expander: Callable[[str, dict], list[dict[str, str]]] | None = None,
                    refresh: bool = False) -> Expansion:
     """All videos of the config in order; the same video twice is kept once.
+
+    ``expander`` lists a URL; by default ``expand_url`` through the host's gate
+    (``pipeline.blocked``: a bot check or HTTP 429 pauses, rotates proxies or stops the host).
 
     Which entry's label and segments it takes: the most specific path entry (a file over a
     folder holding it, a subfolder over its parent, whatever their order), else the first entry.
     """
+    if expander is None:
+        from .blocked import gated  # here: it imports this module
+
+        expander = gated(expand_url, state.dir, config.download)
     out = Expansion()
     position: dict[str, int] = {}
     ytdlp_options = _expansion_options(config)
