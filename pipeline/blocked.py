@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from .config import Config, Download
 from .errors import BLOCKED, HostBlocked, classify, mask_credentials
 from .files import read_json_object, write_json
-from .sources import Expansion, safe_part
+from .sources import Expansion, safe_part, short_hash
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,7 +115,8 @@ class HostGate:
     def __init__(self, state_dir: Path, url: str, settings: Download):
         self.host = host_of(url)
         self.settings = settings
-        name = safe_part(self.host.replace(":", "_"), 100)
+        # a host name comes from a URL, maybe a listed page's: only its safe part and a hash
+        name = f"{safe_part(self.host, 60)}-{short_hash(self.host)}"
         self.path = state_dir / FOLDER / f"{name}.json"
         self.lock_path = state_dir / FOLDER / f"{name}.lock"
 
@@ -150,9 +151,11 @@ class HostGate:
             record = HostRecord(**{**known, "host": self.host})
         except TypeError:
             return HostRecord(self.host)
-        shapes = all(isinstance(getattr(record, f), (int, float)) for f in
-                     ("blocks", "in_a_row", "proxy", "waited_s", "until"))
-        return record if shapes else HostRecord(self.host)  # damaged: start afresh
+        numbers = all(isinstance(getattr(record, f), (int, float)) for f in
+                      ("blocks", "in_a_row", "proxy", "waited_s", "until"))
+        sound = (numbers and isinstance(record.stopped, bool) and isinstance(record.last, str)
+                 and record.until <= time.time() + self.settings.backoff.budget_s)
+        return record if sound else HostRecord(self.host)  # damaged: start afresh
 
     @contextmanager
     def _changing(self) -> Iterator[HostRecord]:

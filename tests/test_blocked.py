@@ -1,24 +1,26 @@
 """Being blocked (HTTP 429, a bot check) is a state of the run: it pauses, rotates proxies, stops
 the host cleanly and says what to do; ``--retry-failed`` retries exactly the blocked sources.
-Real yt-dlp against local HTTP servers and proxies on 127.0.0.1."""
+Whole runs (marked slow): real yt-dlp against local HTTP servers and proxies on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from httpserver import LocalHTTPServer, LocalProxy
+from pipeline.blocked import HostGate
 from pipeline.config import parse_config
+from pipeline.errors import HostBlocked
 from pipeline.run import run
 from support import REPO, cli
 
 HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
 PAGE = '<html><body><video src="a.mp4"></video><video src="b.mp4"></video></body></html>'
 SECRET = "s3cret"
-
-pytestmark = pytest.mark.slow  # whole runs against local HTTP servers
 
 # pauses of 0.1 s then 0.2 s; the third block in a row would pause 0.4 s, over the budget: stop
 TINY = {"pause_s": 0.1, "factor": 2, "budget_s": 0.35}
@@ -47,6 +49,7 @@ def other_server(tmp_path):
         yield server
 
 
+@pytest.mark.slow
 def test_a_blocked_host_stops_other_hosts_go_on_and_retry_failed_takes_exactly_its_sources(
         http_server, other_server, tmp_path):
     http_server.page("/site/list.html", PAGE)  # the listing works; its videos answer 429
@@ -93,6 +96,7 @@ def test_a_blocked_host_stops_other_hosts_go_on_and_retry_failed_takes_exactly_i
     assert "blocked by" not in retried.stdout
 
 
+@pytest.mark.slow
 def test_pauses_grow_and_a_host_that_lets_us_in_again_is_done(http_server, tmp_path):
     """429 twice (here while listing the URL), then the video: pauses of 0.2 s and 0.4 s."""
     http_server.error("/busy.mp4", 429, times=2, file=HOPPER)
@@ -105,6 +109,7 @@ def test_pauses_grow_and_a_host_that_lets_us_in_again_is_done(http_server, tmp_p
     assert (tmp_path / "out" / "videos" / f"{report.outcomes[0].sid}.mp4").is_file()
 
 
+@pytest.mark.slow
 def test_a_bot_check_page_is_a_block_and_budget_zero_stops_at_once(http_server, tmp_path):
     http_server.bot_check("/watch.mp4")
     raw = config(tmp_path, [{"url": http_server.url("/watch.mp4")}], backoff={"budget_s": 0})
@@ -115,6 +120,7 @@ def test_a_bot_check_page_is_a_block_and_budget_zero_stops_at_once(http_server, 
     assert report.blocked_hosts == [f"127.0.0.1:{http_server.port}"]
 
 
+@pytest.mark.slow
 def test_a_block_moves_to_the_next_proxy_and_no_password_is_ever_shown(http_server, tmp_path):
     http_server.add_file("/clip.mp4", HOPPER)
     with LocalProxy(status=429) as refused, LocalProxy() as relay:
@@ -136,6 +142,7 @@ def test_a_block_moves_to_the_next_proxy_and_no_password_is_ever_shown(http_serv
     assert not [text for text in shown if SECRET in text]
 
 
+@pytest.mark.slow
 def test_a_proxy_that_is_down_is_named_without_its_password(tmp_path):
     """Nobody listens on port 9: a network failure, and nothing shown or kept has the password."""
     write(tmp_path, config(tmp_path, [{"url": "http://127.0.0.1:9/clip.mp4"}],
@@ -147,6 +154,7 @@ def test_a_proxy_that_is_down_is_named_without_its_password(tmp_path):
     assert not [text for text in shown if SECRET in text]
 
 
+@pytest.mark.slow
 def test_a_bad_proxy_is_one_line_exit_2_and_masked(tmp_path):
     write(tmp_path, config(tmp_path, [{"url": "http://127.0.0.1:9/clip.mp4"}],
                            proxies=[f"ftp://ann:{SECRET}@127.0.0.1:21"]))
@@ -156,6 +164,7 @@ def test_a_bad_proxy_is_one_line_exit_2_and_masked(tmp_path):
         "download.proxies.0: 'ftp://***@127.0.0.1:21' is not a proxy URL: give http://")
 
 
+@pytest.mark.slow
 def test_worker_processes_see_a_host_stopped_by_the_run(http_server, tmp_path):
     """The run's process stops the host while listing (budget 0); the two worker processes
     read that from the host's record in state/ and ask the host for nothing."""
@@ -171,3 +180,62 @@ def test_worker_processes_see_a_host_stopped_by_the_run(http_server, tmp_path):
     assert gets(http_server, "/site/a.mp4") == gets(http_server, "/site/b.mp4") == 0
     videos = [o for o in report.outcomes if o.sid.startswith("html5-")]
     assert len(videos) == 2 and all(o.message.startswith("not tried: ") for o in videos)
+
+
+# The host's record, without a run: what units in other processes share through it.
+
+def settings(**backoff):
+    return parse_config({"sources": [{"url": "https://example.org/v"}],
+                         "download": {"backoff": backoff}}).download
+
+
+def too_many(_proxy):
+    raise RuntimeError("HTTP Error 429: Too Many Requests")
+
+
+def test_a_host_stopped_by_one_unit_is_not_asked_by_the_next(tmp_path):
+    first = HostGate(tmp_path, "https://www.example.org/a", settings(pause_s=0.4, budget_s=0.4))
+    second = HostGate(tmp_path, "https://example.org/b", settings(pause_s=0.4, budget_s=0.4))
+    with pytest.raises(HostBlocked, match="example.org stopped for this run"):
+        first.attempt(too_many)  # blocked, a pause of 0.4 s, blocked again: stopped
+    with pytest.raises(HostBlocked, match="^not tried: example.org blocked this run"):
+        second.attempt(lambda _p: pytest.fail("a stopped host is asked"))
+
+
+
+def test_a_unit_waits_while_another_units_block_pauses_the_host(tmp_path):
+    blocked_once = iter([True])
+    first = HostGate(tmp_path, "https://example.org/a", settings(pause_s=0.5))
+    pausing = threading.Thread(target=first.attempt, args=(
+        lambda p: too_many(p) if next(blocked_once, False) else "given",))
+    pausing.start()
+    while not first.path.exists():  # the block is recorded: the host pauses 0.5 s
+        time.sleep(0.01)
+    started = time.monotonic()
+    second = HostGate(tmp_path, "https://example.org/b", settings(pause_s=0.5))
+    asked = second.attempt(lambda _p: time.monotonic())
+    pausing.join()
+    assert asked - started >= 0.4
+
+
+@pytest.mark.parametrize("url", ["http://../../etc/passwd", "http://%2e%2e%2f%2e%2e/x",
+                                 "http://[::1]:80/x", "http://\u00e9t\u00e9.example/x",
+                                 "http://a:b@/x", "http://" + "x" * 300 + "/v"])
+def test_a_hostile_host_name_names_no_file_outside_the_hosts_folder(tmp_path, url):
+    gate = HostGate(tmp_path, url, settings(budget_s=0))
+    with pytest.raises(HostBlocked):
+        gate.attempt(too_many)
+    [record] = (tmp_path / "hosts").glob("*.json")
+    assert record.parent == tmp_path / "hosts" and len(record.name) < 100
+    assert [p.name for p in tmp_path.iterdir()] == ["hosts"]
+
+
+@pytest.mark.parametrize("damage", ["", "not json", "[1, 2]", '{"blocks": "x"}',
+                                    '{"stopped": "yes"}', '{"until": 1e18}'])
+def test_a_damaged_host_record_is_not_trusted(tmp_path, damage):
+    gate = HostGate(tmp_path, "https://example.org/v", settings(pause_s=60))
+    gate.path.parent.mkdir(parents=True)
+    gate.path.write_text(damage)
+    started = time.monotonic()
+    assert gate.attempt(lambda _p: "given") == "given"
+    assert time.monotonic() - started < 5
