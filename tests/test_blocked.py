@@ -202,7 +202,6 @@ def test_a_host_stopped_by_one_unit_is_not_asked_by_the_next(tmp_path):
         second.attempt(lambda _p: pytest.fail("a stopped host is asked"))
 
 
-
 def test_a_unit_waits_while_another_units_block_pauses_the_host(tmp_path):
     blocked_once = iter([True])
     first = HostGate(tmp_path, "https://example.org/a", settings(pause_s=0.5))
