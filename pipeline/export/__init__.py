@@ -22,15 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import building, read_json_object, replace_dir, through_link, write_json
-from ..lock import RunLock
+from ..io.files import building, read_json_object, replace_dir, through_link, write_json
+from ..state.lock import RunLock
+from .frames import ExportError, manifest_path, read_frames
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
 MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it
-
-
-class ExportError(Exception):
-    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +138,6 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
-    from .frames import manifest_path, read_frames  # the package stays light: the CLI imports FORMATS
-
     check_installed(fmt)
     manifest_path(root)  # before the lock, which would make the folder
     final = Path(os.path.abspath(out if out is not None else default_folder(root, fmt)))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..state import fingerprint
+from ..state.markers import fingerprint
 from .frames import ExportFrame
 
 PROVENANCE = ("crop_id", "source_id", "source_url", "title", "uploader", "license", "t_s",
@@ -34,6 +34,7 @@ def rows(frames: list[ExportFrame], root: Path) -> Iterator[dict[str, Any]]:
 
 
 def features_for(labels: list[str]) -> Any:
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     kinds = {"t_s": "float64", "score": "float64", "frame_index": "int64", "track_id": "int64"}
@@ -46,13 +47,14 @@ def features_for(labels: list[str]) -> Any:
 
 
 def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     labels = sorted({b.row["label"] for f in frames for b in f.boxes})
     ids = fingerprint([b.row["crop_id"] for f in frames for b in f.boxes], labels)
     # datasets writes Arrow shards into a cache as the generator runs, then save_to_disk copies
     # them; the cache is scratch beside the export, named after it (``<out>.cache.*``), so the
-    # next export removes it if this one is killed (pipeline.files.sweep_dead_scratch).
+    # next export removes it if this one is killed (pipeline.io.files.sweep_dead_scratch).
     with tempfile.TemporaryDirectory(prefix=f"{out.name}.cache.", dir=out.parent) as cache:
         ds = datasets.Dataset.from_generator(rows, features=features_for(labels), cache_dir=cache,
                                              gen_kwargs={"frames": frames, "root": root},
@@ -63,6 +65,7 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
 
 def push(folder: Path, repo: str) -> None:
     """Upload a saved export to the Hub as ``repo``, one Hub split per ``split`` value."""
+    # lazy: optional dependency (the hf extra)
     import datasets
 
     ds = datasets.load_from_disk(str(folder))

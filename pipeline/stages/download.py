@@ -15,11 +15,13 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..blocked import HostGate
-from ..config import Config
-from ..progress import bar
-from ..sources import QuietLogger, Video, printable
-from ..state import fingerprint, write_json
+from ..config.schema import Config
+from ..io.progress import bar
+from ..core.records import Video
+from ..sources.ytdlp import QuietLogger, printable
+from ..io.files import write_json
+from ..state.markers import fingerprint
+from ..sources.blocked import HostGate
 from ..video import probe
 from .base import AlwaysOn, Context, Produced
 
@@ -61,6 +63,7 @@ def find_ffmpeg() -> str | None:
     if found:
         return found
     try:
+        # lazy: optional dependency (the ffmpeg extra)
         import imageio_ffmpeg
     except ImportError:
         return None
@@ -125,6 +128,7 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
         opts["ffmpeg_location"] = ffmpeg
     if video.segments and d.sections_only:
         if ffmpeg:
+            # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
             from yt_dlp.utils import download_range_func
 
             ranges = [(s.start, s.end if s.end is not None else float("inf")) for s in video.segments]
@@ -153,6 +157,7 @@ def _ffmpeg_for_ytdlp(location: str | None) -> Iterator[None]:
     if not location:
         yield
         return
+    # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
     token = FFmpegPostProcessor._ffmpeg_location.set(location)
@@ -179,6 +184,7 @@ def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPar
 
 
 def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[list[str], dict[str, Any]]:
+    # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
     outdir = root / "videos"
@@ -198,7 +204,7 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
                 if isinstance(hook, _TqdmHook):
                     hook.close()
 
-    # a bot check or HTTP 429 pauses, moves to the next proxy, or stops the host (pipeline.blocked)
+    # a bot check or HTTP 429 pauses, moves to the next proxy, or stops the host (pipeline.sources.blocked)
     info = HostGate(root / "state", video.location, config.download).attempt(fetch)
     if info is None:
         raise RuntimeError(f"yt-dlp returned nothing for {video.location}")
