@@ -10,8 +10,8 @@ tried again in this run but recorded as failed (class ``blocked``, so ``--retry-
 exactly those), while the other hosts go on.
 
 Units run in worker processes (or on Ray nodes): what a host did so far is a small record,
-``state/hosts/<host>-<hash>.json``, changed under a lock file beside it and cleared when a run starts,
-so every worker pauses, rotates and stops together.
+``state/hosts/<host>-<hash>.json``, changed under a lock file beside it and cleared when a run
+starts and ends, so every worker pauses, rotates and stops together.
 """
 from __future__ import annotations
 
