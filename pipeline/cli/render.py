@@ -12,6 +12,7 @@ from ..config.load import load_config
 from ..config.schema import Config
 from ..io.yamlfile import ConfigError
 from ..core.errors import os_error_line
+from ..sources.blocked import advice
 
 if TYPE_CHECKING:  # the types only: importing the runner costs every command's start
     from ..runner.status import StatusReport
@@ -79,6 +80,8 @@ def print_report(report: RunReport) -> None:
         click.echo("  (rerun with --retry-failed to try them again)")
     if report.availability:
         click.echo(availability_line(report.availability))
+    if report.blocked_hosts:
+        click.echo(advice(report.blocked_hosts))
     root = report.root
     click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
     if report.sheets is not None:
@@ -119,6 +122,8 @@ def print_status(report: StatusReport) -> bool:
         click.echo("failed:")
         for stage, (sid, kind, message) in failed:
             click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+    if report.blocked_hosts:
+        click.echo(advice(report.blocked_hosts))
     if report.final_step == "running":
         click.echo("the last step (dataset, manifest, sheets) is running now")
     elif report.final_step == "unfinished":

@@ -317,6 +317,13 @@ class Config(Model):
         return self
 
     @model_validator(mode="after")
+    def _one_proxy_setting(self) -> Config:
+        if self.download.proxies and "proxy" in self.download.ytdlp:
+            raise ValueError("download.ytdlp.proxy: give proxies in download.proxies only "
+                             "(a list, rotated when a host blocks the run)")
+        return self
+
+    @model_validator(mode="after")
     def _labels_apart(self) -> Config:
         clash = label_clash(self.labels())
         if clash is not None:

@@ -1,13 +1,16 @@
 """The config's sections about where videos come from: ``sources`` entries, their segments, and
-the ``download`` options (yt-dlp's, minus the ones that would run a program)."""
+the ``download`` options (yt-dlp's, minus the ones that would run a program; proxies and the
+pauses after a host blocks the run)."""
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
+from ..io.redact import mask_credentials
 from .fields import Label, Model, PositiveFloat, Time, UserPath, at_least
 from .filter import FilterSpec
 
@@ -101,6 +104,35 @@ def _runs_programs(opts: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"postprocessors.{i}", f"runs a command ({pp.get('key')})"
 
 
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(v: str) -> str:
+    """A proxy URL yt-dlp can use: a scheme it speaks and a host. The value is named with its
+    password masked: a config error is printed, and a proxy's password must never be."""
+    try:
+        parts = urlsplit(v.strip())
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise ValueError(f"'{mask_credentials(v)}' is not a proxy URL: give "
+                         f"{', '.join(s + '://' for s in PROXY_SCHEMES)} with a host, "
+                         "e.g. http://user:password@host:3128")
+    return v.strip()
+
+
+class Backoff(Model):
+    """Pauses after a host blocks the run (``pipeline.sources.blocked``). Not measured against a
+    real site's limits: YouTube's own message says a session is rate-limited "for up to an
+    hour", so pauses of minutes only outlast short spells; the budget bounds what a blocked host
+    costs (30 + 60 + 120 + 240 s, then the fifth block in a row stops the host: 7.5 minutes)."""
+
+    pause_s: PositiveFloat = 30.0  # the first pause
+    factor: Annotated[float, at_least(1)] = 2.0  # each pause in a row this many times the last
+    budget_s: Annotated[float, at_least(0)] = 600.0  # waiting per host and run; 0: stop at once
+
+
 class Download(Model):
     format: str = "bv*[height<=720]/b[height<=720]/bv*/b"
     sections_only: bool = True
@@ -111,6 +143,9 @@ class Download(Model):
     # A config is a file people share: yt-dlp options that run programs (_runs_programs) are
     # refused unless its reader sets this.
     allow_commands: bool = False
+    # yt-dlp's ``proxy``, the first to start with; a host that blocks the run moves to the next
+    proxies: list[Annotated[str, AfterValidator(_check_proxy)]] = Field(default_factory=list)
+    backoff: Backoff = Backoff()
 
     def commands(self) -> list[str]:
         """``ytdlp.KEY: what it does`` for each option that runs a program, when not allowed."""

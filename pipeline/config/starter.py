@@ -37,6 +37,10 @@ sources:
 download:
   format: "bv*[height<=720]/b[height<=720]/bv*/b"   # 720p is plenty for crops of a few hundred pixels
   retries: 3
+  # A site that asks "confirm you're not a bot" or answers 429 pauses the run, then stops that
+  # site for the run (docs/collection.md). What helps:
+  # ytdlp: {{cookiefile: cookies.txt, sleep_interval: 10, max_sleep_interval: 20}}
+  # proxies: ["http://user:password@proxy.example:3128"]   # the next one after a block
 
 sample:
   every: 1.0                      # one frame per second of video (or fps: 2 | count: 50 | scene: {{}})

@@ -1,8 +1,9 @@
 """Failure classes a user can act on, recorded in ``state/<stage>/<sid>.error.json``.
 
 yt-dlp reports everything as ``DownloadError`` with a message; the class tells a user whether to
-retry later (network), give cookies or a proxy (geo/bot-check), or drop the source (unavailable,
-not a video).
+retry later (network), slow down or give cookies or proxies (blocked: a bot check or HTTP 429,
+which ``pipeline.sources.blocked`` backs off from), give cookies or a proxy in another country
+(restricted), or drop the source (unavailable, not a video).
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import re
 import traceback
 from pathlib import Path
 from typing import Any
+from ..io.redact import mask_credentials
 from ..video.probe import VideoError
 
 UNAVAILABLE = "unavailable"
-GEO_OR_BOT = "geo-or-bot-check"
+BLOCKED = "blocked"
+RESTRICTED = "restricted"
 NETWORK = "network"
 NOT_A_VIDEO = "not-a-video"
 NOT_FOUND = "not-found"
@@ -25,6 +28,11 @@ ERROR = "error"
 class SourceConfigError(ValueError):
     """The config asks something of a source that the source cannot give (a segment after its
     end); the message starts with the key path, like config errors do."""
+
+
+class HostBlocked(RuntimeError):
+    """A host refuses this run (bot checks, HTTP 429) and the pauses allowed for it are used
+    up: the source is not tried (again) in this run; its class is ``blocked``."""
 
 
 class OutputUnwritable(RuntimeError):
@@ -64,8 +72,13 @@ def unwritable_output(exc: BaseException, root: Path) -> OutputUnwritable | None
         "kept: free space, fix permissions or raise the limit, then run the same command again")
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (GEO_OR_BOT, re.compile(r"not a bot|sign in to confirm|geo.?restrict|available in your "
-                            r"country|blocked it in your country|HTTP Error 429|cookies", re.I)),
+    # yt-dlp's own texts: YouTube's bot check and rate limit ("This content isn't available, try
+    # again later. The current session has been rate-limited"), its captcha, Cloudflare's
+    # anti-bot challenge (generic extractor), and any HTTP 429
+    (BLOCKED, re.compile(r"not a (ro)?bot|HTTP Error 429|too many requests|rate.?limit|captcha|"
+                         r"anti-bot|isn.t available, try again later", re.I)),
+    (RESTRICTED, re.compile(r"sign in to confirm|geo.?restrict|available in your country|"
+                            r"blocked it in your country|cookies", re.I)),
     (UNAVAILABLE, re.compile(r"video unavailable|private video|has been removed|account .*terminated|"
                              r"no longer available|HTTP Error 40[34]|members.only|is not available|"
                              r"does not exist", re.I)),
@@ -83,13 +96,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """(class, one-line message) for an exception raised while handling a source."""
-    text = _ANSI.sub("", str(exc)).replace("\r", "")
+    text = mask_credentials(_ANSI.sub("", str(exc)).replace("\r", ""))
     lines = [re.sub(r"^ERROR:\s*", "", line).strip() for line in text.splitlines()]
     message = next((line for line in lines if line), type(exc).__name__)
     if isinstance(exc, FileNotFoundError):
         return NOT_FOUND, message
     if isinstance(exc, SourceConfigError):
         return CONFIG, message
+    if isinstance(exc, HostBlocked):
+        return BLOCKED, message
     if isinstance(exc, VideoError):
         return NOT_A_VIDEO, message
     for kind, pattern in _PATTERNS:
@@ -101,4 +116,5 @@ def classify(exc: BaseException) -> tuple[str, str]:
 def error_record(exc: BaseException, stage: str) -> dict[str, Any]:
     kind, message = classify(exc)
     return {"stage": stage, "class": kind, "message": message, "exception": type(exc).__name__,
-            "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]}
+            "traceback": [mask_credentials(line) for line in
+                          traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]]}

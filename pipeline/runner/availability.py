@@ -94,8 +94,8 @@ def judge(fate: Fate | None) -> tuple[str, str]:
         return "unavailable", detail or ""
     if fate.error_class == "blocked" or detail in _BLOCKED:
         return "blocked", detail or "blocked"
-    if fate.error_class == "unavailable":
-        return "unavailable", "unavailable"
+    if fate.error_class in ("unavailable", "restricted"):
+        return "unavailable", fate.error_class
     return "failed", f"{fate.stage}: {fate.error_class or 'error'}"
 
 

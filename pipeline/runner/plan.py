@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
 from ..core.records import Video
+from ..sources.blocked import gated
 from ..sources.expand import Filtered, cap_per_source, expand_sources
+from ..sources.ytdlp import expand_url
 from ..stages import NAMES
 from ..state.markers import State
 from ..video import Range, VideoInfo, probe
@@ -271,7 +274,11 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     root = config.output_dir
     claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
     state = State(root)
-    listed = expand_sources(config, state, refresh=refresh)
+    # a bot check or HTTP 429 while listing backs off as in a run, with records of the plan's own
+    # (a run in progress keeps its own; pipeline.sources.blocked)
+    with tempfile.TemporaryDirectory() as hosts:
+        listing_of = gated(expand_url, Path(hosts), config.download)
+        listed = expand_sources(config, state, listing_of, refresh)
     expansion = cap_per_source(listed, limit)
     if claim.action != "ours" and state.dir.is_dir():  # listings were saved: the folder is made
         claim.write()

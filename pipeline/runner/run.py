@@ -24,6 +24,7 @@ from ..exec.executors import check_available, open_executor
 from ..exec.signals import signal_of, stop_on_signals
 from ..io import progress
 from ..review.sheets import build_sheets, ours_in_sheets
+from ..sources.blocked import blocked_hosts, fresh_hosts
 from ..sources.expand import cap_per_source, expand_sources
 from ..stages import NAMES, detect, identity
 from ..state.lock import RunLock
@@ -137,7 +138,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     started = time.monotonic()
     # The executor starts after the lock (Ray: connects, checks the output folder is shared).
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.exec.signals).
-    with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor:
+    # Blocks (bot checks, HTTP 429) are counted per host for this run only (pipeline.sources.blocked).
+    with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor, \
+            fresh_hosts(root / "state"):
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
@@ -187,7 +190,9 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             _warn_names(report.identity, notices.warn)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
                            sheets=_build_sheets(config, root, log),
-                           availability=record_run(config, root, listed, fates_of(outcomes)))
+                           availability=record_run(config, root, listed, fates_of(outcomes)),
+                           blocked_hosts=blocked_hosts(expansion.locations(config),
+                                                       [(o.sid, o.error_class) for o in outcomes]))
         notices.close()
         write_summary(root, summary_of(config, result))
         state.finish_final_step()

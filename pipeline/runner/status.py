@@ -2,11 +2,12 @@
 the markers alone (no network: a playlist not listed yet is said to be so)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
+from ..sources.blocked import blocked_hosts
 from ..sources.expand import expand_sources
 from ..stages import Context, active
 from ..state.lock import RunLock
@@ -35,6 +36,8 @@ class StatusReport:
     running: dict[str, Any] | None = None
     """The run that holds the output folder now (pid, host, started), if any."""
     sources: int = 0
+    blocked_hosts: list[str] = field(default_factory=list)
+    """Hosts whose bot checks or HTTP 429 failed sources (``pipeline.sources.blocked``)."""
 
 
 def status(config: Config) -> StatusReport:
@@ -73,8 +76,10 @@ def status(config: Config) -> StatusReport:
             upstream = fp if decision.action == "skip" else None
     for sid, _, kind, message in failures:
         stages["download"]["failed"].append((sid, kind, message))
+    failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
-                        RunLock(root).holder(), len(expansion.videos))
+                        RunLock(root).holder(), len(expansion.videos),
+                        blocked_hosts(expansion.locations(config), failed))
 
 
 def final_step_of(state: State, root: Path) -> str | None:

@@ -24,6 +24,7 @@ class RunReport:
     signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
     sheets: Any = None  # pipeline.review.sheets.SheetReport, None when not built
     availability: list[Any] = field(default_factory=list)  # runner.availability.Row: every listed video
+    blocked_hosts: list[str] = field(default_factory=list)  # hosts that stopped sources (blocked)
 
     @property
     def failed(self) -> list[SourceOutcome]:

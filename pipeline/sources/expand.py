@@ -23,6 +23,7 @@ from .ids import file_source_id, short_hash
 from .ytdlp import expand_url, printable
 from ..core.errors import classify
 from ..core.filters import VideoFilter
+from .blocked import gated
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
@@ -45,6 +46,13 @@ class Expansion:
     videos: list[Video] = field(default_factory=list)
     failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
     filtered: list[Filtered] = field(default_factory=list)
+
+    def locations(self, config: Config) -> dict[str, str]:
+        """Each source id's URL or path: the videos', and the listed entries' that failed."""
+        where = {v.sid: v.location for v in self.videos}
+        where.update({sid: config.sources[i].url or config.sources[i].path or ""
+                      for sid, i, _, _ in self.failures})
+        return where
 
 
 def _is_output(folder: Path, output: Path) -> bool:
@@ -98,14 +106,19 @@ def local_source_problems(config: Config) -> list[str]:
 Expander = Callable[[str, dict, VideoFilter | None], list[dict[str, str]]]
 
 
-def expand_sources(config: Config, state: State, expander: Expander = expand_url,
+def expand_sources(config: Config, state: State, expander: Expander | None = None,
                    refresh: bool = False) -> Expansion:
     """All videos of the config in order; the same video twice is kept once. Videos an entry's
     filter leaves out go to ``Expansion.filtered`` (a video another entry takes is not there).
 
+    ``expander`` lists a URL; by default ``expand_url`` through the host's gate
+    (``pipeline.sources.blocked``: a bot check or HTTP 429 pauses, rotates proxies or stops the host).
+
     Which entry's label and segments it takes: the most specific path entry (a file over a
     folder holding it, a subfolder over its parent, whatever their order), else the first entry.
     """
+    if expander is None:
+        expander = gated(expand_url, state.dir, config.download)
     out = Expansion()
     position: dict[str, int] = {}
     ytdlp_options = _expansion_options(config)

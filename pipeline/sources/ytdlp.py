@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 from ..core.filters import VideoFilter, screen
+from ..io.redact import mask_credentials
 from .ids import short_hash, url_source_id
 
 log = logging.getLogger(__name__)
@@ -20,19 +21,20 @@ def printable(text: str) -> str:
 
 
 class QuietLogger:
-    """yt-dlp's messages into our log: its errors reach the user once, through our summary."""
+    """yt-dlp's messages into our log: its errors reach the user once, through our summary.
+    A proxy's password is masked in them."""
 
     def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
     def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
     def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
+        log.info("yt-dlp: %s", mask_credentials(msg))
 
     def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        log.debug("yt-dlp: %s", mask_credentials(msg))
 
 
 def _video_entries(info: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:

@@ -21,6 +21,7 @@ from ..core.records import Video
 from ..sources.ytdlp import QuietLogger, printable
 from ..io.files import write_json
 from ..state.markers import fingerprint
+from ..sources.blocked import HostGate
 from ..video import probe
 from .base import AlwaysOn, Context, Produced
 
@@ -188,16 +189,23 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
 
     outdir = root / "videos"
     outdir.mkdir(parents=True, exist_ok=True)
-    opts = ytdlp_options(video, config, outdir, progress)
-    if progress:
-        opts["progress_hooks"] = [_TqdmHook(video.sid)]
-    try:
-        with _ffmpeg_for_ytdlp(opts.get("ffmpeg_location")), yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(video.location, download=True)
-    finally:
-        for hook in opts.get("progress_hooks", []):
-            if isinstance(hook, _TqdmHook):
-                hook.close()
+
+    def fetch(proxy: str | None) -> dict[str, Any] | None:
+        opts = ytdlp_options(video, config, outdir, progress)
+        if proxy is not None:
+            opts["proxy"] = proxy
+        if progress:
+            opts["progress_hooks"] = [_TqdmHook(video.sid)]
+        try:
+            with _ffmpeg_for_ytdlp(opts.get("ffmpeg_location")), yt_dlp.YoutubeDL(opts) as ydl:
+                return ydl.extract_info(video.location, download=True)
+        finally:
+            for hook in opts.get("progress_hooks", []):
+                if isinstance(hook, _TqdmHook):
+                    hook.close()
+
+    # a bot check or HTTP 429 pauses, moves to the next proxy, or stops the host (pipeline.sources.blocked)
+    info = HostGate(root / "state", video.location, config.download).attempt(fetch)
     if info is None:
         raise RuntimeError(f"yt-dlp returned nothing for {video.location}")
     if info.get("_type") in ("playlist", "multi_video"):

@@ -10,6 +10,8 @@ misbehaviour per path::
         srv.stall("/slow.mp4", seconds=5)                # headers, then silence
         srv.ignore_range("/norange.mp4")                 # always 200 with the full body
         srv.page("/list.html", "<video src='a.mp4'></video>")
+        srv.error("/busy.mp4", 429, times=2, file=clip)  # 429 twice, then the file
+        srv.bot_check("/page.html")                      # Cloudflare's anti-bot challenge
         url = srv.url("/clip.mp4")
         ...
         assert srv.requests_for("/clip.mp4")[-1].range == "bytes=10000-"
@@ -23,6 +25,7 @@ open connections and joins every handler thread, so no thread outlives the
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import mimetypes
 import os
@@ -34,7 +37,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LocalHTTPServer", "RequestRecord", "Route", "MAX_STALL"]
+__all__ = ["LocalHTTPServer", "LocalProxy", "RequestRecord", "Route", "MAX_STALL"]
 
 #: upper bound of a ``stall`` in seconds, whatever a test asks for
 MAX_STALL = 30.0
@@ -94,7 +97,8 @@ class RequestRecord:
 class Route:
     """What the server does for one URL path.
 
-    kind: ``file`` (serve ``file`` or the folder's file), ``error`` (``status``),
+    kind: ``file`` (serve ``file`` or the folder's file), ``error`` (``status``; with
+    ``times``, only the first that many requests), ``challenge`` (a bot check page),
     ``drop`` (send ``after_bytes`` of the body then close), ``stall`` (send the
     headers and ``after_bytes`` then wait ``seconds``), ``ignore_range`` (200 and
     the full body even for a Range request), ``body`` (``body`` bytes with
@@ -105,7 +109,7 @@ class Route:
     file: Path | None = None
     status: int = 200
     after_bytes: int = 0
-    times: int | None = None  # drop: how many requests to cut; None = every full one
+    times: int | None = None  # drop, error: how many requests to spoil; None = every one
     drop_ranged: bool = False  # drop: also cut requests that carry a Range header
     seconds: float = MAX_STALL
     body: bytes | None = None
@@ -172,9 +176,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route is None:
             route = Route("file")
 
-        if route.kind == "error":
-            route.hits += 1
+        if route.kind == "error" and self._spoils(route):
             return self._send_error(route.status)
+        if route.kind == "challenge":
+            route.hits += 1
+            return self._send_challenge()
         if route.kind == "redirect":
             route.hits += 1
             self.send_response(route.status or 302)
@@ -203,6 +209,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send_stall(data, ctype, route)
         return self._send_bytes(data, ctype, head, allow_range=True)
 
+    def _spoils(self, route: Route) -> bool:
+        """Whether this request gets the route's error (the first ``times`` ones)."""
+        with self.owner._lock:
+            if route.times is not None and route.hits >= route.times:
+                return False
+            route.hits += 1
+            return True
+
     def _should_drop(self, route: Route) -> bool:
         with self.owner._lock:
             if self._record.range and not route.drop_ranged:
@@ -217,6 +231,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = f"{status} {self.responses.get(status, ('Error',))[0]}\n".encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_challenge(self):
+        """What Cloudflare answers a client it takes for a bot: 403, a ``cf-mitigated`` header
+        and its challenge page (yt-dlp's generic extractor recognises both)."""
+        body = CHALLENGE_PAGE.encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("cf-mitigated", "challenge")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -288,6 +314,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data[:route.after_bytes])
         self.owner._stopping.wait(min(max(route.seconds, 0.0), MAX_STALL))
         self.close_connection = True
+
+
+CHALLENGE_PAGE = ("<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>"
+                  "</head><body><h1>Sorry, you have been blocked</h1></body></html>")
 
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.I)
@@ -404,9 +434,17 @@ class LocalHTTPServer:
         """Serve ``file`` (anywhere on disk) at ``path``; normal, range-capable serving."""
         return self._set(path, Route("file", file=Path(file), content_type=content_type))
 
-    def error(self, path: str, status: int = 404) -> Route:
-        """Answer ``path`` with ``status`` (404, 403, 500, ...) and a short text body."""
-        return self._set(path, Route("error", status=status))
+    def error(self, path: str, status: int = 404, *, times: int | None = None,
+              file: str | os.PathLike | None = None) -> Route:
+        """Answer ``path`` with ``status`` (404, 403, 429, 500, ...) and a short text body;
+        with ``times``, only the first that many requests, then serve ``file`` (or the
+        folder's)."""
+        return self._set(path, Route("error", status=status, times=times,
+                                     file=Path(file) if file else None))
+
+    def bot_check(self, path: str) -> Route:
+        """Answer ``path`` with Cloudflare's anti-bot challenge (403 and its page)."""
+        return self._set(path, Route("challenge"))
 
     def not_found(self, path: str) -> Route:
         return self.error(path, 404)
@@ -499,3 +537,108 @@ class LocalHTTPServer:
                 self._conns.add(conn)
             else:
                 self._conns.discard(conn)
+
+
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authorization", "proxy-connection",
+                         "te", "trailer", "transfer-encoding", "upgrade"})
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """Relays ``GET http://127.0.0.1:PORT/path`` (what a client sends a forward proxy)."""
+
+    protocol_version = "HTTP/1.0"
+    timeout = HANDLER_TIMEOUT
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet tests
+        pass
+
+    def do_GET(self):
+        self._relay()
+
+    def do_HEAD(self):
+        self._relay()
+
+    def _relay(self):
+        owner: LocalProxy = self.server.owner  # type: ignore[attr-defined]
+        target = urllib.parse.urlsplit(self.path)
+        record = RequestRecord(self.command, target.path, target.query, self.headers.get("Range"),
+                               {k: v for k, v in self.headers.items()})
+        with owner._lock:
+            owner.requests.append(record)
+        if owner.status is not None or target.scheme != "http" or target.hostname != "127.0.0.1":
+            record.status = owner.status or 403  # blocked, or not the loopback: never relayed
+            body = f"{record.status} {self.responses.get(record.status, ('Error',))[0]}\n".encode()
+            self.send_response(record.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", target.port or 80, timeout=HANDLER_TIMEOUT)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            conn.request(self.command, target.path + (f"?{target.query}" if target.query else ""),
+                         headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+            record.status = answer.status
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP_BY_HOP | {"server", "date"}:
+                    self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (OSError, http.client.HTTPException):
+            self.close_connection = True
+        finally:
+            conn.close()
+
+
+class LocalProxy:
+    """A forward HTTP proxy on 127.0.0.1:<free port> for tests; a context manager.
+
+    It relays requests for 127.0.0.1 only (anything else gets 403); with ``status`` (e.g. 429)
+    it answers every request with that instead: a proxy whose address a site blocks. Every
+    request is recorded in ``requests`` (its ``headers`` keep ``Proxy-Authorization``).
+    """
+
+    def __init__(self, status: int | None = None):
+        self.status = status
+        self.requests: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LocalProxy:
+        self._httpd = _Server(("127.0.0.1", 0), _ProxyHandler)
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name=f"test-proxy-{self.port}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()  # joins handler threads
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("proxy not started")
+        return self._httpd.server_address[1]
+
+    def url(self, credentials: str | None = None) -> str:
+        """``http://[credentials@]127.0.0.1:PORT``, the proxy URL a client is given."""
+        return f"http://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
+
+    def paths(self) -> list[str]:
+        """The path of each request relayed or refused, in order."""
+        with self._lock:
+            return [r.path for r in self.requests]

@@ -24,8 +24,9 @@ def test_creative_commons_in_the_forms_sites_write_it(licence, passes):
 @pytest.mark.parametrize("error_class, message, state, why", [
     ("unavailable", "[youtube] x: Private video. Sign in if you've been granted access", "unavailable",
      "private"),
-    ("geo-or-bot-check", "[youtube] x: Sign in to confirm your age", "unavailable", "age"),
-    ("geo-or-bot-check", "[youtube] x: Sign in to confirm you're not a bot", "blocked", "bot-check"),
+    ("restricted", "[youtube] x: Sign in to confirm your age", "unavailable", "age"),
+    ("restricted", "the site asks to sign in", "unavailable", "restricted"),
+    ("blocked", "[youtube] x: Sign in to confirm you're not a bot", "blocked", "bot-check"),
     ("blocked", "[youtube] x: HTTP Error 429: Too Many Requests", "blocked", "rate-limited"),
     ("blocked", "the site said no", "blocked", "blocked"),  # a class of its own, however worded
     ("unavailable", "HTTP Error 403: Forbidden", "unavailable", "unavailable"),

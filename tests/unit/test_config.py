@@ -144,6 +144,25 @@ BAD = [
      "sources.0.url: 'not a url' is not a URL: give one with its scheme (https://...) or a yt-dlp "
      "search such as \"ytsearch20:words\" (line 1)"),
     ("sources: [{url: 'youtube.com/watch?v=x'}]\n", "sources.0.url: 'youtube.com/watch?v=x' is not a URL"),
+    ("sources: [{path: a.mp4}]\ndownload: {proxies: ['ftp://ann:s3cret@10.0.0.7:21']}\n",
+     "download.proxies.0: 'ftp://***@10.0.0.7:21' is not a proxy URL: give http://, https://, "
+     "socks5://, socks5h:// with a host, e.g. http://user:password@host:3128 (line 2)"),
+    ("sources: [{path: a.mp4}]\ndownload: {proxies: ['http://ann:s3cret@:3128']}\n",
+     "download.proxies.0: 'http://***@:3128' is not a proxy URL"),
+    ("sources: [{path: a.mp4}]\ndownload: {proxies: ['http://10.0.0.7:port']}\n",
+     "download.proxies.0: 'http://10.0.0.7:port' is not a proxy URL"),
+    ("sources: [{path: a.mp4}]\ndownload: {proxies: 'http://10.0.0.7:3128'}\n",
+     "download.proxies: must be a list (got str 'http://10.0.0.7:3128') (line 2)"),
+    ("sources: [{path: a.mp4}]\ndownload:\n  proxies: ['http://10.0.0.7:3128']\n"
+     "  ytdlp: {proxy: 'http://10.0.0.8:3128'}\n",
+     "download.ytdlp.proxy: give proxies in download.proxies only (a list, rotated when a host "
+     "blocks the run) (line 4)"),
+    ("sources: [{path: a.mp4}]\ndownload: {backoff: {pause_s: 0}}\n",
+     "download.backoff.pause_s: must be greater than 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\ndownload: {backoff: {factor: 0.5}}\n",
+     "download.backoff.factor: must be at least 1 (line 2)"),
+    ("sources: [{path: a.mp4}]\ndownload: {backoff: {budget_s: -1}}\n",
+     "download.backoff.budget_s: must be at least 0 (line 2)"),
     ("- just\n- a list\n", "(top level): must be a mapping with at least 'sources'"),
     ("sources: [\n", "not valid YAML: expected the node content"),
 ]
