@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from ..steps.tree import link  # hard link (no extra space), else a copy
 from ..core.detections import CLASS_NAMES
 from ..algo.quality import KEPT
 from ..io.files import read_jsonl
+from ..steps.manifest import read_manifest
 
 
 class ExportError(Exception):
@@ -79,21 +81,26 @@ def exported(row: dict[str, Any], include_all: bool) -> bool:
 
 def manifest_path(root: Path) -> Path:
     """``manifest.jsonl``, which must exist: an export of a folder no run finished is refused."""
-    path = root / "manifest.jsonl"
+    path = OutputLayout(root).manifest_jsonl
     if not path.is_file():
         raise ExportError(f"no manifest in {root}/ yet: run the pipeline first")
     return path
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
-    return read_jsonl(manifest_path(root))
+def manifest_rows(root: Path) -> list[dict[str, Any]]:
+    """The manifest's rows (``pipeline.steps.manifest.read_manifest``), refused as above without one."""
+    rows = read_manifest(root)
+    if rows is None:
+        manifest_path(root)  # raises: the manifest went away
+    return rows or []
 
 
 def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
     """The frames with exported boxes, in manifest order (source, time)."""
     frames: dict[tuple[str, int], ExportFrame] = {}
     sizes: dict[str, dict[int, dict[str, Any]]] = {}
-    for row in read_manifest(root):
+    layout = OutputLayout(root)
+    for row in manifest_rows(root):
         if not exported(row, include_all) or row.get("box_x") is None:
             continue
         sid, t_ms = row["source_id"], int(round(float(row["t_s"]) * 1000))
@@ -103,9 +110,9 @@ def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
                 sizes[sid] = _frame_rows(root, sid)
             info = sizes[sid].get(t_ms)
             if info is None:
-                raise ExportError(f"frame {t_ms} ms of {sid} is not in {root}/frames/{sid}/: "
+                raise ExportError(f"frame {t_ms} ms of {sid} is not in {layout.frames_dir(sid)}/: "
                                   "rerun the pipeline to sample it again")
-            frames[key] = ExportFrame(sid, t_ms, row["split"], root / "frames" / sid / info["file"],
+            frames[key] = ExportFrame(sid, t_ms, row["split"], layout.frames_dir(sid) / info["file"],
                                       int(info["width"]), int(info["height"]))
         frame = frames[key]
         frame.boxes.append(ExportBox(*clip_box(row, frame.width, frame.height), row=row))
@@ -113,7 +120,7 @@ def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
 
 
 def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
-    path = root / "frames" / sid / "frames.jsonl"
+    path = OutputLayout(root).frames_index(sid)
     try:
         return {int(r["t_ms"]): r for r in read_jsonl(path)}
     except (OSError, ValueError) as exc:
@@ -121,4 +128,4 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
 
 
 __all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
-           "read_frames", "read_manifest"]
+           "manifest_rows", "read_frames"]

@@ -15,6 +15,9 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from tqdm import tqdm
+
+from ..core.layout import OutputLayout
 from ..config.schema import Config
 from ..io.progress import bar
 from ..core.records import Video
@@ -83,7 +86,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
         return video.location, []
     except UnicodeEncodeError:
         suffix = Path(video.location).suffix.encode("ascii", "replace").decode()
-        link = root / "videos" / f"{video.sid}{suffix}"
+        link = OutputLayout(root).video_file(video.sid, suffix)
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(video.location)
@@ -91,7 +94,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
 
 
 def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
-    info_path = root / "videos" / f"{video.sid}.info.json"
+    info_path = OutputLayout(root).video_info(video.sid)
     path, extra = _openable_path(video, root)
     vi = probe(path)
     info = {"id": video.sid, "title": printable(Path(video.location).name), "uploader": None,
@@ -186,7 +189,8 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
-    outdir = root / "videos"
+    layout = OutputLayout(root)
+    outdir = layout.videos_dir
     outdir.mkdir(parents=True, exist_ok=True)
     opts = ytdlp_options(video, config, outdir, progress)
     if progress:
@@ -208,7 +212,7 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     # Boxes are in the pixels of the file we decode, so its size and rate are what count.
     vi = probe(root / parts[0].path)
     meta.update(width=vi.width, height=vi.height, fps=vi.fps)
-    info_path = outdir / f"{video.sid}.info.json"
+    info_path = layout.video_info(video.sid)
     write_json(info_path, meta)
     outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
     return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
@@ -219,7 +223,7 @@ class _TqdmHook:
 
     def __init__(self, sid: str):
         self.sid = sid
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def __call__(self, d: dict[str, Any]) -> None:
         if d.get("status") == "downloading":
