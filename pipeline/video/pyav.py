@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ class PyAVSource:
             counts.unreadable += len(by_pts)  # picked frames the decoder never gave
 
     def _decode_serial(self, runs: list[tuple[int, int]], wanted: frozenset[int],
-                       threads: int) -> Iterator[tuple]:
+                       threads: int) -> Generator[tuple, None, None]:
         """``("frame", pts, BGR image)`` for each wanted frame and ``("end", packets fed, frames
         the decoder gave)`` after each run, with one decoder (``threads``: its threads, 0 for
         FFmpeg's default)."""
@@ -200,7 +201,7 @@ class PyAVSource:
                     yield "frame", frame.pts, frame.to_ndarray(format="bgr24")
 
     def _decode_parallel(self, runs: list[tuple[int, int]], wanted: frozenset[int],
-                         decoders: int) -> Iterator[tuple]:
+                         decoders: int) -> Generator[tuple, None, None]:
         """``_decode_serial`` spread over ``decoders`` threads, run ``r`` on thread ``r % n``;
         each thread hands over at most ``QUEUE_FRAMES`` frames ahead of the consumer."""
         decoders = min(decoders, len(runs))
@@ -265,8 +266,7 @@ class PyAVSource:
                 position += 1
             decoded = 0
             for i in range(first, last + 1):
-                packet = next(demuxed, None)
-                self._expect(packet, index, i)
+                packet = self._expect(next(demuxed, None), index, i)
                 position += 1
                 if skip_nonref:
                     context.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
@@ -286,9 +286,11 @@ class PyAVSource:
         return (p for p in container.demux(stream) if p.size)
 
     @staticmethod
-    def _expect(packet, index: PacketIndex, i: int) -> None:
+    def _expect(packet, index: PacketIndex, i: int) -> Any:
+        """``packet`` when it is the ``i``-th of the index, else ``IndexMismatch``."""
         if packet is None or i >= len(index) or packet.pts != index.pts[i]:
             raise IndexMismatch(i)
+        return packet
 
     def _seek(self, container, stream, first: int) -> tuple[Iterator, int]:
         """Seek to the keyframe packet ``first`` (by its decode time, backward: the demuxer
