@@ -76,16 +76,12 @@ above); their scratch is ``.<name>.tmp``, ``.<name>.<pid>.tmp`` or ``.<name>.old
 @dataclass(frozen=True)
 class OutputLayout:
     """The paths of one output folder. Methods ending in ``_rel`` give the path relative to the
-    root as the text stage markers and manifest rows record (``crops/<sid>/<name>``)."""
+    root, as stage markers and manifest rows record it (``crops/<sid>/<name>``)."""
 
     root: Path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
-
-    def rel(self, path: Path) -> str:
-        """``path`` relative to the root, as markers and manifest rows write it."""
-        return str(path.relative_to(self.root))
 
     # -- per-source scratch
     @property
@@ -147,10 +143,6 @@ class OutputLayout:
 
     def error(self, stage: str, sid: str) -> Path:
         return self.stage_dir(stage) / f"{sid}.error.json"
-
-    @property
-    def warnings(self) -> Path:
-        return self.state_dir / WARNINGS
 
     @property
     def final_step(self) -> Path:

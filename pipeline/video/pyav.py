@@ -266,7 +266,8 @@ class PyAVSource:
                 position += 1
             decoded = 0
             for i in range(first, last + 1):
-                packet = self._expect(next(demuxed, None), index, i)
+                packet: Any = next(demuxed, None)  # never None past _expect
+                self._expect(packet, index, i)
                 position += 1
                 if skip_nonref:
                     context.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
@@ -286,11 +287,9 @@ class PyAVSource:
         return (p for p in container.demux(stream) if p.size)
 
     @staticmethod
-    def _expect(packet, index: PacketIndex, i: int) -> Any:
-        """``packet`` when it is the ``i``-th of the index, else ``IndexMismatch``."""
+    def _expect(packet, index: PacketIndex, i: int) -> None:
         if packet is None or i >= len(index) or packet.pts != index.pts[i]:
             raise IndexMismatch(i)
-        return packet
 
     def _seek(self, container, stream, first: int) -> tuple[Iterator, int]:
         """Seek to the keyframe packet ``first`` (by its decode time, backward: the demuxer
