@@ -64,11 +64,16 @@ WARNINGS = "warnings.json"
 """In ``state/``: the warnings the last run gave (``pipeline.state.notices``)."""
 FINAL_STEP = "final-step.json"
 """In ``state/`` while the last step runs (``State.start_final_step``)."""
+AVAILABILITY = ("availability.json", "availability.previous.json")
+"""In ``state/``: the states of every listed video at the end of the last run and of the run
+before it (``pipeline.runner.availability``)."""
+AVAILABILITY_CSV = "availability.csv"
+"""The availability report, beside the manifest."""
 
 SCRATCH_DIRS = (VIDEOS, FRAMES, DETECTIONS, CROPS, STATE)
 """Folders only this code writes into, whose top level holds its per-source scratch."""
 ROOT_NAMES = frozenset({DATASET, SHEETS, MANIFEST_CSV, MANIFEST_JSONL, MANIFEST_PARQUET, SUMMARY,
-                        RUN_MARKER})
+                        AVAILABILITY_CSV, RUN_MARKER})
 """What the run writes at the top of the output folder (besides ``run.lock`` and the folders
 above); their scratch is ``.<name>.tmp``, ``.<name>.<pid>.tmp`` or ``.<name>.old.<pid>``."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_json
-from .frames import ExportFrame, link
+from .frames import ExportFrame, put_image
 
 ANNOTATIONS = "_annotations.coco.json"
 
@@ -26,7 +26,7 @@ def write_split(frames: list[ExportFrame], folder: Path) -> None:
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, frame in enumerate(frames, start=1):
-        link(frame.image, folder / frame.name)
+        put_image(frame, folder / frame.name)
         images.append({"id": image_id, "file_name": frame.name, "width": frame.width,
                        "height": frame.height})
         for box in frame.boxes:

@@ -19,7 +19,7 @@ class NotListedYet(LookupError):
     """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
-def offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
+def offline_expander(url: str, _options: dict, _filter: Any = None) -> list[dict[str, str]]:
     raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
 
 

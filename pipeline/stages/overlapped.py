@@ -53,6 +53,7 @@ from ..io.overlap import prefetch
 from ..core.records import Video
 from ..algo.track import track_hits
 from . import crop, detect, sample
+from .blur import for_config
 from .base import Context, Produced
 from .download import VideoPart
 
@@ -110,6 +111,7 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produce
     frames_tmp, crops_tmp = fresh_tmp_dir(frames_final), fresh_tmp_dir(crops_final)
     jpeg, crop_params = sample.jpeg_params(config), crop.encode_params(config.crop)
     tally, flow = sample.Tally(), Flow()
+    bystanders = for_config(config)
 
     def decoded() -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         frames = sample.frames_of(video, config, root, inputs["download"]["parts"], tally,
@@ -143,7 +145,8 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produce
         flow.timed("detect", started)
         started = time.perf_counter()
         as_read = Detections.from_json(found.to_json())  # what the crop stage reads back
-        rows = crop.crop_frame(video.sid, config.crop, row, as_read, image, crops_tmp, crop_params)
+        rows = crop.crop_frame(video.sid, config.crop, row, as_read, image, crops_tmp, crop_params,
+                               bystanders)
         flow.timed("crop", started)
         return found, rows
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.layout import FINAL_STEP, LISTINGS, LOCK, RUN_MARKER, WARNINGS, OutputLayout
+from ..core.layout import AVAILABILITY, FINAL_STEP, LISTINGS, LOCK, RUN_MARKER, WARNINGS, OutputLayout
 from ..io.files import read_json_object, write_json
 from ..stages import NAMES
 from .markers import fingerprint
@@ -73,7 +73,7 @@ def _made_by_earlier_version(root: Path) -> bool:
     if not state.is_dir():
         return False
     names = {p.name for p in state.iterdir() if not p.name.startswith(".")}
-    return bool(names) and names <= {*NAMES, LISTINGS, WARNINGS, FINAL_STEP}
+    return bool(names) and names <= {*NAMES, LISTINGS, WARNINGS, FINAL_STEP, *AVAILABILITY}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ FOLDERS = {layout.VIDEOS, layout.FRAMES, layout.DETECTIONS, layout.CROPS, layout
 FILES = {layout.FRAMES_INDEX, layout.CROPS_INDEX, layout.INFO_SUFFIX, layout.METADATA,
          layout.MANIFEST_CSV, layout.MANIFEST_JSONL, layout.MANIFEST_PARQUET, layout.SUMMARY,
          layout.SHEETS_PAGE, layout.RUN_MARKER, layout.LOCK, layout.REJECTS, layout.NAMES,
-         layout.EVALUATION, layout.WARNINGS, layout.FINAL_STEP}
+         layout.EVALUATION, layout.WARNINGS, layout.FINAL_STEP, layout.AVAILABILITY_CSV,
+         *layout.AVAILABILITY}
 """Flagged as a whole string, or as the end of one (``f"{root}/manifest.jsonl"``)."""
 
 

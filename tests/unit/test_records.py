@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from dataclasses import fields
+from dataclasses import fields, replace
 import re
 from pathlib import Path
 
@@ -25,7 +25,7 @@ def readme_manifest_table() -> str:
 def test_readme_documents_every_manifest_column_and_no_other() -> None:
     table = readme_manifest_table()
     documented = re.findall(r"^\| (\w+) \|", table, flags=re.M)[1:]  # after the header row
-    every = records.manifest_columns(identity=True)
+    every = records.manifest_columns(identity=True, blur=True)
     missing = [c for c in every if c not in documented]
     stale = [c for c in documented if c not in every]
     assert not missing and not stale, f"docs/outputs.md lacks {missing}, documents unknown {stale}"
@@ -82,6 +82,7 @@ def test_a_crop_row_has_the_crop_columns_with_their_types() -> None:
         landmarks="")
     keys = list(row.to_json())
     assert set(keys) | {"quality"} == set(records.CROP_COLUMNS) and "quality" not in keys
+    assert list(replace(row, blurred_faces=2).to_json()) == [*keys, "blurred_faces"]
     assert keys[:3] == ["crop_id", "file", "source_id"] and row.to_json()["class"] == "face"
     hints = {f.name: f.type for f in fields(records.CropRow)}
     for key in keys:
