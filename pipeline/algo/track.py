@@ -129,7 +129,7 @@ def track(frames: list[Detections], params: TrackParams = TrackParams()) -> list
                 tr.velocity = step / (t - tr.frame)
                 tr.box, tr.frame = box, t
                 ids[c] = tr.id
-        for c in np.flatnonzero(ids < 0):  # detections arrive best score first
+        for c in np.flatnonzero(ids < 0).tolist():  # detections arrive best score first
             open_tracks.append(_Track(next_id, int(dets.class_id[c]), dets.boxes[c].astype(np.float32), t))
             ids[c] = next_id
             next_id += 1

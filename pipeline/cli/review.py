@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..core.layout import REJECTS, OutputLayout
 from ..state.lock import LockError
 from .render import load, write_failed
 
@@ -24,7 +25,7 @@ def sheet(config: str, by: str | None) -> None:
     from ..state.lock import RunLock
 
     cfg = load(config)
-    if not (cfg.output_dir / "manifest.jsonl").is_file():
+    if not OutputLayout(cfg.output_dir).manifest_jsonl.is_file():
         click.echo(f"error: no manifest in {cfg.output_dir}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
@@ -56,14 +57,14 @@ def review(config: str, port: int, open_browser: bool) -> None:
 
     cfg = load(config)
     root = cfg.output_dir
-    if not (root / "manifest.jsonl").is_file():
+    if not OutputLayout(root).manifest_jsonl.is_file():
         click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
         sys.exit(2)
     try:
         with RunLock(root, "review"):  # the page as the manifest says (kept as it is when up to date)
-            build_sheets(cfg, root, by=cfg.sheet.by)  # type: ignore[arg-type]
+            build_sheets(cfg, root, by=cfg.sheet.by)
         server = ReviewServer(root, port, on_save=lambda name, n: click.echo(
-            f"saved {n} {'crop id(s)' if name == 'rejects.txt' else 'name(s)'} to {root / name}; "
+            f"saved {n} {'crop id(s)' if name == REJECTS else 'name(s)'} to {root / name}; "
             "run the pipeline again to apply them"))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -43,9 +43,12 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         click.echo("error: --push works with --format hf only", err=True)
         sys.exit(2)
     try:
-        given = {k: v for k, v in (("size_mb", shard_size), ("count", shard_count)) if v is not None}
-        report = run_export(cfg.output_dir, fmt, out, include_all,
-                            ShardLimits(**given) if given else None, blur)
+        limits = None
+        if shard_size is not None or shard_count is not None:  # the other one keeps its default
+            default = ShardLimits()
+            limits = ShardLimits(default.size_mb if shard_size is None else shard_size,
+                                 default.count if shard_count is None else shard_count)
+        report = run_export(cfg.output_dir, fmt, out, include_all, limits, blur)
     except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

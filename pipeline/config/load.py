@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -17,7 +18,7 @@ _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or fa
                "str": "text", "string": "text", "dict": "a mapping", "tuple": "a list", "list": "a list"}
 
 
-def _message(err: dict) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     """pydantic's error in the words a config user needs."""
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":

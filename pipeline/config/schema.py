@@ -49,10 +49,13 @@ class Sample(Model):
         return self
 
     @property
-    def mode(self) -> str:
-        for k in ("fps", "count", "scene"):
-            if getattr(self, k) is not None:
-                return k
+    def mode(self) -> Literal["every", "fps", "count", "scene"]:
+        if self.fps is not None:
+            return "fps"
+        if self.count is not None:
+            return "count"
+        if self.scene is not None:
+            return "scene"
         return "every"
 
 

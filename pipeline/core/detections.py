@@ -15,6 +15,11 @@ CLASS_NAMES = ("face", "person")
 """Class ids are indexes into this tuple (``class_id == 0`` is a face)."""
 
 
+_ABSENT = np.empty(0)
+"""What ``landmarks`` and ``track_id`` are when not given (never modified: replaced by arrays of
+the right shape in ``__post_init__``)."""
+
+
 def _empty_landmarks(n: int) -> np.ndarray:
     return np.full((n, 5, 2), np.nan, dtype=np.float32)
 
@@ -35,18 +40,18 @@ class Detections:
     boxes: np.ndarray
     scores: np.ndarray
     class_id: np.ndarray
-    landmarks: np.ndarray = field(default=None)  # type: ignore[assignment]
-    track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    landmarks: np.ndarray = field(default_factory=lambda: _ABSENT)  # none given: NaN points
+    track_id: np.ndarray = field(default_factory=lambda: _ABSENT)  # none given: -1, untracked
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         n = len(self.boxes)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
         self.class_id = np.asarray(self.class_id, dtype=np.int16).reshape(n)
-        if self.landmarks is None:
+        if np.size(self.landmarks) == 0:
             self.landmarks = _empty_landmarks(n)
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(n, 5, 2)
-        if self.track_id is None:
+        if np.size(self.track_id) == 0:
             self.track_id = np.full(n, -1, dtype=np.int32)
         self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n)
 
@@ -121,9 +126,9 @@ class Detections:
         for i, lm in enumerate(row.get("landmarks") or []):
             if lm:
                 marks[i] = lm
-        tracks = row.get("track_id")  # absent in rows written before tracking existed
-        return cls(np.asarray(row["boxes"], dtype=np.float32).reshape(n, 4), row["scores"],
-                   row["class_id"], marks, tracks if tracks is not None else None)
+        tracks = row.get("track_id") or []  # absent in rows written before tracking existed
+        return cls(np.asarray(row["boxes"], dtype=np.float32).reshape(n, 4), np.asarray(row["scores"]),
+                   np.asarray(row["class_id"]), marks, np.asarray(tracks))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

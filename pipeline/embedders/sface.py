@@ -40,9 +40,9 @@ def face_row(face: Face) -> np.ndarray:
     """The 15 numbers ``alignCrop`` reads (YuNet's output row): box, five points, score."""
     x, y, w, h = face.box
     marks = (face.landmarks if face.landmarks is not None
-             else BOX_LANDMARKS * np.float32([w, h]) + np.float32([x, y]))
-    return np.concatenate([np.float32([x, y, w, h]), np.asarray(marks, np.float32).ravel(),
-                           np.float32([1.0])])
+             else BOX_LANDMARKS * np.array([w, h], np.float32) + np.array([x, y], np.float32))
+    return np.concatenate([np.array([x, y, w, h], np.float32), np.asarray(marks, np.float32).ravel(),
+                           np.array([1.0], np.float32)])
 
 
 class SFaceEmbedder(Embedder):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from ..io.files import write_json
 from .detection import detection_scores
 from .identities import identity_scores
@@ -20,7 +21,6 @@ from .predictions import SourceRun, read_run
 from .tracks import track_scores
 from .truth import Truth, TruthError, read_truth
 
-EVALUATION = "evaluation.json"
 THRESHOLDS = (0.5, 0.3)
 TRACK_IOU = 0.5
 
@@ -82,6 +82,6 @@ def evaluate(root: Path, truth_files: Sequence[Path]) -> dict[str, Any]:
 
 
 def write_evaluation(root: Path, result: dict[str, Any]) -> Path:
-    path = root / EVALUATION
+    path = OutputLayout(root).evaluation
     write_json(path, result)
     return path

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
+from ..core.layout import OutputLayout
 from ..io.files import read_jsonl
+from ..steps.manifest import read_manifest
 from .truth import Box
 
 
@@ -66,7 +68,7 @@ def _box(row: dict) -> RunBox:
 
 
 def sampled_frames(root: Path, sid: str) -> frozenset[int]:
-    path = root / "detections" / f"{sid}.jsonl"
+    path = OutputLayout(root).detections(sid)
     if not path.is_file():
         raise RunError(f"{path} is missing: run the pipeline again to redo it")
     return frozenset(int(r["frame_index"]) for r in read_jsonl(path))
@@ -74,14 +76,13 @@ def sampled_frames(root: Path, sid: str) -> frozenset[int]:
 
 def read_run(root: Path) -> tuple[list[SourceRun], bool]:
     """The sources of the run in ``root`` and whether it has identity clusters."""
-    manifest = root / "manifest.jsonl"
-    if not manifest.is_file():
+    rows = read_manifest(root)
+    if rows is None:
         raise RunError(f"no manifest in {root}/ yet: run the pipeline first")
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line]
     by_source: dict[str, list[dict]] = {}
     for row in rows:
         by_source.setdefault(row["source_id"], []).append(row)
-    info = {r.get("source_id"): r for r in _done_sources(root)}
+    info = {r["source_id"]: r for r in _done_sources(root)}
     sources = []
     for sid in sorted(set(by_source) | set(info)):
         crops = by_source.get(sid, [])
@@ -95,11 +96,12 @@ def _done_sources(root: Path) -> list[dict]:
     """Sources that were sampled and detected but have no crop in the manifest (nothing found):
     their frames still count. Their names come from the download stage's record."""
     found = []
-    for marker in sorted((root / "state" / "detect").glob("*.json")):
+    layout = OutputLayout(root)
+    for marker in sorted(layout.stage_dir("detect").glob("*.json")):
         if marker.name.endswith(".error.json"):
             continue
         sid = marker.stem
-        download = root / "state" / "download" / f"{sid}.json"
+        download = layout.marker("download", sid)
         try:
             meta = json.loads(download.read_text(encoding="utf-8"))["result"]["info"]
         except (OSError, ValueError, KeyError, TypeError):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import SCRATCH_DIRS, OutputLayout
 from ..config.load import parse_config
 from ..config.schema import Config
 from ..io.yamlfile import ConfigError
@@ -38,9 +39,6 @@ from .evaluation import evaluate, write_evaluation
 from ..runner.run import run
 from ..runner.status import offline_expander
 
-SWEEP_DIR = "sweep"
-SEEDED = ("videos", "frames", "detections", "crops", "state")
-"""What a setting folder starts from: the per-source stages' outputs and their markers."""
 
 
 class SweepError(ValueError):
@@ -135,10 +133,10 @@ def seed(base_root: Path, root: Path, name: str, config_file: str | None) -> Non
     claim = check_output(root, identity_of(name, config_file, root))
     root.mkdir(parents=True)
     claim.write(lambda _m: None)
-    if not (base_root / "state").is_dir():  # the config never ran: the setting starts afresh
+    if not OutputLayout(base_root).state_dir.is_dir():  # the config never ran: the setting starts afresh
         return
     with RunLock(base_root):
-        for folder in SEEDED:
+        for folder in SCRATCH_DIRS:  # a setting starts from the per-source outputs and markers
             if (base_root / folder).is_dir():
                 shutil.copytree(base_root / folder, root / folder, copy_function=_link_or_copy,
                                 ignore=shutil.ignore_patterns("*.part", ".*.tmp"))
@@ -148,7 +146,7 @@ def ms_per_frame(root: Path, stages: Sequence[str]) -> float | None:
     """Seconds the ``stages`` took over every source (their markers), per sampled frame."""
     state = State(root)
     seconds, frames = 0.0, 0
-    for marker_path in (state.dir / "sample").glob("*.json"):
+    for marker_path in state.layout.stage_dir("sample").glob("*.json"):
         if marker_path.name.endswith(".error.json"):
             continue
         sid = marker_path.stem
@@ -171,7 +169,7 @@ def sweep(config_file: str, base: Config, truth_files: Sequence[Path], settings:
     """Run and score every setting; returns the rows and the first stage they redo."""
     raw = load_yaml(Path(config_file).read_text(encoding="utf-8"))
     base_root = base.output_dir.absolute()
-    configs = [(s, setting_config(raw, s, base_root / SWEEP_DIR / s.folder)) for s in settings]
+    configs = [(s, setting_config(raw, s, OutputLayout(base_root).sweep_dir / s.folder)) for s in settings]
     changed = [first_changed(base, cfg, base_root) for _, cfg in configs]
     start = min((c for c in changed if c is not None), key=NAMES.index, default=None)
     timed = NAMES[NAMES.index(start):] if start else NAMES[NAMES.index("sample"):]

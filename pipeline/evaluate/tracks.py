@@ -8,7 +8,7 @@ what hit them are set aside (``matching.match_frame``), at IoU 0.5 as MOTChallen
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,7 @@ def tracks_per_identity(acc) -> float | None:
     return float(per_identity.mean()) if len(per_identity) else None
 
 
-def track_scores(per_source: dict[str, Sequence[FrameMatch]]) -> dict[str, dict[str, Any]]:
+def track_scores(per_source: Mapping[str, Sequence[FrameMatch]]) -> dict[str, dict[str, Any]]:
     """Scores per source and ``overall`` (motmetrics' own overall: sums, not means)."""
     mm = motmetrics()
     names = list(per_source)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from .base import ExecutorError, Lost, NodeLost, T
 from .signals import keep_handlers
 
@@ -57,7 +58,7 @@ def _call_in(cwd: str, fn: Callable[..., T], *args: Any) -> T:
 
 def _probe(root: str, theirs: str, mine: str, token: str) -> dict[str, Any]:
     """On a worker: read the driver's probe file, then write ours for the driver to read."""
-    state = Path(root) / "state"
+    state = OutputLayout(Path(root)).state_dir
     try:
         seen = (state / theirs).read_text(encoding="utf-8")
         error = None if seen == token else f"found {state / theirs} with other content"
@@ -163,7 +164,7 @@ class RayExecutor:
         # lazy: optional dependency (the ray extra)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        state = self.root / "state"
+        state = OutputLayout(self.root).state_dir
         state.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex
         driver_file = f".probe-{token}"

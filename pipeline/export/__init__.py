@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.layout import OutputLayout
 from ..io.files import building, read_json_object, replace_dir, through_link, write_json
 from ..state.lock import RunLock
 from .frames import ExportError, manifest_path, read_frames
@@ -85,7 +86,7 @@ def check_installed(fmt: str) -> None:
 
 
 def default_folder(root: Path, fmt: str) -> Path:
-    return root / "exports" / fmt
+    return OutputLayout(root).export_dir(fmt)
 
 
 @contextmanager
@@ -159,7 +160,7 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
         frames = read_frames(root, include_all, blur)
         if not frames:
             raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
-                              f"{root}/manifest.jsonl")
+                              f"{OutputLayout(root).manifest_jsonl}")
         check_replaceable(final)  # again, under the lock
         final.parent.mkdir(parents=True, exist_ok=True)
         made = made_here(final)

@@ -8,6 +8,7 @@ score, as CVAT's COCO export does.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_json
@@ -22,7 +23,8 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
 
 
 def write_split(frames: list[ExportFrame], folder: Path) -> None:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, frame in enumerate(frames, start=1):
         put_image(frame, folder / frame.name)
         images.append({"id": image_id, "file_name": frame.name, "width": frame.width,

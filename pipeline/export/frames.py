@@ -20,8 +20,10 @@ import numpy as np
 
 from ..algo.quality import KEPT
 from ..core.detections import CLASS_NAMES, Detections
+from ..core.layout import OutputLayout
 from ..io.files import read_jsonl, write_image
 from ..stages.blur import cover, pixelate
+from ..steps.manifest import read_manifest
 from ..steps.tree import link  # hard link (no extra space), else a copy
 
 
@@ -91,14 +93,18 @@ def exported(row: dict[str, Any], include_all: bool) -> bool:
 
 def manifest_path(root: Path) -> Path:
     """``manifest.jsonl``, which must exist: an export of a folder no run finished is refused."""
-    path = root / "manifest.jsonl"
+    path = OutputLayout(root).manifest_jsonl
     if not path.is_file():
         raise ExportError(f"no manifest in {root}/ yet: run the pipeline first")
     return path
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
-    return read_jsonl(manifest_path(root))
+def manifest_rows(root: Path) -> list[dict[str, Any]]:
+    """The manifest's rows (``pipeline.steps.manifest.read_manifest``), refused as above without one."""
+    rows = read_manifest(root)
+    if rows is None:
+        manifest_path(root)  # raises: the manifest went away
+    return rows or []
 
 
 def put_image(frame: ExportFrame, dest: Path) -> None:
@@ -132,7 +138,7 @@ def faces_to_hide(root: Path, frames: list[ExportFrame],
     detections: dict[str, dict[int, dict[str, Any]]] = {}
     for frame in frames:
         if frame.source_id not in detections:
-            path = root / "detections" / f"{frame.source_id}.jsonl"
+            path = OutputLayout(root).detections(frame.source_id)
             try:
                 detections[frame.source_id] = {int(r["t_ms"]): r for r in read_jsonl(path)}
             except (OSError, ValueError) as exc:
@@ -143,7 +149,7 @@ def faces_to_hide(root: Path, frames: list[ExportFrame],
         for box, cls in zip(dets.boxes, dets.class_id):
             # a named crop's box is its detection's, rounded to 0.1 px in the manifest
             if cls == CLASS_NAMES.index("face") and not (np.abs(sharp - box).max(axis=1) <= 0.06).any():
-                frame.hide.append(tuple(float(v) for v in box))
+                frame.hide.append((float(box[0]), float(box[1]), float(box[2]), float(box[3])))
 
 
 def read_frames(root: Path, include_all: bool = False, blur: bool = False) -> list[ExportFrame]:
@@ -151,7 +157,8 @@ def read_frames(root: Path, include_all: bool = False, blur: bool = False) -> li
     with the faces to pixelate (``faces_to_hide``)."""
     frames: dict[tuple[str, int], ExportFrame] = {}
     sizes: dict[str, dict[int, dict[str, Any]]] = {}
-    manifest = read_manifest(root)
+    layout = OutputLayout(root)
+    manifest = manifest_rows(root)
     for row in manifest:
         if not exported(row, include_all) or row.get("box_x") is None:
             continue
@@ -162,9 +169,9 @@ def read_frames(root: Path, include_all: bool = False, blur: bool = False) -> li
                 sizes[sid] = _frame_rows(root, sid)
             info = sizes[sid].get(t_ms)
             if info is None:
-                raise ExportError(f"frame {t_ms} ms of {sid} is not in {root}/frames/{sid}/: "
+                raise ExportError(f"frame {t_ms} ms of {sid} is not in {layout.frames_dir(sid)}/: "
                                   "rerun the pipeline to sample it again")
-            frames[key] = ExportFrame(sid, t_ms, row["split"], root / "frames" / sid / info["file"],
+            frames[key] = ExportFrame(sid, t_ms, row["split"], layout.frames_dir(sid) / info["file"],
                                       int(info["width"]), int(info["height"]))
         frame = frames[key]
         frame.boxes.append(ExportBox(*clip_box(row, frame.width, frame.height), row=row))
@@ -174,7 +181,7 @@ def read_frames(root: Path, include_all: bool = False, blur: bool = False) -> li
 
 
 def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
-    path = root / "frames" / sid / "frames.jsonl"
+    path = OutputLayout(root).frames_index(sid)
     try:
         return {int(r["t_ms"]): r for r in read_jsonl(path)}
     except (OSError, ValueError) as exc:
@@ -182,4 +189,4 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
 
 
 __all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
-           "put_image", "read_frames", "read_manifest"]
+           "manifest_rows", "put_image", "read_frames"]

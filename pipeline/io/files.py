@@ -123,8 +123,8 @@ def keep_foreign(old: Path, final: Path, ours: Callable[[str, Path], bool]) -> N
     ``final`` (same relative path). A file that cannot go back (the new folder has a file of that
     name) stays in ``old``, which is then kept rather than deleted."""
     files = sorted(p for p in old.rglob("*") if not p.is_dir())
-    decided = [(path, path.relative_to(old).as_posix()) for path in files]
-    decided = [(path, rel, ours(rel, path)) for path, rel in decided]  # all before any change
+    named = [(path, path.relative_to(old).as_posix()) for path in files]
+    decided = [(path, rel, ours(rel, path)) for path, rel in named]  # all before any change
     for path, rel, is_ours in decided:
         dest = final / rel
         if is_ours:
@@ -193,7 +193,7 @@ def _scratch_pattern(name: str) -> re.Pattern[str]:
 def sweep_dead_scratch(final: Path) -> list[Path]:
     """Remove the scratch around ``final`` that processes no longer running left (killed during
     a write or its clean-up); a living process's scratch is kept. Returns what was removed."""
-    pattern, removed = _scratch_pattern(final.name), []
+    pattern, removed = _scratch_pattern(final.name), list[Path]()
     try:
         siblings = list(final.parent.iterdir())
     except OSError:

@@ -2,7 +2,6 @@
 short source ids, times and links back to the moment in the video."""
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -10,19 +9,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..algo.quality import KEPT
+from ..core.layout import OutputLayout
+from ..steps.manifest import read_manifest
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
-    """The manifest rows with their JSON types (manifest.jsonl; the CSV would give strings)."""
-    path = root / "manifest.jsonl"
-    if not path.is_file():
-        raise SheetError(f"no manifest at {path}: run the pipeline first")
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    for row in rows:
-        if not row.get("status"):  # a manifest written before the review feature
-            row["status"] = KEPT
+def manifest_rows(root: Path) -> list[dict[str, Any]]:
+    """The manifest's rows (``pipeline.steps.manifest.read_manifest``); a folder without one is
+    a ``SheetError``."""
+    rows = read_manifest(root)
+    if rows is None:
+        raise SheetError(f"no manifest at {OutputLayout(root).manifest_jsonl}: run the pipeline first")
     return rows
 
 
@@ -86,7 +82,7 @@ def _youtube_id(url: str) -> str | None:
         return parts.path.strip("/") or None
     if host in ("youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"):
         if parts.path == "/watch":
-            return (parse_qs(parts.query).get("v") or [None])[0]
+            return next(iter(parse_qs(parts.query).get("v", [])), None)
         m = re.match(r"^/(?:shorts|live|embed)/([^/?#]+)", parts.path)
         return m.group(1) if m else None
     return None

@@ -9,10 +9,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..core.layout import NAMES, REJECTS
 from ..io.text import decode_text
 from ..state.lock import LockError, RunLock
-from ..steps.names import NAMES_FILE
-from ..steps.rejects import REJECTS_FILE
 
 
 TMP_SUFFIX = ".tmp"  # our temporary files: .<name>.<random or pid>.tmp beside the file
@@ -119,7 +118,7 @@ class Saver:
             except LockError as exc:
                 raise Refused(423, f"nothing was saved: {exc}") from None
             try:
-                write_unique(path, keep_other_names(text, path) if name == NAMES_FILE else text)
+                write_unique(path, keep_other_names(text, path) if name == NAMES else text)
             except OSError as exc:
                 raise Refused(500, f"{name} could not be written: {exc.strerror or exc}") from None
             finally:
@@ -127,4 +126,4 @@ class Saver:
             return file_version(path)
 
 
-SAVES = {"/api/rejects": REJECTS_FILE, "/api/identities": NAMES_FILE}  # endpoint: file written
+SAVES = {"/api/rejects": REJECTS, "/api/identities": NAMES}  # endpoint: file written

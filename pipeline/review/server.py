@@ -37,17 +37,17 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from ..steps.names import NAMES_FILE
+from ..core.layout import CROPS, NAMES, SHEETS, SHEETS_PAGE
 from ..state.lock import RunLock
 from ..steps.names import IdentityError, parse_names
 from .saving import SAVES, Refused, Saver, remove_leftovers
 
 HOST = "127.0.0.1"
-SERVED = ("sheets", "crops")  # the page and the thumbnails it links: nothing else is read
-INDEX = "/sheets/index.html"
+SERVED = (SHEETS, CROPS)  # the page and the thumbnails it links: nothing else is read
+INDEX = f"/{SHEETS}/{SHEETS_PAGE}"
 MAX_BODY = 16 * 1024 * 1024  # a rejects list of ~500 000 crop ids
 TOKEN_HEADER = "X-Review-Token"
 VERSION_HEADER = "X-Review-Version"  # the file's version the page was loaded with
@@ -122,7 +122,7 @@ def posted_text(data: bytes, name: str) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused(400, f"{name} must be sent as UTF-8 text") from None
-    if name == NAMES_FILE:
+    if name == NAMES:
         try:
             parse_names(text, name)
         except IdentityError as exc:
@@ -171,7 +171,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        return cast(http.server.HTTPServer, self.server).server_port
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         try:
@@ -180,7 +180,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(exc.status, exc.reason + "\n")
             return
         path = urlsplit(self.path).path
-        if path in ("/", "/sheets", "/sheets/", "/index.html"):
+        if path in ("/", f"/{SHEETS}", f"/{SHEETS}/", f"/{SHEETS_PAGE}"):  # all lead to the page
             self._send(302, "", extra={"Location": INDEX})
             return
         try:
@@ -281,8 +281,7 @@ class ReviewServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}{INDEX}"
+        return f"http://{HOST}:{self.httpd.server_port}{INDEX}"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..core.layout import SHEETS_PAGE, OutputLayout
 from ..algo.quality import DROPPED, KEPT, reason_counts
 from ..config.schema import Config
 from ..io.files import building, read_json_object, replace_dir, write_atomic, write_json
@@ -35,12 +36,11 @@ from ..state.markers import fingerprint
 from ..steps.rejects import REJECTED
 from .draw import Header, Layout, layout_for, render_sheet
 from .page import ASSETS, render_index
-from .rows import SheetError, page_names, read_manifest, sheet_order, short_ids, time_decimals
+from .rows import SheetError, manifest_rows, page_names, sheet_order, short_ids, time_decimals
 
 
 VERSION = "2"  # bump when the drawing changes: cached sheets are then redrawn (2: dropped counts)
-SHEETS_DIR = "sheets"
-INDEX = "index.html"
+INDEX = SHEETS_PAGE
 BUILT = ".built.json"  # what the folder was built from (see build_sheets)
 SPLIT_SHEETS_DIR = "splits"
 PEOPLE_SHEETS_DIR = "people"
@@ -90,7 +90,7 @@ def _title(key: str, group: str, rows: list[dict[str, Any]]) -> str:
 
 def _inputs_fingerprint(config: Config, root: Path, rows: list[dict[str, Any]], by: str) -> str:
     """Everything the sheets depend on: rows, crop files (size, mtime), settings, this code."""
-    files = []
+    files: list[tuple[int, int] | None] = []
     for r in rows:
         if not r.get("file"):  # dropped by the crop stage: no file
             files.append(None)
@@ -125,8 +125,8 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
     is kept as it is (a rerun with nothing new does not redraw 10 000 thumbnails).
     """
     root = Path(root if root is not None else config.output_dir)
-    rows = read_manifest(root)
-    final = root / SHEETS_DIR
+    rows = manifest_rows(root)
+    final = OutputLayout(root).sheets_dir
     fp = _inputs_fingerprint(config, root, rows, by)
     if not force and (cached := _cached(final, fp)) is not None:
         return cached

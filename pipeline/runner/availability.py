@@ -27,11 +27,12 @@ from ..core.records import Video
 from ..io.files import read_json_object, write_atomic, write_json
 from ..sources.expand import Expansion, expand_sources
 from ..sources.ytdlp import printable
-from ..state.markers import AVAILABILITY, State
+from ..core.layout import AVAILABILITY, AVAILABILITY_CSV, OutputLayout
+from ..state.markers import State
 from .status import StatusReport, offline_expander, status
 from .unit import SourceOutcome
 
-CSV_NAME = "availability.csv"
+CSV_NAME = AVAILABILITY_CSV
 LATEST, PREVIOUS = AVAILABILITY
 STATES = ("done", "filtered", "unavailable", "blocked", "failed", "pending", "gone")
 
@@ -216,7 +217,7 @@ def record_run(config: Config, root: Path, expansion: Expansion, fates: dict[str
     untaken = [v for v in expansion.videos if v.sid not in fates]
     if untaken:
         fates = {**marker_fates(status(config), untaken), **fates}
-    state_dir = root / "state"
+    state_dir = OutputLayout(root).state_dir
     latest = load_snapshot(state_dir / LATEST)
     rows = compare(rows_of(config, expansion, fates), latest)
     write_atomic(root / CSV_NAME, csv_text(rows))
@@ -234,9 +235,11 @@ def report(config: Config) -> list[Row]:
     current = status(config)  # the run's own rules for done, failed, pending; listing failures
     failed = {f[0] for f in current.failures}
     unlisted = [(sid, index) for sid, index, _, _ in listed.failures if sid not in failed]
-    expansion = Expansion(listed.videos, current.failures, listed.filtered)
+    # status may not know a failure's class or message: empty text, as rows_of gives a fate without one
+    expansion = Expansion(listed.videos, [(s, i, k or "", m or "") for s, i, k, m in current.failures],
+                          listed.filtered)
     return compare(rows_of(config, expansion, marker_fates(current, listed.videos), unlisted),
-                   load_snapshot(root / "state" / PREVIOUS))
+                   load_snapshot(OutputLayout(root).state_dir / PREVIOUS))
 
 
 def marker_fates(current: StatusReport, videos: Iterable[Video]) -> dict[str, Fate]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import cv2
 
+from ..core.layout import OutputLayout
 from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
@@ -192,7 +193,7 @@ def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> 
 
 def _original_duration(state: State, video: Video) -> float | None:
     """A download of segments only is shorter than the video: the info file has the real one."""
-    info = state.root / "videos" / f"{video.sid}.info.json"
+    info = state.layout.video_info(video.sid)
     try:
         return json.loads(info.read_text()).get("duration")
     except (OSError, ValueError):
@@ -202,7 +203,7 @@ def _original_duration(state: State, video: Video) -> float | None:
 def saved_listings(state: State) -> dict[str, dict[str, Any]]:
     """sid -> listing entry (duration, size when yt-dlp gave them) of every saved URL listing."""
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted((state.dir / "sources").glob("*.json")):
+    for path in sorted(state.layout.listings_dir.glob("*.json")):
         try:
             for entry in json.loads(path.read_text())["entries"]:
                 out.setdefault(entry["sid"], entry)
@@ -214,19 +215,19 @@ def saved_listings(state: State) -> dict[str, dict[str, Any]]:
 def recorded_estimate(state: State) -> Estimate | None:
     """Seconds per frame from the markers of units earlier runs finished, when there are any."""
     seconds, frames, detections = 0.0, 0, 0
-    for marker_path in (state.dir / "sample").glob("*.json"):
+    for marker_path in state.layout.stage_dir("sample").glob("*.json"):
         sid = marker_path.stem
         if sid.endswith(".error"):
             continue
-        markers = [state.read(stage, sid) for stage in ("sample", "detect", "crop")]
-        if any(m is None for m in markers):
+        sampled, detected, cropped = (state.read(stage, sid) for stage in ("sample", "detect", "crop"))
+        if sampled is None or detected is None or cropped is None:
             continue
-        n = markers[0].result.get("frames", 0)  # type: ignore[union-attr]
+        n = sampled.result.get("frames", 0)
         if n <= 0:
             continue
-        seconds += sum(m.seconds for m in markers)  # type: ignore[union-attr]
+        seconds += sampled.seconds + detected.seconds + cropped.seconds
         frames += n
-        detections += markers[1].result.get("detections", 0)  # type: ignore[union-attr]
+        detections += detected.result.get("detections", 0)
     if frames == 0 or seconds <= 0:
         return None
     return Estimate(seconds / frames, f"timings of {frames} frames processed by earlier runs",
@@ -238,7 +239,7 @@ def embedding_estimate(config: Config, state: State) -> Embedding | None:
     model's benchmark figure (``EMBED_SECONDS``); None without identity or a figure."""
     if config.identity is None:
         return None
-    markers = [state.read("identity", p.stem) for p in (state.dir / "identity").glob("*.json")
+    markers = [state.read("identity", p.stem) for p in state.layout.stage_dir("identity").glob("*.json")
                if not p.stem.endswith(".error")]
     faces = sum(m.result.get("embedded", 0) for m in markers if m is not None)
     seconds = sum(m.seconds for m in markers if m is not None)
@@ -253,7 +254,7 @@ def embedding_estimate(config: Config, state: State) -> Embedding | None:
 def _frames_bpp(root: Path, limit: int = 50) -> float | None:
     """JPEG bytes per pixel of sampled frames already on disk."""
     size = pixels = 0
-    for jpg in sorted((root / "frames").glob("*/*.jpg"))[:limit]:
+    for jpg in sorted(OutputLayout(root).frames_root.glob("*/*.jpg"))[:limit]:
         image = cv2.imread(str(jpg), cv2.IMREAD_REDUCED_GRAYSCALE_8)
         if image is None:
             continue

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config.schema import Config
 from ..core.errors import unwritable_output
+from ..core.layout import OutputLayout
 from ..detectors.modelfiles import ModelError
 from ..detectors.registry import fetch_model, prepare
 from ..exec.cpus import limit_native_threads, threads_for
@@ -140,7 +141,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (pipeline.exec.signals).
     # Blocks (bot checks, HTTP 429) are counted per host for this run only (pipeline.sources.blocked).
     with stop_on_signals(), _output_lock(root, claim, log), open_executor(config, root, log) as executor, \
-            fresh_hosts(root / "state"):
+            fresh_hosts(OutputLayout(root).state_dir):
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))

@@ -30,7 +30,7 @@ class StatusReport:
 
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
-    failures: list[tuple[str, int, str, str]]
+    failures: list[tuple[str, int, str | None, str | None]]  # class, message: None when unrecorded
     final_step: str | None = None
     """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
     running: dict[str, Any] | None = None
@@ -45,7 +45,8 @@ def status(config: Config) -> StatusReport:
     root = config.output_dir
     state = State(root)
     expansion = expand_sources(config, state, expander=offline_expander)
-    failures, unlisted = [], []
+    failures: list[tuple[str, int, str | None, str | None]] = []
+    unlisted: list[str] = []
     for sid, index, kind, message in expansion.failures:
         listing = state.error("download", sid) if "not listed yet" in message else None
         if listing is not None:  # a run tried to list it and failed: a failure, as run reported
@@ -74,8 +75,8 @@ def status(config: Config) -> StatusReport:
             else:
                 groups["pending"].append(video.sid)
             upstream = fp if decision.action == "skip" else None
-    for sid, _, kind, message in failures:
-        stages["download"]["failed"].append((sid, kind, message))
+    for sid, _, failure, said in failures:
+        stages["download"]["failed"].append((sid, failure, said))
     failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
                         RunLock(root).holder(), len(expansion.videos),

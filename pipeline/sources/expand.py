@@ -16,7 +16,7 @@ from ..config.fields import no_such_path
 from ..config.schema import Config
 from ..config.sources import Source
 from ..core.records import Video
-from ..state.ownership import MARKER
+from ..core.layout import OutputLayout
 from ..io.files import read_json_object, write_json
 from ..state.markers import State
 from .ids import file_source_id, short_hash
@@ -57,7 +57,7 @@ class Expansion:
 
 def _is_output(folder: Path, output: Path) -> bool:
     """An output folder of this tool (ours, or another config's): never listed as sources."""
-    return (folder / MARKER).is_file() or folder.resolve() == output
+    return OutputLayout(folder).run_marker.is_file() or folder.resolve() == output
 
 
 def _list_folder(folder: Path, output: Path) -> list[Path]:
@@ -185,7 +185,7 @@ def _cached_url_videos(config: Config, index: int, state: State, expander: Expan
     spec: Source = config.sources[index]
     video_filter = config.filter_for(index)
     expression = video_filter.expression if video_filter is not None else None
-    cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
+    cache = state.layout.listings_dir / f"{short_hash(spec.url or '', 16)}.json"
     entries = None
     if cache.exists() and not refresh:
         saved = read_json_object(cache) or {}

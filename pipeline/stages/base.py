@@ -40,8 +40,15 @@ class Stage(Protocol):
     """One per-source stage. ``fingerprint`` and ``run`` may raise: the unit is then recorded
     as failed at this stage."""
 
-    name: str  # its folder under ``state/`` and its name in ``--force``, ``status``, summaries
-    version: str  # part of the fingerprint: bumping it redoes this stage and the later ones
+    @property
+    def name(self) -> str:
+        """Its folder under ``state/`` and its name in ``--force``, ``status``, summaries."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """Part of the fingerprint: bumping it redoes this stage and the later ones."""
+        ...
 
     def enabled(self, config: Config) -> bool:
         """Whether this config runs the stage (a disabled stage is not looped over at all)."""

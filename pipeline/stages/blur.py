@@ -172,7 +172,7 @@ class NamedPeople:
         if len(faces) == 0:
             return np.zeros(0, bool)
         marks = [None if np.isnan(m).all() else m for m in faces.landmarks]
-        vectors = self.embedder.embed(frame, [Face(tuple(float(v) for v in b), m)
+        vectors = self.embedder.embed(frame, [Face((float(b[0]), float(b[1]), float(b[2]), float(b[3])), m)
                                               for b, m in zip(faces.boxes, marks)])
         return distances(vectors, self.references, self.metric).min(axis=1) <= self.max_distance
 

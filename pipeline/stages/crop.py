@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.layout import CROPS_INDEX, OutputLayout
 from ..config.schema import Config, Crop, QualityWeights
 from .blur import Bystanders, cover, fingerprint_parts, for_config
 from ..algo.dedupe import phash_hex
@@ -30,7 +31,7 @@ from ..core.detections import CLASS_NAMES, Detections
 from ..io.overlap import prefetch
 from ..algo.quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
-from ..core.records import Video
+from ..core.records import CropRow, Video
 from ..io.files import fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
 from ..state.markers import fingerprint
 from ..algo.track import track_hits
@@ -194,9 +195,11 @@ def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, fra
     chosen = select(dets, c)
     covers = bystanders.plan(frame, dets) if bystanders is not None and len(chosen) else None
     for k, i in enumerate(chosen):
-        box = tuple(float(v) for v in dets.boxes[i])
+        x, y, w, h = (float(v) for v in dets.boxes[i])
+        box = (x, y, w, h)
         region = crop_region(box, c, fw, fh)
-        cut_out = cut(frame, region, tuple(c.border_color))
+        blue, green, red = c.border_color  # three, checked by the config
+        cut_out = cut(frame, region, (blue, green, red))
         out_w, out_h = output_size(region, c.size, c.aspect)
         pixels = resized(cut_out, out_w, out_h)
         cid = crop_id(sid, det_row["t_ms"], k)
@@ -212,31 +215,32 @@ def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, fra
         if reason is None:  # written now, removed by ``finish`` if selection drops it
             write_image(tmp / name, pixels, params)
         marks = dets.landmarks[i]
-        rows.append({
-            "crop_id": cid, "file": f"crops/{sid}/{name}", "source_id": sid,
-            "status": KEPT if reason is None else DROPPED, "drop_reason": reason,
-            "t_ms": det_row["t_ms"], "frame_index": det_row["frame_index"],
-            "segment": det_row.get("segment", -1), "class": CLASS_NAMES[int(dets.class_id[i])],
-            "track_id": int(dets.track_id[i]), "score": round(float(dets.scores[i]), 4),
-            "box_x": round(box[0], 1), "box_y": round(box[1], 1),
-            "box_w": round(box[2], 1), "box_h": round(box[3], 1),
-            "crop_x": region.x, "crop_y": region.y, "crop_w": region.w, "crop_h": region.h,
-            "out_w": out_w, "out_h": out_h, "sharpness": sharp, "outside": outside,
-            "frontal": frontalness(marks), "phash": phash_hex(pixels),
-            "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
-            **({} if blurred is None else {"blurred_faces": blurred}),
-        })
+        rows.append(CropRow(
+            crop_id=cid, file=OutputLayout.crop_rel(sid, name), source_id=sid,
+            status=KEPT if reason is None else DROPPED, drop_reason=reason,
+            t_ms=det_row["t_ms"], frame_index=det_row["frame_index"],
+            segment=det_row.get("segment", -1), cls=CLASS_NAMES[int(dets.class_id[i])],
+            track_id=int(dets.track_id[i]), score=round(float(dets.scores[i]), 4),
+            box_x=round(box[0], 1), box_y=round(box[1], 1),
+            box_w=round(box[2], 1), box_h=round(box[3], 1),
+            crop_x=region.x, crop_y=region.y, crop_w=region.w, crop_h=region.h,
+            out_w=out_w, out_h=out_h, sharpness=sharp, outside=outside,
+            frontal=frontalness(marks), phash=phash_hex(pixels),
+            landmarks="" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
+            blurred_faces=blurred,
+        ).to_json())
     return rows
 
 
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
     c = config.crop
-    final = root / "crops" / video.sid
+    layout = OutputLayout(root)
+    final = layout.crops_dir(video.sid)
     tmp = fresh_tmp_dir(final)
-    frames_dir = root / "frames" / video.sid
+    frames_dir = layout.frames_dir(video.sid)
     params = encode_params(c)
     rows: list[dict[str, Any]] = []
-    det_rows = read_jsonl(root / "detections" / f"{video.sid}.jsonl")
+    det_rows = read_jsonl(layout.detections(video.sid))
     todo = [(det_row, dets) for det_row in det_rows
             if len(select(dets := Detections.from_json(det_row), c))]  # frames with a crop
     # Decoding the 720p JPEG is most of a crop's cost (docs/performance.md): done a few frames ahead
@@ -261,11 +265,11 @@ def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, A
         if row["status"] == DROPPED:
             (tmp / Path(row["file"]).name).unlink(missing_ok=True)
             row["file"] = None
-    write_jsonl(tmp / "crops.jsonl", rows)
+    write_jsonl(tmp / CROPS_INDEX, rows)
     replace_dir(tmp, final)
     dropped = reason_counts(r["drop_reason"] for r in rows)
     # every crop file is an output, so a deleted or damaged crop redoes this unit (state.is_done)
-    return [f"crops/{video.sid}/crops.jsonl", *(r["file"] for r in rows if r["file"])], {
+    return [OutputLayout.crop_rel(video.sid, CROPS_INDEX), *(r["file"] for r in rows if r["file"])], {
         "crops": sum(r["status"] == KEPT for r in rows), "dropped": dropped,
         "too_small": dropped.get("small", 0),
         "tracks": len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0})}

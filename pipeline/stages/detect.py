@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.layout import OutputLayout
 from ..config.schema import Config, Detect
 from ..core.detections import Detections
 from ..io.overlap import prefetch
@@ -71,8 +72,9 @@ def detect_one(detector, d: Detect, image: np.ndarray) -> Detections:
 
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
     detector = detector_for(config)
-    frames_dir = root / "frames" / video.sid
-    frames = read_jsonl(frames_dir / "frames.jsonl")
+    layout = OutputLayout(root)
+    frames_dir = layout.frames_dir(video.sid)
+    frames = read_jsonl(layout.frames_index(video.sid))
     todo = [frames[i] for i in detected_frames(frames, config.detect.every)]
     found: list[Detections] = []
     # JPEGs are read and decoded a few frames ahead on a helper thread, while the detector runs.
@@ -104,7 +106,7 @@ def tracked_rows(frames: list[dict[str, Any]], found: list[Detections], d: Detec
 def write(video: Video, config: Config, root: Path, rows: list[dict[str, Any]], detected: int
           ) -> Produced:
     detector = detector_for(config)
-    out = root / "detections" / f"{video.sid}.jsonl"
+    out = OutputLayout(root).detections(video.sid)
     write_jsonl(out, rows)
     tracks = {int(t) for row in rows for t in row["track_id"]}
     return [str(out.relative_to(root))], {"frames": len(rows), "detected_frames": detected,

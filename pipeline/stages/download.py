@@ -15,6 +15,9 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from tqdm import tqdm
+
+from ..core.layout import OutputLayout
 from ..config.schema import Config
 from ..io.progress import bar
 from ..core.records import Video
@@ -84,7 +87,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
         return video.location, []
     except UnicodeEncodeError:
         suffix = Path(video.location).suffix.encode("ascii", "replace").decode()
-        link = root / "videos" / f"{video.sid}{suffix}"
+        link = OutputLayout(root).video_file(video.sid, suffix)
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(video.location)
@@ -92,7 +95,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
 
 
 def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
-    info_path = root / "videos" / f"{video.sid}.info.json"
+    info_path = OutputLayout(root).video_info(video.sid)
     path, extra = _openable_path(video, root)
     vi = probe(path)
     info = {"id": video.sid, "title": printable(Path(video.location).name), "uploader": None,
@@ -187,7 +190,8 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
-    outdir = root / "videos"
+    layout = OutputLayout(root)
+    outdir = layout.videos_dir
     outdir.mkdir(parents=True, exist_ok=True)
 
     def fetch(proxy: str | None) -> dict[str, Any] | None:
@@ -205,7 +209,7 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
                     hook.close()
 
     # a bot check or HTTP 429 pauses, moves to the next proxy, or stops the host (pipeline.sources.blocked)
-    info = HostGate(root / "state", video.location, config.download).attempt(fetch)
+    info = HostGate(layout.state_dir, video.location, config.download).attempt(fetch)
     if info is None:
         raise RuntimeError(f"yt-dlp returned nothing for {video.location}")
     if info.get("_type") in ("playlist", "multi_video"):
@@ -216,7 +220,7 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     # Boxes are in the pixels of the file we decode, so its size and rate are what count.
     vi = probe(root / parts[0].path)
     meta.update(width=vi.width, height=vi.height, fps=vi.fps)
-    info_path = outdir / f"{video.sid}.info.json"
+    info_path = layout.video_info(video.sid)
     write_json(info_path, meta)
     outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
     return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
@@ -227,7 +231,7 @@ class _TqdmHook:
 
     def __init__(self, sid: str):
         self.sid = sid
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def __call__(self, d: dict[str, Any]) -> None:
         if d.get("status") == "downloading":

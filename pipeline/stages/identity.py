@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.layout import OutputLayout
 from ..config.schema import Config
 from ..embedders import Embedder, Face, create_embedder
 from ..algo.quality import KEPT
@@ -41,7 +42,7 @@ def stage_fingerprint(config: Config, upstream: str) -> str:
 
 
 def output_path(root: Path, sid: str) -> Path:
-    return root / "identity" / f"{sid}.npz"
+    return OutputLayout(root).vectors(sid)
 
 
 def face_of(row: dict[str, Any]) -> Face:
@@ -53,7 +54,7 @@ def face_of(row: dict[str, Any]) -> Face:
 
 def frame_files(root: Path, sid: str) -> dict[int, str]:
     """{t_ms: frame file name} from the detect stage's rows."""
-    return {r["t_ms"]: r["file"] for r in read_jsonl(root / "detections" / f"{sid}.jsonl")}
+    return {r["t_ms"]: r["file"] for r in read_jsonl(OutputLayout(root).detections(sid))}
 
 
 def save_vectors(path: Path, crop_ids: list[str], vectors: np.ndarray) -> None:
@@ -70,15 +71,16 @@ def load_vectors(path: Path) -> dict[str, np.ndarray]:
 def run(video: Video, config: Config, root: Path, progress: bool = False
         ) -> tuple[list[str], dict[str, Any]]:
     embedder = embedder_for(config)
-    rows = [r for r in read_jsonl(root / "crops" / video.sid / "crops.jsonl")
+    layout = OutputLayout(root)
+    rows = [r for r in read_jsonl(layout.crops_index(video.sid))
             if r.get("status", KEPT) == KEPT and r["class"] == "face"]
     files = frame_files(root, video.sid) if rows else {}
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     started = time.perf_counter()
-    for t_ms, group in groupby(rows, key=lambda r: r["t_ms"]):
-        group = list(group)
-        frame_path = root / "frames" / video.sid / files[t_ms]
+    for t_ms, same_frame in groupby(rows, key=lambda r: r["t_ms"]):
+        group = list(same_frame)
+        frame_path = layout.frames_dir(video.sid) / files[t_ms]
         frame = cv2.imread(str(frame_path))
         if frame is None:
             raise OSError(f"cannot read frame {frame_path}")

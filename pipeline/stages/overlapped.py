@@ -38,13 +38,14 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
+from ..core.layout import OutputLayout
 from ..config.schema import Crop
 from ..core.detections import Detections
 from ..io.files import encode_image, fresh_tmp_dir, write_bytes
@@ -98,14 +99,15 @@ class Flow:
         self.busy[step] += time.perf_counter() - started
 
 
-def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Iterator[Produced]:
+def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produced, None, None]:
     """Yield the sample, detect and crop stages' ``Produced``, each once its outputs are in place.
 
     Closing the generator early removes the scratch folders of the stages not yielded yet.
     """
     video, config, root = ctx.video, ctx.config, ctx.root
     detector = detect.detector_for(config)
-    frames_final, crops_final = root / "frames" / video.sid, root / "crops" / video.sid
+    layout = OutputLayout(root)
+    frames_final, crops_final = layout.frames_dir(video.sid), layout.crops_dir(video.sid)
     frames_tmp, crops_tmp = fresh_tmp_dir(frames_final), fresh_tmp_dir(crops_final)
     jpeg, crop_params = sample.jpeg_params(config), crop.encode_params(config.crop)
     tally, flow = sample.Tally(), Flow()
@@ -130,6 +132,8 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Iterator[Produced
         data = encode_image(".jpg", image, jpeg)
         write_bytes(frames_tmp / row["file"], data)
         as_read = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if as_read is None:  # the JPEG just encoded: only a broken OpenCV build gets here
+            raise OSError(f"cannot decode the JPEG of frame {row['file']}")
         flow.timed("jpeg", started)
         return as_read
 

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.layout import FRAMES_INDEX, OutputLayout
 from ..config.schema import Config, Sample
 from ..core.errors import SourceConfigError
 from ..exec.cpus import threads_for
@@ -114,17 +115,18 @@ def jpeg_params(config: Config) -> list[int]:
 def finish(video: Video, tmp: Path, final: Path, rows: list[dict[str, Any]], tally: Tally) -> Produced:
     """``frames.jsonl`` written, the scratch folder renamed into place: the stage's outputs."""
     rows.sort(key=lambda r: r["t_ms"])
-    write_jsonl(tmp / "frames.jsonl", rows)
+    write_jsonl(tmp / FRAMES_INDEX, rows)
     replace_dir(tmp, final)
     # every frame is an output, so a deleted or damaged JPEG redoes this unit (state.is_done)
-    return [f"frames/{video.sid}/frames.jsonl", *(f"frames/{video.sid}/{r['file']}" for r in rows)], {
+    rel = OutputLayout.frame_rel
+    return [rel(video.sid, FRAMES_INDEX), *(rel(video.sid, r["file"]) for r in rows)], {
         "frames": len(rows), "dropped_blurry": tally.dropped_blurry,
         "strategy": "+".join(sorted(tally.strategies))}
 
 
 def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
         progress: bool = False) -> Produced:
-    final = root / "frames" / video.sid
+    final = OutputLayout(root).frames_dir(video.sid)
     tmp = fresh_tmp_dir(final)
     rows: list[dict[str, Any]] = []
     tally = Tally()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from ..io.files import pid_alive, read_json_object
 
 
@@ -25,7 +26,7 @@ class RunLock:
     """
 
     def __init__(self, root: Path, command: str = "run"):
-        self.path = Path(root) / "run.lock"
+        self.path = OutputLayout(root).lock
         self.command = command  # named to whoever finds the folder taken
         self.held = False
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from ..core.layout import ROOT_NAMES, SCRATCH_DIRS, OutputLayout
 from ..io.files import file_digest, keep_foreign, read_json_object, write_json
 
 
@@ -48,14 +49,15 @@ class State:
     """The ``state/`` folder of one output directory."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.dir = self.root / "state"
+        self.layout = OutputLayout(Path(root))
+        self.root = self.layout.root
+        self.dir = self.layout.state_dir
 
     def marker_path(self, stage: str, sid: str) -> Path:
-        return self.dir / stage / f"{sid}.json"
+        return self.layout.marker(stage, sid)
 
     def error_path(self, stage: str, sid: str) -> Path:
-        return self.dir / stage / f"{sid}.error.json"
+        return self.layout.error(stage, sid)
 
     def read(self, stage: str, sid: str) -> Marker | None:
         raw = read_json_object(self.marker_path(stage, sid))
@@ -138,7 +140,7 @@ class State:
 
     @property
     def final_step_path(self) -> Path:
-        return self.dir / FINAL_STEP
+        return self.layout.final_step
 
     def start_final_step(self) -> None:
         """Recorded before the last step (dataset/, manifests, sheets, summary) starts, removed
@@ -153,19 +155,6 @@ class State:
         return self.final_step_path.exists()
 
 
-WARNINGS = "warnings.json"
-"""The warnings the last run gave (``pipeline.state.notices``), so a rerun does not repeat them."""
-FINAL_STEP = "final-step.json"
-"""In ``state/`` while the last step runs (``State.start_final_step``)."""
-AVAILABILITY = ("availability.json", "availability.previous.json")
-"""In ``state/``: the states of every listed video at the end of the last run and of the run
-before it (``pipeline.runner.availability``)."""
-SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")
-"""Folders only this code writes into, whose top level holds its per-source scratch."""
-ROOT_NAMES = frozenset({"dataset", "sheets", "manifest.csv", "manifest.jsonl", "manifest.parquet",
-                        "summary.json", "availability.csv", ".pipeline-run.json"})
-"""What the run writes at the top of the output folder (besides ``run.lock`` and the folders
-above); their scratch is ``.<name>.tmp``, ``.<name>.<pid>.tmp`` or ``.<name>.old.<pid>``."""
 _SCRATCH = re.compile(r"^\..+(\.tmp|\.\d+\.tmp|\.old\.\d+)$")
 _ROOT_SCRATCH = re.compile(r"^\.(.+?)(\.tmp|\.\d+\.tmp|\.old\.\d+)$")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..io.files import write_atomic
 from ..runner.runlog import log as run_log, shown_on_console
-from .markers import WARNINGS
+from ..core.layout import WARNINGS
 
 
 class Notices:

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core.layout import AVAILABILITY, FINAL_STEP, LISTINGS, LOCK, RUN_MARKER, WARNINGS, OutputLayout
 from ..io.files import read_json_object, write_json
 from ..stages import NAMES
-from .markers import AVAILABILITY, FINAL_STEP, WARNINGS, fingerprint
+from .markers import fingerprint
 
-MARKER = ".pipeline-run.json"
 # A folder holding only these counts as empty: a run killed as it started, and what file
 # managers drop into a folder they show (never deleted by a run either way).
-_AS_EMPTY = frozenset({"run.lock", ".DS_Store", "Thumbs.db", "desktop.ini"})
+_AS_EMPTY = frozenset({LOCK, ".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 class OutputRefused(Exception):
@@ -60,7 +60,7 @@ def identity_of(name: str, config_file: Path | str | None, root: Path) -> Identi
 
 def read_marker(root: Path) -> Identity | None:
     """The identity recorded in ``root``; None when there is no readable marker."""
-    raw = read_json_object(Path(root) / MARKER)
+    raw = read_json_object(OutputLayout(root).run_marker)
     if raw is None or not isinstance(raw.get("name"), str):
         return None
     config, config_file = raw.get("config"), raw.get("config_file")
@@ -69,11 +69,11 @@ def read_marker(root: Path) -> Identity | None:
 
 
 def _made_by_earlier_version(root: Path) -> bool:
-    state = root / "state"
+    state = OutputLayout(root).state_dir
     if not state.is_dir():
         return False
     names = {p.name for p in state.iterdir() if not p.name.startswith(".")}
-    return bool(names) and names <= {*NAMES, "sources", WARNINGS, FINAL_STEP, *AVAILABILITY}
+    return bool(names) and names <= {*NAMES, LISTINGS, WARNINGS, FINAL_STEP, *AVAILABILITY}
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Claim:
                 f"{self.identity.describe()}")
         elif self.action == "take-over":
             log(f"{self.root}: taken over by config {self.identity.describe()}")
-        write_json(self.root / MARKER, {**asdict(self.identity),
+        write_json(OutputLayout(self.root).run_marker, {**asdict(self.identity),
                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
@@ -116,7 +116,7 @@ def check_output(root: Path, identity: Identity, take_over: bool = False) -> Cla
         if _made_by_earlier_version(root):
             return Claim(root, identity, "adopt")
         raise OutputRefused(f"output {root} already holds files that this tool did not write (no "
-                            f"{MARKER}); set output to a new or empty folder so none of them is "
+                            f"{RUN_MARKER}); set output to a new or empty folder so none of them is "
                             "touched")
     if owner.matches(identity):
         return Claim(root, identity, "ours")

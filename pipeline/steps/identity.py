@@ -49,6 +49,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.layout import OutputLayout
 from ..algo.cluster import cluster, distance, is_small, track_groups
 from ..config.fields import Named
 from ..config.identity import PerPerson
@@ -56,7 +57,7 @@ from ..config.schema import Config
 from ..embedders import Face, embedder_class
 from ..algo.quality import DROPPED, KEPT, select_per_track
 from ..stages import identity as stage
-from .names import NAMES_FILE, IdentityError, named_lines, read_names
+from .names import IdentityError, named_lines, read_names
 from ..stages.detect import detector_for
 
 
@@ -71,7 +72,7 @@ def relabel(row: dict[str, Any], name: str) -> None:
     """Give a crop a person's name as identity and label; its dataset file follows."""
     row["identity"] = row["label"] = name
     if row.get("dataset_file"):
-        row["dataset_file"] = f"dataset/{row['split']}/{name}/{Path(row['file']).name}"
+        row["dataset_file"] = OutputLayout.dataset_file_rel(row["split"], name, Path(row["file"]).name)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def reference_vectors(config: Config) -> list[Reference]:
                 raise IdentityError(f"identity.references.{name}: no face found in {photo} "
                                     f"at detect.min_score {d.min_score:g}; use a photo where "
                                     "the face is clearly visible")
-            box = tuple(float(v) for v in dets.boxes[int(np.argmax(dets.area))])
-            vector = stage.embedder_for(config).embed(image, [Face(box)])[0]
+            x, y, w, h = (float(v) for v in dets.boxes[int(np.argmax(dets.area))])
+            vector = stage.embedder_for(config).embed(image, [Face((x, y, w, h))])[0]
             refs.append(Reference(name, photo, vector))
     return refs
 
@@ -132,7 +133,8 @@ def apply_identity(config: Config, root: Path, rows: list[dict[str, Any]]) -> di
     assert ident is not None
     metric = embedder_class(ident.model).metric
     refs = reference_vectors(config)
-    names = read_names(root / NAMES_FILE) if (root / NAMES_FILE).is_file() else {}
+    names_file = OutputLayout(root).names
+    names = read_names(names_file) if names_file.is_file() else {}
     vectors: dict[str, np.ndarray] = {}
     for sid in sorted({r["source_id"] for r in rows}):
         path = stage.output_path(root, sid)
@@ -184,8 +186,9 @@ def preflight(root: Path, config: Config) -> None:
     """What the global step will need, checked before any stage: ``<output>/identities.txt``, so
     a bad line stops the run at once (``IdentityError`` naming file and line), as a bad
     ``rejects.txt`` does; its names become labels, so they must not clash with the config's."""
-    if (root / NAMES_FILE).is_file():
-        named_lines(root / NAMES_FILE, [Named(n.prefix, f"{n.ref} in the config", n.label)
+    names_file = OutputLayout(root).names
+    if names_file.is_file():
+        named_lines(names_file, [Named(n.prefix, f"{n.ref} in the config", n.label)
                                          for n in config.labels()])
 
 
@@ -202,7 +205,7 @@ def select_per_person(rows: list[dict[str, Any]], rule: PerPerson) -> set[str]:
     least ``min_gap_s`` apart); a person then takes every source's first, then every source's
     second ..., better crops first within a round, until ``max``. Ties go to the crop id.
     """
-    groups: dict[tuple[str, str], int] = {}  # (person, source) -> a "track" of select_per_track
+    groups: dict[tuple[str | None, str], int] = {}  # (person, source) -> a "track" of select_per_track
     items = [{"track_id": groups.setdefault((person_of(r), r["source_id"]), len(groups)),
               "t_ms": round(float(r["t_s"]) * 1000), "crop_id": r["crop_id"]} for r in rows]
     quality = [float(r.get("quality") or 0.0) for r in rows]
@@ -211,7 +214,7 @@ def select_per_person(rows: list[dict[str, Any]], rule: PerPerson) -> set[str]:
     for i in sorted(eligible, key=lambda i: (-quality[i], items[i]["crop_id"])):
         ranked.setdefault(items[i]["track_id"], []).append(i)
     person = {g: key[0] for key, g in groups.items()}
-    order: dict[str, list[tuple[int, float, str]]] = {}
+    order: dict[str | None, list[tuple[int, float, str]]] = {}  # None: the crops not embedded
     for g, members in ranked.items():
         order.setdefault(person[g], []).extend(
             (rank, -quality[i], items[i]["crop_id"]) for rank, i in enumerate(members))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import MANIFEST_CSV, MANIFEST_JSONL, MANIFEST_PARQUET, OutputLayout
 from ..algo.quality import KEPT
 from ..config.schema import Config
 from ..core.records import BLUR_COLUMNS, MANIFEST_COLUMNS, parquet_schema
@@ -40,9 +41,10 @@ class SourceResult:
 def load_results(root: Path, videos: list[Video], detectors: dict[str, str]) -> Iterator[SourceResult]:
     """Per-source crop rows and metadata of the videos whose crop stage is done, one source at
     a time (so only one source's ``crops.jsonl`` is in memory besides the manifest rows)."""
+    layout = OutputLayout(root)
     for v in videos:
-        crops_file = root / "crops" / v.sid / "crops.jsonl"
-        info_file = root / "videos" / f"{v.sid}.info.json"
+        crops_file = layout.crops_index(v.sid)
+        info_file = layout.video_info(v.sid)
         if v.sid not in detectors or not crops_file.exists():
             continue
         info = read_json_object(info_file) or {}
@@ -98,24 +100,40 @@ def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 def write_manifests(root: Path, rows: list[dict[str, Any]],
                     columns: tuple[str, ...] = MANIFEST_COLUMNS) -> list[str]:
     """manifest.csv and manifest.jsonl (and manifest.parquet when pyarrow is installed)."""
-    write_atomic(root / "manifest.csv", csv_text(rows, columns))
-    write_atomic(root / "manifest.jsonl", "".join(
+    layout = OutputLayout(root)
+    write_atomic(layout.manifest_csv, csv_text(rows, columns))
+    write_atomic(layout.manifest_jsonl, "".join(
         json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
-    written = ["manifest.csv", "manifest.jsonl"]
+    written = [MANIFEST_CSV, MANIFEST_JSONL]
     try:
         # lazy: optional dependency (the parquet extra)
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        (root / "manifest.parquet").unlink(missing_ok=True)
+        layout.manifest_parquet.unlink(missing_ok=True)
         return written
     table = pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows],
                                  schema=parquet_schema(pa, columns))
-    tmp = root / ".manifest.parquet.tmp"
+    tmp = root / f".{MANIFEST_PARQUET}.tmp"
     pq.write_table(table, tmp)
-    os.replace(tmp, root / "manifest.parquet")
-    return written + ["manifest.parquet"]
+    os.replace(tmp, layout.manifest_parquet)
+    return written + [MANIFEST_PARQUET]
+
+
+def read_manifest(root: Path) -> list[dict[str, Any]] | None:
+    """The rows of ``manifest.jsonl`` with their JSON types (the CSV would give strings), for
+    the sheets, the review page, the exports and ``evaluate``; None when no run has written one
+    (each reader says what to do in its own words). A row without ``status`` comes from a
+    manifest written before the review feature: it was kept."""
+    path = OutputLayout(root).manifest_jsonl
+    if not path.is_file():
+        return None
+    rows = read_jsonl(path)
+    for row in rows:
+        if not row.get("status"):
+            row["status"] = KEPT
+    return rows
 
 
 def write_summary(root: Path, summary: dict[str, Any]) -> None:
-    write_json(root / "summary.json", summary)
+    write_json(OutputLayout(root).summary, summary)

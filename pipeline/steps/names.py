@@ -13,8 +13,6 @@ from ..config.fields import Named, label_clash, label_problem
 from ..io.text import decode_text
 
 
-NAMES_FILE = "identities.txt"  # names given to person clusters (pipeline.steps.identity)
-
 
 class IdentityError(ValueError):
     """A reference photo that cannot be used (missing, unreadable, no face), or a names file

@@ -11,14 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from ..algo.quality import KEPT
 from ..io.text import TextError, decode_text
 
 REJECTED = "rejected"  # statuses: KEPT, REJECTED (review), DROPPED (filters, selection, dedupe)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
-
-REJECTS_FILE = "rejects.txt"
 
 
 class RejectsError(TextError):
@@ -59,7 +58,7 @@ def rejects_file_for(root: Path, given: Path | str | None = None) -> Path | None
         if not path.is_file():
             raise FileNotFoundError(f"rejects file not found: {path}")
         return path
-    default = root / REJECTS_FILE
+    default = OutputLayout(root).rejects
     return default if default.is_file() else None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import OutputLayout
 from ..algo.quality import KEPT
 
 
@@ -68,5 +69,5 @@ def assign_split(row: dict[str, Any], split: str) -> None:
     """Put a row into its split; a kept crop gets its ``dataset/<split>/<label>/`` file."""
     row["split"] = split
     if row["status"] == KEPT:
-        name = Path(row["file"]).name if row.get("file") else None
-        row["dataset_file"] = f"dataset/{split}/{row['label']}/{name}"
+        # a kept crop always has its file (only the crop stage's drops have none)
+        row["dataset_file"] = OutputLayout.dataset_file_rel(split, row["label"], Path(row["file"]).name)

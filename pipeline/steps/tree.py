@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import DATASET, METADATA, OutputLayout
 from ..core.records import METADATA_COLUMNS
 from ..io.files import building, replace_dir, write_atomic
 from .manifest import csv_text
@@ -32,15 +33,15 @@ def build_tree(root: Path, rows: list[dict[str, Any]]) -> None:
     ``label`` column since, with metadata present, imagefolder no longer infers labels from the
     folder names.
     """
-    final = root / "dataset"
+    final = OutputLayout(root).dataset_dir
     with building(final) as tmp:
         for row in rows:
-            link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to("dataset"))
+            link(root / row["file"], tmp / Path(row["dataset_file"]).relative_to(DATASET))
         for split in SPLITS:
-            meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to(f"dataset/{split}"))}
+            meta = [{**row, "file_name": str(Path(row["dataset_file"]).relative_to(f"{DATASET}/{split}"))}
                     for row in rows if row["split"] == split]
             if meta:
-                write_atomic(tmp / split / "metadata.csv", csv_text(meta, METADATA_COLUMNS))
+                write_atomic(tmp / split / METADATA, csv_text(meta, METADATA_COLUMNS))
         replace_dir(tmp, final, ours_in_dataset(root))
 
 
@@ -50,21 +51,21 @@ def ours_in_dataset(root: Path) -> Callable[[str, Path], bool]:
     and hard links of crops. Anything else is a user's and survives the swap to a new tree."""
     listed: set[str] = set()
     try:
-        with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
+        with open(OutputLayout(root).manifest_csv, newline="", encoding="utf-8") as f:
             listed = {r.get("dataset_file") or "" for r in csv.DictReader(f)}
     except (OSError, ValueError, csv.Error):
         pass
 
     def ours(rel: str, path: Path) -> bool:
         parts = rel.split("/")
-        if f"dataset/{rel}" in listed or (len(parts) == 2 and parts[0] in SPLITS
-                                           and parts[1] == "metadata.csv"):
+        if f"{DATASET}/{rel}" in listed or (len(parts) == 2 and parts[0] in SPLITS
+                                              and parts[1] == METADATA):
             return True
         if len(parts) != 3 or parts[0] not in SPLITS:
             return False
         name = parts[2]  # <sid>_<t_ms>_<k>.<ext>: a link of crops/<sid>/<name>?
         try:
-            return os.path.samefile(path, root / "crops" / name.rsplit("_", 2)[0] / name)
+            return os.path.samefile(path, OutputLayout(root).crops_dir(name.rsplit("_", 2)[0]) / name)
         except OSError:
             return False
     return ours

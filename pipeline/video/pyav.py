@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ class PyAVSource:
             counts.unreadable += len(by_pts)  # picked frames the decoder never gave
 
     def _decode_serial(self, runs: list[tuple[int, int]], wanted: frozenset[int],
-                       threads: int) -> Iterator[tuple]:
+                       threads: int) -> Generator[tuple, None, None]:
         """``("frame", pts, BGR image)`` for each wanted frame and ``("end", packets fed, frames
         the decoder gave)`` after each run, with one decoder (``threads``: its threads, 0 for
         FFmpeg's default)."""
@@ -200,7 +201,7 @@ class PyAVSource:
                     yield "frame", frame.pts, frame.to_ndarray(format="bgr24")
 
     def _decode_parallel(self, runs: list[tuple[int, int]], wanted: frozenset[int],
-                         decoders: int) -> Iterator[tuple]:
+                         decoders: int) -> Generator[tuple, None, None]:
         """``_decode_serial`` spread over ``decoders`` threads, run ``r`` on thread ``r % n``;
         each thread hands over at most ``QUEUE_FRAMES`` frames ahead of the consumer."""
         decoders = min(decoders, len(runs))
@@ -265,7 +266,7 @@ class PyAVSource:
                 position += 1
             decoded = 0
             for i in range(first, last + 1):
-                packet = next(demuxed, None)
+                packet: Any = next(demuxed, None)  # never None past _expect
                 self._expect(packet, index, i)
                 position += 1
                 if skip_nonref:

@@ -71,7 +71,7 @@ class Sampler(Counts, Iterator[SampledFrame]):
                  trace: TracebackType | None) -> None:
         self.close()
 
-    def _sharp(self, candidates: Generator[Candidate, None, None]) -> Iterator[SampledFrame]:
+    def _sharp(self, candidates: Generator[Candidate, None, None]) -> Generator[SampledFrame, None, None]:
         """The candidates as samples, without those too blurry for ``min_sharpness`` (counted)."""
         try:
             for t_ms, frame_index, image, slot in candidates:

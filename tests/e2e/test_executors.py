@@ -14,7 +14,7 @@ from helpers.support import DEMO
 
 def _cli_without_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from pipeline.cli import main\n"
+            "from pipeline.cli.main import main\n"
             f"main({list(args)!r}, prog_name='pipeline')")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
                           timeout=300)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.state.markers import FINAL_STEP
+from pipeline.core.layout import FINAL_STEP
 from helpers.reviewkit import DemoRun, copy_run
 from helpers.support import REPO, cli, read_manifest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import fields, replace
 import re
 from pathlib import Path
 
@@ -68,3 +69,22 @@ def test_crop_row_readers_read_only_record_columns(module: str) -> None:
     them reading a key that no longer exists."""
     read = keys_read(REPO / "pipeline" / module)
     assert read and read <= set(records.BY_NAME), sorted(read - set(records.BY_NAME))
+
+
+def test_a_crop_row_has_the_crop_columns_with_their_types() -> None:
+    """``CropRow`` is the crop stage's row: its keys are the record's ``crops.jsonl`` columns (but
+    ``quality``, set once the source's crops are cut), each field of its column's type."""
+    row = records.CropRow(
+        crop_id="s_000000500_0", file="crops/s/s_000000500_0.jpg", source_id="s", status="kept",
+        drop_reason=None, t_ms=500, frame_index=12, segment=-1, cls="face", track_id=0, score=0.9,
+        box_x=1.0, box_y=2.0, box_w=3.0, box_h=4.0, crop_x=0, crop_y=1, crop_w=5, crop_h=6,
+        out_w=224, out_h=224, sharpness=10.5, outside=0.0, frontal=None, phash="0" * 16,
+        landmarks="")
+    keys = list(row.to_json())
+    assert set(keys) | {"quality"} == set(records.CROP_COLUMNS) and "quality" not in keys
+    assert list(replace(row, blurred_faces=2).to_json()) == [*keys, "blurred_faces"]
+    assert keys[:3] == ["crop_id", "file", "source_id"] and row.to_json()["class"] == "face"
+    hints = {f.name: f.type for f in fields(records.CropRow)}
+    for key in keys:
+        kind = records.BY_NAME[key].type.__name__
+        assert hints["cls" if key == "class" else key].startswith(kind), (key, kind)
