@@ -18,7 +18,8 @@ from ..core.errors import error_record, unwritable_output
 from ..core.records import Video
 from ..exec.cpus import limit_native_threads, threads_for
 from ..sources.expand import Expansion
-from ..stages import Context, Produced, active, overlapped
+from .. import stages
+from ..stages import Context, Produced, Results, active
 from ..state.markers import Marker, State
 from ..state.resume import plan_unit
 
@@ -34,9 +35,11 @@ class SourceOutcome:
     error_class: str | None = None
     message: str | None = None
     detector: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # every stage's counts, in stage order
+    stage_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> its counts
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
-    busy: dict[str, float] = field(default_factory=dict)  # overlapped step -> its thread's busy seconds
+    busy: dict[str, float] = field(default_factory=dict)  # fused step -> its thread's busy seconds
+    fused: tuple[str, ...] = ()  # the stages that ran as one pass (``stages.FUSED``), if any
 
     @property
     def ok(self) -> bool:
@@ -71,10 +74,12 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
     state = State(root)
     outcome = SourceOutcome(video.sid, video.title)
     ctx = Context(video, config, root, progress)
-    results: dict[str, Any] = {}
+    results = Results()
     upstream = ""
     ran = False  # an earlier stage of this source ran: the later ones are redone
-    together: Iterator[Produced] | None = None  # sample, detect and crop overlapped
+    together: Iterator[Produced[Any]] | None = None  # the fused stages, run as one pass
+    fused = stages.FUSED
+    counts: dict[str, dict[str, int]] = {}
     for stage in active(config):
         try:
             fp = stage.fingerprint(ctx, upstream)
@@ -93,9 +98,10 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                if stage.name == "sample" and overlapped.applicable(ctx, results):
-                    together = cleanup.enter_context(closing(overlapped.run(ctx, results)))
-                if together is not None and stage.name in overlapped.STAGES:
+                if fused.starts_at(stage) and fused.applicable(ctx, results):
+                    together = cleanup.enter_context(closing(fused.run(ctx, results)))
+                    outcome.fused = tuple(s.name for s in fused.covers)
+                if together is not None and fused.includes(stage):
                     outputs, result = next(together)
                 else:
                     outputs, result = stage.run(ctx, results)
@@ -108,23 +114,24 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             except BaseException:  # Ctrl-C: leave no half-written folder behind
                 state.discard_partial(video.sid)
                 raise
-            marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
+            marker = Marker(fp, outputs, result.to_json(), round(time.monotonic() - started, 3))
             state.finish(stage.name, video.sid, marker)
             outcome.stages[stage.name] = "ran"
             outcome.seconds[stage.name] = marker.seconds
-            outcome.busy.update(result.get("overlapped", {}).get("busy_s", {}))
+            outcome.busy.update(result.busy())
             ran = True
         else:
             outcome.stages[stage.name] = "skipped"
-        results[stage.name] = marker.result
+            result = stage.read(marker.result)
+        results.add(result)
+        counts[stage.name] = result.counts()
         upstream = fp
-    outcome.detector = results["detect"].get("detector")
-    outcome.counts = {"frames": results["sample"].get("frames", 0),
-                      "dropped_blurry": results["sample"].get("dropped_blurry", 0),
-                      "detections": results["detect"].get("detections", 0),
-                      "crops": results["crop"].get("crops", 0)}
+    outcome.stage_counts = counts  # only a source through every stage reports counts
+    facts = {k: v for r in results for k, v in r.facts().items()}
+    outcome.detector = facts.get("detector")
+    outcome.counts = {k: n for counts in outcome.stage_counts.values() for k, n in counts.items()}
     if not outcome.title:
-        outcome.title = results["download"].get("info", {}).get("title")
+        outcome.title = facts.get("title")
     return outcome
 
 
