@@ -19,12 +19,17 @@ NETWORK = "network"
 NOT_A_VIDEO = "not-a-video"
 NOT_FOUND = "not-found"
 CONFIG = "config"
+NOT_LISTED = "not-listed"  # only ``status`` (which never goes online) gives it
 ERROR = "error"
 
 
 class SourceConfigError(ValueError):
     """The config asks something of a source that the source cannot give (a segment after its
     end); the message starts with the key path, like config errors do."""
+
+
+class NotListedYet(LookupError):
+    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
 class OutputUnwritable(RuntimeError):
@@ -92,6 +97,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return CONFIG, message
     if isinstance(exc, VideoError):
         return NOT_A_VIDEO, message
+    if isinstance(exc, NotListedYet):
+        return NOT_LISTED, message
     for kind, pattern in _PATTERNS:
         if pattern.search(message):
             return kind, message

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config.schema import Executor as ExecutorSettings
 from .base import ExecutorError, Lost, NodeLost, T
 from .signals import keep_handlers
 
@@ -84,7 +85,7 @@ class RayExecutor:
     kind = "ray"
     inline = False
 
-    def __init__(self, settings: Any, root: Path, log: Callable[[str], None] = print):
+    def __init__(self, settings: ExecutorSettings, root: Path, log: Callable[[str], None] = print):
         self.settings = settings
         self.root = Path(root)
         self.log = log

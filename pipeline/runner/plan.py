@@ -27,7 +27,7 @@ from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
 from ..core.records import Video
-from ..sources.expand import cap_per_source, expand_sources
+from ..sources.expand import SourceFailure, cap_per_source, expand_sources
 from ..stages import NAMES
 from ..state.markers import State
 from ..video import Range, VideoInfo, probe
@@ -81,7 +81,7 @@ class Embedding:
 class Plan:
     root: Path
     videos: list[PlannedVideo]
-    failures: list[tuple[str, int, str, str]]  # entries that could not be listed
+    failures: list[SourceFailure]  # entries that could not be listed
     estimate: Estimate | None
     embedding: Embedding | None = None  # with identity configured and a figure known
 
@@ -351,8 +351,8 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         frames = "?" if v.frames is None else str(v.frames)
         lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
                      f"{frames:>6}  {_state_of(v)}")
-    for _sid, index, kind, message in plan.failures:
-        lines.append(f"  sources.{index} could not be listed [{kind}]: {message}")
+    for f in plan.failures:
+        lines.append(f"  sources.{f.index} could not be listed [{f.kind}]: {f.message}")
     unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
     lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")
     seconds = plan.seconds()

@@ -2,21 +2,18 @@
 the markers alone (no network: a playlist not listed yet is said to be so)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
-from ..sources.expand import expand_sources
-from ..stages import Context, active
+from ..core.errors import NOT_LISTED, NotListedYet
+from ..sources.expand import SourceFailure, expand_sources
+from ..stages import FIRST, Context, active
 from ..state.lock import RunLock
 from ..state.markers import State
 from ..state.resume import plan_unit
 from .unit import active_stages
-
-
-class NotListedYet(LookupError):
-    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
 def offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
@@ -29,12 +26,14 @@ class StatusReport:
 
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
-    failures: list[tuple[str, int, str, str]]
+    failures: list[SourceFailure]
     final_step: str | None = None
     """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
     running: dict[str, Any] | None = None
     """The run that holds the output folder now (pid, host, started), if any."""
     sources: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per stage, its results' counts (``Result.counts``) summed over the sources it is done for."""
 
 
 def status(config: Config) -> StatusReport:
@@ -42,17 +41,20 @@ def status(config: Config) -> StatusReport:
     root = config.output_dir
     state = State(root)
     expansion = expand_sources(config, state, expander=offline_expander)
-    failures, unlisted = [], []
-    for sid, index, kind, message in expansion.failures:
-        listing = state.error("download", sid) if "not listed yet" in message else None
+    failures: list[SourceFailure] = []
+    unlisted: list[str] = []
+    for failure in expansion.failures:
+        if failure.kind != NOT_LISTED:
+            failures.append(failure)
+            continue
+        listing = state.error(FIRST, failure.sid)
         if listing is not None:  # a run tried to list it and failed: a failure, as run reported
-            failures.append((sid, index, listing.get("class"), listing.get("message")))
-        elif "not listed yet" in message:
-            unlisted.append(message.split(": ")[0])
+            failures.append(failure._replace(kind=listing.get("class"), message=listing.get("message")))
         else:
-            failures.append((sid, index, kind, message))
+            unlisted.append(failure.message.split(": ")[0])
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}
                                           for s in active_stages(config)}
+    counts: dict[str, dict[str, int]] = {}
     for video in expansion.videos:
         ctx = Context(video, config, root.absolute())
         upstream: str | None = ""  # None: an earlier stage is not done, so neither is this one
@@ -65,16 +67,23 @@ def status(config: Config) -> StatusReport:
             groups = stages[stage.name]
             if decision.action == "skip":
                 groups["done"].append(video.sid)
+                result = stage.read(decision.marker.result) if decision.marker else None
+                _add(counts.setdefault(stage.name, {}), result.counts() if result else {})
             elif decision.action == "failed":
                 error = decision.error or {}
                 groups["failed"].append((video.sid, error.get("class"), error.get("message")))
             else:
                 groups["pending"].append(video.sid)
             upstream = fp if decision.action == "skip" else None
-    for sid, _, kind, message in failures:
-        stages["download"]["failed"].append((sid, kind, message))
+    for failure in failures:
+        stages[FIRST]["failed"].append((failure.sid, failure.kind, failure.message))
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
-                        RunLock(root).holder(), len(expansion.videos))
+                        RunLock(root).holder(), len(expansion.videos), counts)
+
+
+def _add(total: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        total[name] = total.get(name, 0) + n
 
 
 def final_step_of(state: State, root: Path) -> str | None:

@@ -19,7 +19,7 @@ from ..core.records import Video
 from ..exec.cpus import limit_native_threads, threads_for
 from ..sources.expand import Expansion
 from .. import stages
-from ..stages import Context, Produced, Results, active
+from ..stages import FIRST, Context, Produced, Results, active
 from ..state.markers import Marker, State
 from ..state.resume import plan_unit
 
@@ -93,8 +93,9 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             outcome.failed_stage, outcome.error_class = stage.name, previous.get("class")
             outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
             return outcome
-        marker = decision.marker
-        if marker is None:
+        # a marker whose result cannot be read (hand-edited, damaged) is redone, as a missing one
+        recorded = stage.read(decision.marker.result) if decision.marker is not None else None
+        if recorded is None:
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
@@ -122,14 +123,14 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             ran = True
         else:
             outcome.stages[stage.name] = "skipped"
-            result = stage.read(marker.result)
+            result = recorded
         results.add(result)
         counts[stage.name] = result.counts()
         upstream = fp
     outcome.stage_counts = counts  # only a source through every stage reports counts
     facts = {k: v for r in results for k, v in r.facts().items()}
     outcome.detector = facts.get("detector")
-    outcome.counts = {k: n for counts in outcome.stage_counts.values() for k, n in counts.items()}
+    outcome.counts = {k: n for of_stage in counts.values() for k, n in of_stage.items()}
     if not outcome.title:
         outcome.title = facts.get("title")
     return outcome
@@ -145,13 +146,13 @@ def _failed(outcome: SourceOutcome, state: State, stage: str, video: Video, exc:
 
 
 def expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcome]:
-    """Config entries that could not even be listed fail as a 'download' of their own id."""
+    """Config entries that could not even be listed fail at the first stage, under their own id."""
     outcomes = []
-    for sid, index, kind, message in expansion.failures:
-        state.fail("download", sid, {"stage": "download", "class": kind, "message": message,
-                                     "fingerprint": "", "entry": index})
-        outcomes.append(SourceOutcome(sid, f"sources.{index}", {"download": "failed"}, "download",
-                                      kind, message))
+    for f in expansion.failures:
+        state.fail(FIRST, f.sid, {"stage": FIRST, "class": f.kind, "message": f.message,
+                                  "fingerprint": "", "entry": f.index})
+        outcomes.append(SourceOutcome(f.sid, f"sources.{f.index}", {FIRST: "failed"}, FIRST,
+                                      f.kind, f.message))
     return outcomes
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config.fields import no_such_path
 from ..config.schema import Config
@@ -28,12 +28,21 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", "
                               ".h264", ".hevc", ".265"})
 
 
+class SourceFailure(NamedTuple):
+    """A ``sources`` entry that could not be expanded into videos, and why."""
+
+    sid: str  # the id its failure is recorded under (``state/download/<sid>.error.json``)
+    index: int  # its position in ``sources``
+    kind: str  # the failure class (``pipeline.core.errors``)
+    message: str
+
+
 @dataclass
 class Expansion:
     """The videos of all entries, and the entries that could not be expanded (with why)."""
 
     videos: list[Video] = field(default_factory=list)
-    failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
+    failures: list[SourceFailure] = field(default_factory=list)
 
 
 def _is_output(folder: Path, output: Path) -> bool:
@@ -106,7 +115,7 @@ def expand_sources(config: Config, state: State,
             sid = (file_source_id(Path(spec.path)) if spec.path is not None
                    else f"url-{short_hash(spec.url or '')}")
             kind, message = classify(exc)
-            out.failures.append((sid, index, kind, message))
+            out.failures.append(SourceFailure(sid, index, kind, message))
             continue
         for v in videos:
             if v.sid not in position:

@@ -13,6 +13,8 @@ from .base import Context, Fused, Produced, Result, Results, Stage
 
 STAGES: tuple[Stage, ...] = (download.STAGE, sample.STAGE, detect.STAGE, crop.STAGE, identity.STAGE)
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+FIRST: str = NAMES[0]
+"""The stage a ``sources`` entry that could not be listed fails at (under its own id)."""
 
 FUSED = Fused(covers=(sample.STAGE, detect.STAGE, crop.STAGE), applicable=overlapped.applicable,
               run=overlapped.run)
@@ -23,5 +25,5 @@ def active(config: Config) -> tuple[Stage, ...]:
     return tuple(s for s in STAGES if s.enabled(config))
 
 
-__all__ = ["FUSED", "NAMES", "STAGES", "Context", "Fused", "Produced", "Result", "Results",
+__all__ = ["FIRST", "FUSED", "NAMES", "STAGES", "Context", "Fused", "Produced", "Result", "Results",
            "Stage", "active"]

@@ -113,6 +113,11 @@ class Stage(ABC, Generic[R]):
         """Whether this config runs the stage (a disabled stage is not looped over at all)."""
         return True
 
+    def preload(self, config: Config) -> None:
+        """Load what every unit of the stage needs (a detector's weights) once in the run's
+        process, before the units start, so workers do not each fetch it; may raise (the
+        stage's units then fail on their own)."""
+
     @abstractmethod
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         """What the stage's outputs depend on, given the previous stage's fingerprint."""
@@ -121,9 +126,15 @@ class Stage(ABC, Generic[R]):
     def run(self, ctx: Context, inputs: Results) -> Produced[R]:
         """Write the outputs; ``inputs`` holds the earlier stages' results."""
 
-    def read(self, raw: dict[str, Any]) -> R:
-        """The result its marker recorded."""
-        return self.result.from_json(raw)  # type: ignore[return-value]
+    def read(self, raw: dict[str, Any]) -> R | None:
+        """The result its marker recorded; None when that cannot be read (a hand-edited or
+        damaged marker: the stage is then redone, as for a missing one)."""
+        try:
+            result = self.result.from_json(raw)
+            ok = all(type(n) is int for n in result.counts().values())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return result if ok else None  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,9 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
 class DetectStage(Stage[DetectResult]):
     name, version, result = "detect", VERSION, DetectResult
 
+    def preload(self, config: Config) -> None:
+        detector_for(config)
+
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.config, upstream)
 
