@@ -16,24 +16,32 @@ from .render import load, log_line, write_failed
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
               help="coco, yolo (Ultralytics), labelstudio (pre-annotated tasks), hf (datasets "
-                   "save_to_disk) or fiftyone (FiftyOneImageDetectionDataset).")
+                   "save_to_disk), fiftyone (FiftyOneImageDetectionDataset), webdataset (tar "
+                   "shards) or parquet (Parquet shards in the Hugging Face Hub's layout).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write (replaced whole). Default: <output>/exports/<format>/.")
 @click.option("--all", "include_all", is_flag=True,
               help="Also the rejected and dropped crops (default: the kept ones, as in dataset/).")
 @click.option("--push", metavar="REPO", default=None,
               help="hf only: also upload to the Hugging Face Hub as REPO (needs a login).")
-def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None) -> None:
+@click.option("--shard-size", metavar="MB", type=float, default=None,
+              help="webdataset and parquet: at most this many megabytes a shard (default 100).")
+@click.option("--shard-count", metavar="N", type=int, default=None,
+              help="webdataset and parquet: at most N crops a shard (default 1000).")
+def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None,
+           shard_size: float | None, shard_count: int | None) -> None:
     """Write the run's boxes and images in another tool's format (reads the manifest only)."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..export import ExportError, export as run_export
+    from ..export.shards import ShardLimits
 
     cfg = load(config)
     if push is not None and fmt != "hf":
         click.echo("error: --push works with --format hf only", err=True)
         sys.exit(2)
     try:
-        report = run_export(cfg.output_dir, fmt, out, include_all)
+        given = {k: v for k, v in (("size_mb", shard_size), ("count", shard_count)) if v is not None}
+        report = run_export(cfg.output_dir, fmt, out, include_all, ShardLimits(**given) if given else None)
     except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -4,6 +4,8 @@ against its documented schema), every box compared with the manifest, kept crops
 from __future__ import annotations
 
 import json
+import os
+import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from helpers.reviewkit import DemoRun, copy_run
-from helpers.support import cli, read_manifest
+from helpers.support import REPO, cli, read_manifest
 
 
 @pytest.fixture
@@ -245,3 +247,186 @@ def test_export_never_replaces_a_folder_it_did_not_write(demo):
     assert cli("export", "run.yaml", "--format", "coco", "--out",
                "elsewhere/yolo", cwd=demo.root.parent).returncode == 0, "an earlier export is replaced"
     assert not (folder / "data.yaml").exists() and list(folder.glob("*/_annotations.coco.json"))
+
+
+def read_webdataset(shards: list[Path]) -> list[dict]:
+    """The samples of ``shards`` as webdataset gives them to a training loop: images decoded
+    (PIL), ``.json`` parsed, ``.cls`` an int."""
+    wds = pytest.importorskip("webdataset", reason="webdataset not installed")
+    return list(wds.WebDataset([str(p) for p in shards], shardshuffle=False).decode("pil"))
+
+
+def with_files(root: Path, statuses: tuple[str, ...]) -> dict[str, dict]:
+    """crop id -> manifest row, for the crops of ``statuses`` that have a file."""
+    return {k: r for k, r in expected_boxes(root, statuses).items() if r["file"]}
+
+
+ALL = ("kept", "rejected", "dropped")
+
+
+def check_crop(row: dict, image, meta: dict, label_index: int, classes: list[str], root: Path) -> None:
+    """One exported crop against its manifest row: image, label (name and index), provenance, box."""
+    assert image.size == (int(row["out_w"]), int(row["out_h"]))
+    assert classes[label_index] == row["label"] == meta["label"]
+    assert meta["split"] == row["split"] and meta["source_url"] == row["source_url"]
+    assert meta["t_s"] == float(row["t_s"]) and meta["status"] == row["status"]
+    frame = root / "frames" / row["source_id"] / f"{round(float(row['t_s']) * 1000):09d}.jpg"
+    assert_close(meta["box"], row, frame)
+
+
+def test_webdataset_shards_read_back_with_webdataset_in_fixed_bytes(demo):
+    folder = export(demo, "webdataset", "--all", "--shard-count", "3")
+    want = with_files(demo.root, ALL)
+    index = json.loads((folder / "shards.json").read_text())
+    classes = index["classes"]
+    assert classes == sorted({r["label"] for r in expected_boxes(demo.root, ALL).values()})
+    seen = set()
+    for split, entry in index["splits"].items():
+        shards = sorted(folder.glob(f"{split}-*.tar"))
+        assert [p.name for p in shards] == entry["shards"] == [f"{split}-{i:06d}.tar"
+                                                               for i in range(len(shards))]
+        samples = read_webdataset(shards)
+        assert len(samples) == entry["samples"] and len(shards) == -(-len(samples) // 3)
+        for sample in samples:
+            assert set(sample) >= {"jpg", "json", "cls"}
+            row = want[sample["json"]["crop_id"]]
+            assert sample["__key__"] == row["crop_id"] and row["split"] == split
+            check_crop(row, sample["jpg"], sample["json"], sample["cls"], classes, demo.root)
+            seen.add(row["crop_id"])
+    assert seen == set(want), "every crop with a file is a sample, once"
+    assert {r["split"] for r in want.values()} == set(index["splits"])
+
+    again = cli("export", "run.yaml", "--format", "webdataset", "--all", "--shard-count", "3",
+                "--out", "again", cwd=demo.root.parent)
+    assert again.returncode == 0, again.stderr
+    for shard in folder.glob("*.tar"):
+        assert shard.read_bytes() == (demo.root.parent / "again" / shard.name).read_bytes()
+        with tarfile.open(shard) as tar:
+            assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in tar} == {(0, 0, 0, "", "")}
+
+
+def test_webdataset_default_is_the_kept_crops_and_shard_size_bounds_each_tar(demo):
+    folder = export(demo, "webdataset")
+    index = json.loads((folder / "shards.json").read_text())
+    kept = {s: [r for r in expected_boxes(demo.root).values() if r["split"] == s]
+            for s in ("train", "val", "test")}
+    assert {s: e["samples"] for s, e in index["splits"].items()} == {
+        s: len(rows) for s, rows in kept.items() if rows}
+    assert all(len(e["shards"]) == 1 for e in index["splits"].values())
+
+    # 25 kB: a few crops of 224 px (each 10-20 kB with its .json) a shard, often one
+    limit = 25_000
+    folder = export(demo, "webdataset", "--all", "--shard-size", "0.025")
+    shards = sorted(folder.glob("*.tar"))
+    assert len(shards) > len(index["splits"])
+    for shard in shards:
+        alone = len(read_webdataset([shard])) == 1
+        assert shard.stat().st_size <= limit or alone, (shard.name, shard.stat().st_size)
+    assert len(read_webdataset(shards)) == len(with_files(demo.root, ALL))
+
+
+def test_webdataset_keys_of_crop_ids_with_dots_and_slashes(demo):
+    """webdataset splits a member name at its first dot and groups members by what comes before
+    it: a crop id with dots (or a slash, or "__" around it) must still give one whole sample."""
+    hostile = ["clip.v1.2_000001000_0", "clip_v1_2_000001000_0", "__key__", "a/b.jpg", "é.x"]
+    lines = (demo.root / "manifest.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    kept = [r for r in rows if r["status"] == "kept"]
+    assert len(kept) >= 2
+    for row, crop_id in zip(kept, hostile):
+        row["crop_id"] = crop_id
+    (demo.root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    renamed = {r["crop_id"] for r in kept[:len(hostile)]}
+    folder = export(demo, "webdataset")
+    shards = sorted(folder.glob("*.tar"))
+    for shard in shards:
+        with tarfile.open(shard) as tar:
+            for name in tar.getnames():
+                assert "/" not in name and name.count(".") == 1 and not name.startswith("_"), name
+    samples = read_webdataset(shards)
+    assert len(samples) == len(kept) == len({s["__key__"] for s in samples})
+    assert renamed <= {s["json"]["crop_id"] for s in samples}
+    assert all(set(s) >= {"jpg", "json", "cls"} for s in samples)
+
+
+def test_parquet_shards_load_with_datasets_and_pyarrow(demo, tmp_path, monkeypatch):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed")
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = export(demo, "parquet", "--all", "--shard-count", "4")
+    want = expected_boxes(demo.root, ALL)
+    files = sorted((folder / "data").iterdir())
+    splits = sorted({r["split"] for r in want.values()})
+    for split in splits:
+        names = [p.name for p in files if p.name.startswith(f"{split}-")]
+        rows = sum(1 for r in want.values() if r["split"] == split)
+        n = -(-rows // 4)
+        assert names == [f"{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    table = pq.read_table(folder / "data")
+    assert table.num_rows == len(want)
+    assert str(table.schema.field("image").type) == "struct<bytes: binary, path: string>"
+    assert all(pq.ParquetFile(p).metadata.row_group(0).num_rows <= 100 for p in files)
+
+    cache = str(tmp_path / "hf-cache")
+    ds = datasets.load_dataset("parquet", cache_dir=cache, data_files={
+        s: str(folder / "data" / f"{s}-*.parquet") for s in splits})
+    assert sorted(ds) == splits
+    classes = ds["train"].features["label"].names
+    seen = set()
+    for split in splits:
+        for item in ds[split]:
+            row = want[item["crop_id"]]
+            assert row["split"] == split
+            if row["file"]:
+                check_crop(row, item["image"], {**item, "label": row["label"]}, item["label"],
+                           classes, demo.root)
+            else:
+                assert item["image"] is None and classes[item["label"]] == row["label"]
+            seen.add(item["crop_id"])
+    assert seen == set(want)
+    hub = datasets.load_dataset(str(folder), cache_dir=cache)
+    assert {s: len(hub[s]) for s in hub} == {s: len(ds[s]) for s in splits}, "the Hub's layout"
+
+
+def test_shard_limits_are_checked_before_anything_is_written(demo):
+    cwd = demo.root.parent
+    for args, words in [
+            (("--format", "webdataset", "--shard-size", "0"), "--shard-size must be"),
+            (("--format", "parquet", "--shard-size", "-5"), "--shard-size must be"),
+            (("--format", "webdataset", "--shard-size", "nan"), "--shard-size must be"),
+            (("--format", "webdataset", "--shard-size", "inf"), "--shard-size must be"),
+            (("--format", "webdataset", "--shard-count", "0"), "--shard-count must be"),
+            (("--format", "parquet", "--shard-count", "-1"), "--shard-count must be"),
+            (("--format", "webdataset", "--shard-count", "1.5"), "'1.5' is not a valid integer"),
+            (("--format", "webdataset", "--shard-size", "10MB"), "'10MB' is not a valid float"),
+            (("--format", "coco", "--shard-count", "10"), "are for the webdataset and parquet")]:
+        result = cli("export", "run.yaml", *args, cwd=cwd)
+        assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
+        assert not (demo.root / "exports").exists(), args
+
+
+def test_a_crop_file_gone_is_one_line_and_the_earlier_export_stays(demo):
+    folder = export(demo, "parquet")
+    before = {p.name: p.read_bytes() for p in (folder / "data").iterdir()}
+    row = next(iter(expected_boxes(demo.root).values()))
+    (demo.root / row["file"]).unlink()
+    for fmt in ("webdataset", "parquet"):
+        result = cli("export", "run.yaml", "--format", fmt, cwd=demo.root.parent)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and row["crop_id"] in result.stderr
+        assert "run the pipeline again" in result.stderr
+    assert {p.name: p.read_bytes() for p in (folder / "data").iterdir()} == before
+    assert not (demo.root / "exports" / "webdataset").exists()
+    assert not list((demo.root / "exports").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fmt, package", [("parquet", "pyarrow"), ("hf", "datasets")])
+def test_a_format_whose_package_is_missing_says_how_to_install_it(demo, tmp_path, fmt, package):
+    blocked = tmp_path / "blocked" / package
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text(f'raise ImportError("No module named {package}")\n')
+    result = cli("export", "run.yaml", "--format", fmt, cwd=demo.root.parent,
+                 env={"PYTHONPATH": os.pathsep.join([str(blocked.parent), str(REPO)])})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"needs the {package} package" in result.stderr and f'pip install -e ".[{fmt}]"' in result.stderr
+    assert not (demo.root / "exports").exists()
