@@ -60,9 +60,10 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
     damaged; a unit recorded as failed for the same fingerprint is not retried unless
     ``retry_failed``.
 
-    When the sample stage runs, detect and crop run with it as one overlapped pipeline
-    (``pipeline.stages.overlapped``) wherever that gives the same outputs; each stage still
-    renames its outputs into place, and gets its marker, in turn.
+    When the first stage of ``pipeline.stages.FUSED`` runs, the stages it covers (sample,
+    detect, crop) run as one pass wherever that gives the same outputs; each stage still renames
+    its outputs into place, and gets its marker, in turn. Each stage is handed the earlier
+    stages' results by type; a skipped stage's result is read back from its marker.
     """
     limit_native_threads(threads_for(config))  # before this process loads a detector
     with ExitStack() as cleanup:
