@@ -352,7 +352,7 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
                      f"{frames:>6}  {_state_of(v)}")
     for f in plan.failures:
-        lines.append(f"  sources.{f.index} could not be listed [{f.kind}]: {f.message}")
+        lines.append(f"  sources.{f.entry} could not be listed [{f.kind}]: {f.message}")
     unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
     lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")
     seconds = plan.seconds()

@@ -49,7 +49,8 @@ def status(config: Config) -> StatusReport:
             continue
         listing = state.error(FIRST, failure.sid)
         if listing is not None:  # a run tried to list it and failed: a failure, as run reported
-            failures.append(failure._replace(kind=listing.get("class"), message=listing.get("message")))
+            failures.append(failure._replace(kind=str(listing.get("class")),
+                                             message=str(listing.get("message"))))
         else:
             unlisted.append(failure.message.split(": ")[0])
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}

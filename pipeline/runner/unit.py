@@ -7,7 +7,7 @@ the resume rule, with its marker written last.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +78,7 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
     results = Results()
     upstream = ""
     ran = False  # an earlier stage of this source ran: the later ones are redone
-    together: Iterator[Produced[Any]] | None = None  # the fused stages, run as one pass
+    together: Generator[Produced[Any], None, None] | None = None  # the fused stages, run as one pass
     fused = stages.FUSED
     counts: dict[str, dict[str, int]] = {}
     for stage in active(config):
@@ -151,8 +151,8 @@ def expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcome
     outcomes = []
     for f in expansion.failures:
         state.fail(FIRST, f.sid, {"stage": FIRST, "class": f.kind, "message": f.message,
-                                  "fingerprint": "", "entry": f.index})
-        outcomes.append(SourceOutcome(f.sid, f"sources.{f.index}", {FIRST: "failed"}, FIRST,
+                                  "fingerprint": "", "entry": f.entry})
+        outcomes.append(SourceOutcome(f.sid, f"sources.{f.entry}", {FIRST: "failed"}, FIRST,
                                       f.kind, f.message))
     return outcomes
 

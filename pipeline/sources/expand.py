@@ -32,7 +32,7 @@ class SourceFailure(NamedTuple):
     """A ``sources`` entry that could not be expanded into videos, and why."""
 
     sid: str  # the id its failure is recorded under (``state/download/<sid>.error.json``)
-    index: int  # its position in ``sources``
+    entry: int  # its position in ``sources``
     kind: str  # the failure class (``pipeline.core.errors``)
     message: str
 

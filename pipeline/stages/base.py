@@ -19,7 +19,7 @@ sample, detect and crop stages run as one pipeline over the frames, giving the s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -145,7 +145,7 @@ class Fused:
 
     covers: tuple[Stage[Any], ...]
     applicable: Callable[[Context, Results], bool]
-    run: Callable[[Context, Results], Iterator[Produced[Any]]]
+    run: Callable[[Context, Results], Generator[Produced[Any], None, None]]
 
     def starts_at(self, stage: Stage[Any]) -> bool:
         return stage is self.covers[0]

@@ -109,7 +109,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
         return str(link), [str(link.relative_to(root))]
 
 
-def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
+def _local(video: Video, root: Path) -> Produced[DownloadResult]:
     info_path = root / "videos" / f"{video.sid}.info.json"
     path, extra = _openable_path(video, root)
     vi = probe(path)
@@ -201,7 +201,7 @@ def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPar
     return parts
 
 
-def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[list[str], dict[str, Any]]:
+def _remote(video: Video, config: Config, root: Path, progress: bool) -> Produced[DownloadResult]:
     # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,7 +93,7 @@ class Flow:
         self.busy[step] += time.perf_counter() - started
 
 
-def run(ctx: Context, inputs: Results) -> Iterator[Produced[Any]]:
+def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
     """Yield the sample, detect and crop stages' ``Produced``, each once its outputs are in place.
 
     Closing the generator early removes the scratch folders of the stages not yielded yet.
