@@ -18,8 +18,7 @@ from ..core.errors import error_record, unwritable_output
 from ..core.records import Video
 from ..exec.cpus import limit_native_threads, threads_for
 from ..sources.expand import Expansion
-from .. import stages
-from ..stages import FIRST, Context, Produced, Results, active
+from ..stages import FIRST, FUSED, Context, Produced, Results, active
 from ..state.markers import Marker, State
 from ..state.resume import plan_unit
 
@@ -39,7 +38,7 @@ class SourceOutcome:
     stage_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> its counts
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
     busy: dict[str, float] = field(default_factory=dict)  # fused step -> its thread's busy seconds
-    fused: tuple[str, ...] = ()  # the stages that ran as one pass (``stages.FUSED``), if any
+    fused: tuple[str, ...] = ()  # the stages that ran as one pass (``FUSED``), if any
 
     @property
     def ok(self) -> bool:
@@ -79,7 +78,6 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
     upstream = ""
     ran = False  # an earlier stage of this source ran: the later ones are redone
     together: Generator[Produced[Any], None, None] | None = None  # the fused stages, run as one pass
-    fused = stages.FUSED
     counts: dict[str, dict[str, int]] = {}
     for stage in active(config):
         try:
@@ -100,10 +98,10 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                if fused.starts_at(stage) and fused.applicable(ctx, results):
-                    together = cleanup.enter_context(closing(fused.run(ctx, results)))
-                    outcome.fused = tuple(s.name for s in fused.covers)
-                if together is not None and fused.includes(stage):
+                if FUSED.starts_at(stage) and FUSED.applicable(ctx, results):
+                    together = cleanup.enter_context(closing(FUSED.run(ctx, results)))
+                    outcome.fused = tuple(s.name for s in FUSED.covers)
+                if together is not None and FUSED.includes(stage):
                     outputs, result = next(together)
                 else:
                     outputs, result = stage.run(ctx, results)
