@@ -21,7 +21,8 @@ from ..core.errors import OutputUnwritable
 from ..exec.signals import exit_code, signal_of
 from ..stages import NAMES as STAGE_NAMES
 from ..state.lock import LockError
-from .render import identity_line, load, log_line, print_report, print_status, write_failed
+from .render import (availability_line, identity_line, load, log_line, print_report, print_status,
+                     write_failed)
 from .review import review, sheet
 from .tools import evaluate, export, models
 
@@ -198,6 +199,25 @@ def status(config: str) -> None:
     click.echo(f"output: {cfg.output_dir}")
     if print_status(report):
         sys.exit(1)  # as `run` does when a source failed
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def report(config: str) -> None:
+    """Every listed video: done, filtered (why), unavailable, blocked, failed or pending, and
+    what changed since the run before (reads the markers and saved listings; no network)."""
+    # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
+    from ..runner.availability import CSV_NAME, report as availability_report, table
+
+    cfg = load(config)
+    rows = availability_report(cfg)
+    click.echo(f"output: {cfg.output_dir}")
+    for line in table(rows):
+        click.echo(line)
+    click.echo(availability_line(rows))
+    csv_file = cfg.output_dir / CSV_NAME
+    if csv_file.is_file():
+        click.echo(f"csv: {csv_file} (written by the last finished run; messages in full)")
 
 
 for command in (sheet, review, export, evaluate, models):

@@ -42,6 +42,16 @@ def write_failed(what: str, exc: OSError) -> None:
     sys.exit(1)
 
 
+def availability_line(rows: list) -> str:
+    """``videos: 3 done, 1 filtered, ...; changed since the run before: ...`` (the last line of
+    ``report``; ``run`` ends with it too)."""
+    # lazy: start-up time: only commands that ran or read a run import the runner
+    from ..runner.availability import changes, counts
+
+    changed = changes(rows)
+    return f"videos: {counts(rows)}" + (f"; changed since the run before: {changed}" if changed else "")
+
+
 def print_report(report: RunReport) -> None:
     """The summary ``run`` prints at its end."""
     ds = report.dataset
@@ -67,6 +77,8 @@ def print_report(report: RunReport) -> None:
         for o in report.failed:
             click.echo(f"  {o.sid}  [{o.failed_stage}: {o.error_class}] {o.message}")
         click.echo("  (rerun with --retry-failed to try them again)")
+    if report.availability:
+        click.echo(availability_line(report.availability))
     root = report.root
     click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
     if report.sheets is not None:

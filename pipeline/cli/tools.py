@@ -28,8 +28,11 @@ from .render import load, log_line, write_failed
               help="webdataset and parquet: at most this many megabytes a shard (default 100).")
 @click.option("--shard-count", metavar="N", type=int, default=None,
               help="webdataset and parquet: at most N crops a shard (default 1000).")
+@click.option("--blur-faces", "blur", is_flag=True,
+              help="Pixelate every detected face in the exported frames but those identity named "
+                   "(coco, yolo, labelstudio, fiftyone; the others export crops).")
 def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str | None,
-           shard_size: float | None, shard_count: int | None) -> None:
+           shard_size: float | None, shard_count: int | None, blur: bool) -> None:
     """Write the run's boxes and images in another tool's format (reads the manifest only)."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..export import ExportError, export as run_export
@@ -41,7 +44,8 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         sys.exit(2)
     try:
         given = {k: v for k, v in (("size_mb", shard_size), ("count", shard_count)) if v is not None}
-        report = run_export(cfg.output_dir, fmt, out, include_all, ShardLimits(**given) if given else None)
+        report = run_export(cfg.output_dir, fmt, out, include_all,
+                            ShardLimits(**given) if given else None, blur)
     except (ExportError, LockError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -23,6 +23,12 @@ IDENTITY_MAX_DISTANCE = {"dlib": 0.4, "sface": 0.637}
 IDENTITY_MIN_FACE = 20.0
 
 
+class IdentityBlur(Model):
+    """``identity.blur``: which of the faces ``crop.blur_others`` covers stay sharp."""
+
+    except_: Literal["references"] = Field(alias="except")
+
+
 class Identity(Model):
     """Who is in the crop (pipeline/identity.py): a face embedding per kept face crop, clusters
     of one person across the whole run, and names from reference photos.
@@ -40,6 +46,8 @@ class Identity(Model):
     references: dict[Label, list[str]] = Field(default_factory=dict)
     keep: Literal["all", "references"] = "all"
     per_person: PerPerson | None = None
+    # {except: references}: the named people's faces stay sharp in crops (pipeline/stages/blur.py)
+    blur: IdentityBlur | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -54,6 +62,8 @@ class Identity(Model):
     def _keep_needs_references(self) -> Identity:
         if self.keep == "references" and not self.references:
             raise ValueError("keep: references needs at least one entry under references")
+        if self.blur is not None and not self.references:
+            raise ValueError("blur: {except: references} needs at least one entry under references")
         for name, photos in self.references.items():
             if not photos:
                 raise ValueError(f"references.{name}: give at least one photo")

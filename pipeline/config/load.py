@@ -72,7 +72,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
                     break
         else:
             return []
-    return list(getattr(model, "model_fields", {}))
+    return [f.alias or name for name, f in getattr(model, "model_fields", {}).items()]
 
 
 def parse_config(data: Any, text: str = "", file: str | None = None) -> Config:

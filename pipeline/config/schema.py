@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from .fields import (Fraction, Label, Model, Named, PositiveFloat, PositiveInt, UserPath, at_least,
                      between, label_clash)
+from ..core.filters import VideoFilter
 from .identity import Identity
 from .sources import Download, Source
 
@@ -169,6 +170,8 @@ class Crop(Model):
     border_color: list[Annotated[int, between(0, 255)]] = Field(default_factory=lambda: [0, 0, 0])
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: Annotated[int, between(1, 100)] = 92
+    # Every face in a crop that is not its subject's is pixelated (pipeline/stages/blur.py).
+    blur_others: bool = False
 
     @model_validator(mode="after")
     def _color(self) -> Crop:
@@ -338,9 +341,22 @@ class Config(Model):
     def _identity_needs_faces(self) -> Config:
         if self.identity is not None and self.detect.model != "yunet":
             raise ValueError("identity: needs face crops, it tells faces apart (detect.model: yunet)")
+        if self.identity is not None and self.identity.blur is not None and not self.crop.blur_others:
+            raise ValueError("identity.blur: says which faces crop.blur_others leaves sharp; set "
+                             "crop.blur_others: true")
         if self.sheet.by == "person" and self.identity is None:
             raise ValueError("sheet.by: person needs an identity section (it groups by identity cluster)")
         return self
+
+    def filter_for(self, index: int) -> VideoFilter | None:
+        """The ``pipeline.core.filters.VideoFilter`` of ``sources[index]`` (``download.filter``
+        and the entry's own, both), or None: local files are never filtered."""
+        spec = self.sources[index]
+        if spec.url is None:
+            return None
+        run_wide, own = (f.compiled() if f is not None else None
+                         for f in (self.download.filter, spec.filter))
+        return own if run_wide is None else run_wide & own
 
     @property
     def output_dir(self) -> Path:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from .fields import Label, Model, PositiveFloat, Time, UserPath, at_least
+from .filter import FilterSpec
 
 
 class Segment(Model):
@@ -47,11 +48,15 @@ class Source(Model):
     path: UserPath | None = None
     label: Label | None = None
     segments: list[Segment] = Field(default_factory=list)
+    filter: FilterSpec | None = None  # with download.filter, both must hold
 
     @model_validator(mode="after")
     def _one_of(self) -> Source:
         if (self.url is None) == (self.path is None):
             raise ValueError("give exactly one of 'url' or 'path'")
+        if self.path is not None and self.filter is not None:
+            raise ValueError("a filter is for URL sources: it reads the metadata yt-dlp lists "
+                             "(licence, views, upload date), which a local file does not have")
         return self
 
 
@@ -102,6 +107,7 @@ class Download(Model):
     retries: Annotated[int, at_least(0)] = 3
     socket_timeout: PositiveFloat = 30.0
     ytdlp: dict[str, Any] = Field(default_factory=dict)
+    filter: FilterSpec | None = None  # every URL source's videos must pass it (local files: not applied)
     # A config is a file people share: yt-dlp options that run programs (_runs_programs) are
     # refused unless its reader sets this.
     allow_commands: bool = False

@@ -20,6 +20,8 @@ MANIFEST = "manifest"
 """``manifest.csv``, ``manifest.jsonl`` and ``manifest.parquet``."""
 METADATA = "metadata.csv"
 """``dataset/<split>/metadata.csv``, for Hugging Face's imagefolder."""
+BLUR = "blur"
+"""In ``crops.jsonl`` and appended to the manifest only with ``crop.blur_others``."""
 IDENTITY = "identity"
 """Appended to the manifest only when the config has an ``identity`` section."""
 
@@ -90,6 +92,9 @@ COLUMNS: tuple[Column, ...] = (
     _column("phash", str, "64-bit perceptual hash (hex), for near-duplicates", CROPS, MANIFEST),
     _column("landmarks", str, "JSON list of 5 (x, y) points (eyes, nose, mouth corners) when the "
             "detector gives them", CROPS, MANIFEST),
+    # With `crop.blur_others` only (pipeline/blur.py), after the others.
+    _column("blurred_faces", int, "only with `crop.blur_others`: how many faces other than the "
+            "crop's subject were pixelated in it", BLUR),
     # With `identity` configured only (pipeline/identity.py), after the others.
     _column("identity_cluster", str, "only with `identity` configured: the person cluster, named "
             "by its smallest crop id", IDENTITY),
@@ -122,13 +127,15 @@ METADATA_COLUMNS = ("file_name", "label", "crop_id", "source_id", "source_url", 
 """``metadata.csv``'s order: imagefolder wants ``file_name`` first; the rest is kept as it was
 first published, so existing readers of the CSV by position keep working."""
 CROP_COLUMNS = names(CROPS)
+BLUR_COLUMNS = names(BLUR)
 IDENTITY_COLUMNS = names(IDENTITY)
 
 
-def manifest_columns(identity: bool) -> tuple[str, ...]:
-    """The manifest's columns: the identity ones are appended when the config asks for identity,
-    so a run without it writes the same manifest as before they existed."""
-    return MANIFEST_COLUMNS + IDENTITY_COLUMNS if identity else MANIFEST_COLUMNS
+def manifest_columns(identity: bool, blur: bool = False) -> tuple[str, ...]:
+    """The manifest's columns: the blur and identity ones are appended when the config asks for
+    them, so a run without them writes the same manifest as before they existed."""
+    return (MANIFEST_COLUMNS + (BLUR_COLUMNS if blur else ())
+            + (IDENTITY_COLUMNS if identity else ()))
 
 
 def parquet_schema(pa: Any, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> Any:
@@ -141,7 +148,7 @@ def manifest_table() -> str:
     """The "Manifest columns" table of docs/outputs.md (Markdown), one row per manifest column."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
     lines += [f"| {c.name} | {c.type.__name__} | {c.doc} |"
-              for c in COLUMNS if c.outputs & {MANIFEST, IDENTITY}]
+              for c in COLUMNS if c.outputs & {MANIFEST, BLUR, IDENTITY}]
     return "\n".join(lines) + "\n"
 
 

@@ -136,11 +136,13 @@ def place(tmp: Path, final: Path, made: bool) -> None:
 
 
 def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False,
-           shards: ShardLimits | None = None) -> ExportReport:
+           shards: ShardLimits | None = None, blur: bool = False) -> ExportReport:
     """Write the run in ``root`` as ``fmt`` into ``out`` (default ``<root>/exports/<fmt>``).
 
     Kept crops only unless ``include_all`` (rejected and dropped ones too). ``shards`` bounds the
     shards of a ``SHARDED`` format (default ``ShardLimits()``); other formats refuse it.
+    ``blur``: the frames' faces pixelated but those the identity step named
+    (``frames.faces_to_hide``).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
@@ -154,7 +156,7 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     final = Path(os.path.abspath(out if out is not None else default_folder(root, fmt)))
     check_out(final, root)
     with run_locked(root, f"export --format {fmt}"):
-        frames = read_frames(root, include_all)
+        frames = read_frames(root, include_all, blur)
         if not frames:
             raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
                               f"{root}/manifest.jsonl")

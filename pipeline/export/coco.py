@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_json
-from .frames import ExportFrame, link
+from .frames import ExportFrame, put_image
 
 ANNOTATIONS = "_annotations.coco.json"
 
@@ -24,7 +24,7 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
 def write_split(frames: list[ExportFrame], folder: Path) -> None:
     images, annotations = [], []
     for image_id, frame in enumerate(frames, start=1):
-        link(frame.image, folder / frame.name)
+        put_image(frame, folder / frame.name)
         images.append({"id": image_id, "file_name": frame.name, "width": frame.width,
                        "height": frame.height})
         for box in frame.boxes:

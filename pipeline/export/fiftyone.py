@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_json
-from .frames import ExportBox, ExportFrame, link
+from .frames import ExportBox, ExportFrame, put_image
 
 
 def detection(box: ExportBox, frame: ExportFrame) -> dict:
@@ -35,6 +35,6 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
         folder = out / split
         labels = {}
         for frame in (f for f in frames if f.split == split):
-            link(frame.image, folder / "data" / frame.name)
+            put_image(frame, folder / "data" / frame.name)
             labels[Path(frame.name).stem] = [detection(b, frame) for b in frame.boxes]
         write_json(folder / "labels.json", {"classes": list(CLASS_NAMES), "labels": labels})

@@ -1,8 +1,11 @@
 """The one reader every export format shares: manifest rows grouped by the sampled frame they
 came from, with that frame's image file and size (from the sample stage's ``frames.jsonl``).
 
-Exports read only what a run already wrote (``manifest.jsonl``, ``frames/<sid>/``), so exporting
-never reruns a stage and always agrees with the manifest. Boxes are clipped to the frame: a
+Exports read only what a run already wrote (``manifest.jsonl``, ``frames/<sid>/``,
+``detections/<sid>.jsonl``), so exporting never reruns a stage and always agrees with the manifest.
+With ``blur`` (``export --blur-faces``) every face detected in an exported frame is pixelated as
+``crop.blur_others`` covers bystanders (``pipeline.blur``), except the faces of crops the identity
+step named: the frames are written as covered copies instead of links. Boxes are clipped to the frame: a
 detection reaching past the border would be rejected (YOLO) or drawn off the image (Label Studio,
 FiftyOne) by the tools these exports feed.
 """
@@ -12,14 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..steps.tree import link  # hard link (no extra space), else a copy
-from ..core.detections import CLASS_NAMES
+import cv2
+import numpy as np
+
 from ..algo.quality import KEPT
-from ..io.files import read_jsonl
+from ..core.detections import CLASS_NAMES, Detections
+from ..io.files import read_jsonl, write_image
+from ..stages.blur import cover, pixelate
+from ..steps.tree import link  # hard link (no extra space), else a copy
 
 
 class ExportError(Exception):
     """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
+
+COVERED_QUALITY = 95
+"""JPEG quality of a covered frame (the sample stage's default)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class ExportFrame:
     width: int
     height: int
     boxes: list[ExportBox] = field(default_factory=list)
+    hide: list[tuple[float, float, float, float]] = field(default_factory=list)
+    """Face boxes to pixelate in the exported copy (``blur``); none: the frame is linked."""
 
     @property
     def name(self) -> str:
@@ -89,11 +101,58 @@ def read_manifest(root: Path) -> list[dict[str, Any]]:
     return read_jsonl(manifest_path(root))
 
 
-def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
-    """The frames with exported boxes, in manifest order (source, time)."""
+def put_image(frame: ExportFrame, dest: Path) -> None:
+    """The frame's image at ``dest``: a link, or a copy with the ``hide`` faces pixelated."""
+    if not frame.hide:
+        link(frame.image, dest)
+        return
+    image = cv2.imread(str(frame.image))
+    if image is None:
+        raise ExportError(f"cannot read {frame.image}: rerun the pipeline to sample it again")
+    patches = [p for p in (pixelate(image, box) for box in frame.hide) if p is not None]
+    covered, _ = cover(image, (0, 0), patches)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_image(dest, covered, [cv2.IMWRITE_JPEG_QUALITY, COVERED_QUALITY])
+
+
+def named_boxes(rows: list[dict[str, Any]]) -> dict[tuple[str, int], list[tuple[float, ...]]]:
+    """{(source, t_ms): boxes of the crops the identity step named}: faces that stay sharp."""
+    named: dict[tuple[str, int], list[tuple[float, ...]]] = {}
+    for row in rows:
+        if row.get("identity") and row.get("box_x") is not None:
+            key = (row["source_id"], int(round(float(row["t_s"]) * 1000)))
+            box = tuple(float(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+            named.setdefault(key, []).append(box)
+    return named
+
+
+def faces_to_hide(root: Path, frames: list[ExportFrame],
+                  named: dict[tuple[str, int], list[tuple[float, ...]]]) -> None:
+    """Fill each frame's ``hide``: its detected faces (``detections/<sid>.jsonl``) but the named."""
+    detections: dict[str, dict[int, dict[str, Any]]] = {}
+    for frame in frames:
+        if frame.source_id not in detections:
+            path = root / "detections" / f"{frame.source_id}.jsonl"
+            try:
+                detections[frame.source_id] = {int(r["t_ms"]): r for r in read_jsonl(path)}
+            except (OSError, ValueError) as exc:
+                raise ExportError(f"cannot read {path} ({exc}): rerun the pipeline") from exc
+        row = detections[frame.source_id].get(frame.t_ms)
+        dets = Detections.from_json(row) if row else Detections.empty()
+        sharp = np.asarray(named.get((frame.source_id, frame.t_ms), []), np.float32).reshape(-1, 4)
+        for box, cls in zip(dets.boxes, dets.class_id):
+            # a named crop's box is its detection's, rounded to 0.1 px in the manifest
+            if cls == CLASS_NAMES.index("face") and not (np.abs(sharp - box).max(axis=1) <= 0.06).any():
+                frame.hide.append(tuple(float(v) for v in box))
+
+
+def read_frames(root: Path, include_all: bool = False, blur: bool = False) -> list[ExportFrame]:
+    """The frames with exported boxes, in manifest order (source, time); with ``blur``, each
+    with the faces to pixelate (``faces_to_hide``)."""
     frames: dict[tuple[str, int], ExportFrame] = {}
     sizes: dict[str, dict[int, dict[str, Any]]] = {}
-    for row in read_manifest(root):
+    manifest = read_manifest(root)
+    for row in manifest:
         if not exported(row, include_all) or row.get("box_x") is None:
             continue
         sid, t_ms = row["source_id"], int(round(float(row["t_s"]) * 1000))
@@ -109,6 +168,8 @@ def read_frames(root: Path, include_all: bool = False) -> list[ExportFrame]:
                                       int(info["width"]), int(info["height"]))
         frame = frames[key]
         frame.boxes.append(ExportBox(*clip_box(row, frame.width, frame.height), row=row))
+    if blur:
+        faces_to_hide(root, list(frames.values()), named_boxes(manifest))
     return list(frames.values())
 
 
@@ -121,4 +182,4 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
 
 
 __all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
-           "read_frames", "read_manifest"]
+           "put_image", "read_frames", "read_manifest"]

@@ -13,7 +13,7 @@ from xml.sax.saxutils import quoteattr
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_atomic
-from .frames import ExportFrame, link
+from .frames import ExportFrame, put_image
 
 FROM_NAME, TO_NAME = "label", "image"
 LOCAL_FILES = "/data/local-files/?d=images/"
@@ -45,6 +45,6 @@ def task(frame: ExportFrame, url_prefix: str) -> dict:
 
 def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
     for frame in frames:
-        link(frame.image, out / "images" / frame.name)
+        put_image(frame, out / "images" / frame.name)
     write_atomic(out / "tasks.json", json.dumps([task(f, LOCAL_FILES) for f in frames], indent=1))
     write_atomic(out / "label_config.xml", label_config())

@@ -12,7 +12,7 @@ import yaml
 
 from ..core.detections import CLASS_NAMES
 from ..io.files import write_atomic
-from .frames import ExportFrame, link
+from .frames import ExportFrame, put_image
 
 
 def label_line(cls: int, x: float, y: float, w: float, h: float, width: int, height: int) -> str:
@@ -22,7 +22,7 @@ def label_line(cls: int, x: float, y: float, w: float, h: float, width: int, hei
 
 def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
     for frame in frames:
-        link(frame.image, out / "images" / frame.split / frame.name)
+        put_image(frame, out / "images" / frame.split / frame.name)
         lines = [label_line(b.class_index, b.x, b.y, b.w, b.h, frame.width, frame.height)
                  for b in frame.boxes]
         write_atomic(out / "labels" / frame.split / f"{Path(frame.name).stem}.txt",

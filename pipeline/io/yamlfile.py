@@ -81,6 +81,17 @@ class StrictLoader(yaml.SafeLoader):
                 continue
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date-like value that is no date (``2020-13-01``) stays text, so the key's own check
+        names it; PyYAML raises a bare ValueError there."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)
+
 
 def expanded_size(node: yaml.Node, limit: int = MAX_NODES) -> int:
     """How many values ``node`` holds with every alias expanded, counted without expanding

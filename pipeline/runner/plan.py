@@ -27,7 +27,7 @@ from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
 from ..core.records import Video
-from ..sources.expand import SourceFailure, cap_per_source, expand_sources
+from ..sources.expand import Filtered, SourceFailure, cap_per_source, expand_sources
 from ..stages import NAMES
 from ..state.markers import State
 from ..video import Range, VideoInfo, probe
@@ -84,6 +84,8 @@ class Plan:
     failures: list[SourceFailure]  # entries that could not be listed
     estimate: Estimate | None
     embedding: Embedding | None = None  # with identity configured and a figure known
+    passed: int = 0  # listed videos the filters take (before --limit)
+    filtered: list[Filtered] = field(default_factory=list)  # listed videos the filters leave out
 
     @property
     def pending(self) -> list[PlannedVideo]:
@@ -269,7 +271,8 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
     root = config.output_dir
     claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
     state = State(root)
-    expansion = cap_per_source(expand_sources(config, state, refresh=refresh), limit)
+    listed = expand_sources(config, state, refresh=refresh)
+    expansion = cap_per_source(listed, limit)
     if claim.action != "ours" and state.dir.is_dir():  # listings were saved: the folder is made
         claim.write()
     listing = saved_listings(state)
@@ -290,7 +293,7 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
             planned.frames = marker.result.get("frames", planned.frames) if marker else planned.frames
         videos.append(planned)
     plan = Plan(root, videos, expansion.failures, recorded_estimate(state),
-                embedding_estimate(config, state))
+                embedding_estimate(config, state), len(listed.videos), listed.filtered)
     if plan.estimate is None and measure:
         # the run's native thread limits, or spinning OpenMP threads fight the decoder's on a small
         # machine and the measurement comes out many times the run's per-frame time
@@ -339,6 +342,23 @@ def _state_of(v: PlannedVideo) -> str:
     return "to do: " + ", ".join(todo)
 
 
+FILTERED_SHOWN = 5
+"""Videos left out that ``plan`` names with their reason (``report`` lists them all)."""
+
+
+def filter_lines(plan: Plan) -> list[str]:
+    """``filter: N of M listed videos pass the filter`` and the first videos left out, with why."""
+    listed = plan.passed + len(plan.filtered)
+    lines = [f"filter: {plan.passed} of {listed} listed videos pass the filter"
+             + (" (the others are never downloaded)" if plan.filtered else "")]
+    for f in plan.filtered[:FILTERED_SHOWN]:
+        lines.append(f"  left out: {f.video.sid}  {f.reason}")
+    if len(plan.filtered) > FILTERED_SHOWN:
+        lines.append(f"  ... and {len(plan.filtered) - FILTERED_SHOWN} more (python -m pipeline "
+                     "report CONFIG lists every video)")
+    return lines
+
+
 def plan_lines(plan: Plan, config: Config) -> list[str]:
     """The plan as the CLI prints it."""
     lines = [f"output: {plan.root}",
@@ -353,6 +373,8 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
                      f"{frames:>6}  {_state_of(v)}")
     for f in plan.failures:
         lines.append(f"  sources.{f.entry} could not be listed [{f.kind}]: {f.message}")
+    if any(config.filter_for(i) is not None for i in range(len(config.sources))):
+        lines += filter_lines(plan)
     unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
     lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")
     seconds = plan.seconds()

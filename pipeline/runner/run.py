@@ -34,6 +34,7 @@ from ..steps.identity import preflight as identity_preflight, reference_vectors
 from ..steps.manifest import write_summary
 from ..steps.rejects import read_rejects, rejects_file_for
 from ..steps.tree import ours_in_dataset
+from .availability import fates_of, record_run
 from .runlog import log as run_log, log_outcome
 from .summary import RunReport, summary_of
 from .unit import expansion_failures, lost_outcome, process_video
@@ -134,7 +135,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
-        expansion = cap_per_source(expand_sources(config, state, refresh=refresh_sources), limit)
+        listed = expand_sources(config, state, refresh=refresh_sources)
+        expansion = cap_per_source(listed, limit)
         config = sized_for(config, len(expansion.videos))
         limit_native_threads(threads_for(config))  # before a detector loads; pool workers inherit it
         outcomes = expansion_failures(expansion, state)
@@ -178,7 +180,8 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         if report.identity:
             _warn_names(report.identity, notices.warn)
         result = RunReport(root, outcomes, report, time.monotonic() - started,
-                           sheets=_build_sheets(config, root, log))
+                           sheets=_build_sheets(config, root, log),
+                           availability=record_run(config, root, listed, fates_of(outcomes)))
         notices.close()
         write_summary(root, summary_of(config, result))
         state.finish_final_step()

@@ -16,7 +16,7 @@ from ..state.resume import plan_unit
 from .unit import active_stages
 
 
-def offline_expander(url: str, _options: dict) -> list[dict[str, str]]:
+def offline_expander(url: str, _options: dict, _filter: Any = None) -> list[dict[str, str]]:
     raise NotListedYet(f"{url}: not listed yet (a run lists its videos)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class RunReport:
     interrupted: bool = False
     signum: int = signal.SIGINT  # what interrupted it: SIGINT (Ctrl-C), SIGTERM or SIGHUP
     sheets: Any = None  # pipeline.review.sheets.SheetReport, None when not built
+    availability: list[Any] = field(default_factory=list)  # runner.availability.Row: every listed video
 
     @property
     def failed(self) -> list[SourceOutcome]:

@@ -22,6 +22,7 @@ from ..state.markers import State
 from .ids import file_source_id, short_hash
 from .ytdlp import expand_url, printable
 from ..core.errors import classify
+from ..core.filters import VideoFilter
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
@@ -37,12 +38,22 @@ class SourceFailure(NamedTuple):
     message: str
 
 
+@dataclass(frozen=True)
+class Filtered:
+    """A listed video the entry's filter left out, and why (``pipeline.core.filters``)."""
+
+    video: Video
+    reason: str
+
+
 @dataclass
 class Expansion:
-    """The videos of all entries, and the entries that could not be expanded (with why)."""
+    """The videos of all entries, the entries that could not be expanded (with why), and the
+    listed videos a filter left out."""
 
     videos: list[Video] = field(default_factory=list)
     failures: list[SourceFailure] = field(default_factory=list)
+    filtered: list[Filtered] = field(default_factory=list)
 
 
 def _is_output(folder: Path, output: Path) -> bool:
@@ -93,10 +104,13 @@ def local_source_problems(config: Config) -> list[str]:
 """yt-dlp options that make a listing only a listing, over the config's own."""
 
 
-def expand_sources(config: Config, state: State,
-                   expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
+Expander = Callable[[str, dict, VideoFilter | None], list[dict[str, str]]]
+
+
+def expand_sources(config: Config, state: State, expander: Expander = expand_url,
                    refresh: bool = False) -> Expansion:
-    """All videos of the config in order; the same video twice is kept once.
+    """All videos of the config in order; the same video twice is kept once. Videos an entry's
+    filter leaves out go to ``Expansion.filtered`` (a video another entry takes is not there).
 
     Which entry's label and segments it takes: the most specific path entry (a file over a
     folder holding it, a subfolder over its parent, whatever their order), else the first entry.
@@ -110,7 +124,9 @@ def expand_sources(config: Config, state: State,
             if spec.path is not None:
                 videos = _path_videos(spec, index, output)
             else:
-                videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
+                videos, filtered = _cached_url_videos(config, index, state, expander, ytdlp_options,
+                                                      refresh)
+                out.filtered += filtered
         except Exception as exc:  # one bad entry must not stop the others
             sid = (file_source_id(Path(spec.path)) if spec.path is not None
                    else f"url-{short_hash(spec.url or '')}")
@@ -123,6 +139,11 @@ def expand_sources(config: Config, state: State,
                 out.videos.append(v)
             elif _specificity(config, v) > _specificity(config, out.videos[position[v.sid]]):
                 out.videos[position[v.sid]] = v
+    left_out: dict[str, Filtered] = {}
+    for f in out.filtered:
+        if f.video.sid not in position:
+            left_out.setdefault(f.video.sid, f)
+    out.filtered = list(left_out.values())
     return out
 
 
@@ -142,7 +163,7 @@ def cap_per_source(expansion: Expansion, limit: int | None) -> Expansion:
         taken[v.spec_index] = taken.get(v.spec_index, 0) + 1
         if taken[v.spec_index] <= limit:
             videos.append(v)
-    return Expansion(videos, expansion.failures)
+    return Expansion(videos, expansion.failures, expansion.filtered)
 
 
 def _expansion_options(config: Config) -> dict[str, Any]:
@@ -153,21 +174,34 @@ def _expansion_options(config: Config) -> dict[str, Any]:
     return opts
 
 
-def _cached_url_videos(spec: Source, index: int, state: State,
-                       expander: Callable[[str, dict], list[dict[str, str]]],
-                       ytdlp_options: dict[str, Any], refresh: bool) -> list[Video]:
+def _cached_url_videos(config: Config, index: int, state: State, expander: Expander,
+                       ytdlp_options: dict[str, Any], refresh: bool) -> tuple[list[Video], list[Filtered]]:
+    """The entry's videos, and those its filter left out, from the saved listing when there is
+    one made with the same filter (a changed filter lists the URL again)."""
+    spec: Source = config.sources[index]
+    video_filter = config.filter_for(index)
+    expression = video_filter.expression if video_filter is not None else None
     cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
     entries = None
     if cache.exists() and not refresh:
-        entries = (read_json_object(cache) or {}).get("entries")
+        saved = read_json_object(cache) or {}
+        entries = saved.get("entries")
         valid = isinstance(entries, list) and all(
             isinstance(e, dict) and isinstance(e.get("sid"), str) and isinstance(e.get("url"), str)
-            for e in entries)
-        entries = entries if valid and entries else None  # damaged: list the URL again
+            and isinstance(e.get("filtered", ""), str) for e in entries)
+        # damaged, or made with another filter: list the URL again
+        entries = entries if valid and entries and saved.get("filter") == expression else None
     if entries is None:
-        entries = expander(spec.url or "", ytdlp_options)
+        entries = expander(spec.url or "", ytdlp_options, video_filter)
         if not entries:
             raise LookupError(f"{spec.url} lists no videos")
-        write_json(cache, {"url": spec.url, "entries": entries})
-    return [Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
-                  e.get("title") or None) for e in entries]
+        write_json(cache, {"url": spec.url, "filter": expression, "entries": entries})
+    videos, filtered = [], []
+    for e in entries:
+        video = Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
+                      e.get("title") or None)
+        if "filtered" in e:
+            filtered.append(Filtered(video, e["filtered"]))
+        else:
+            videos.append(video)
+    return videos, filtered

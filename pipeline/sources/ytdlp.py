@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
+from ..core.filters import VideoFilter, screen
 from .ids import short_hash, url_source_id
 
 log = logging.getLogger(__name__)
@@ -55,27 +57,34 @@ def _video_entries(info: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]
 LISTING_ONLY = {"simulate": True, "skip_download": True, "postprocessors": []}
 
 
-def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None) -> list[dict[str, str]]:
+def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None,
+               video_filter: VideoFilter | None = None) -> list[dict[str, str]]:
     """Ask yt-dlp what videos ``url`` stands for, without downloading them.
 
     ``extract_flat="in_playlist"`` lists a playlist's or search's videos without visiting each.
     Whatever ``ytdlp_options`` say, listing downloads nothing and runs no postprocessor (yt-dlp
-    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing.
+    runs ``pre_process`` ones even for a listing): ``plan`` runs nothing. With ``video_filter``,
+    an entry it leaves out gets ``filtered: <why>``; the listing visits a video's page only when
+    its entry cannot tell (``pipeline.core.filters.screen``).
     """
     # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "noprogress": True, "extract_flat": "in_playlist",
             "logger": QuietLogger(), **(ytdlp_options or {}), **LISTING_ONLY}
+    entries = []
     with yt_dlp.YoutubeDL(opts) as ydl:
         info = ydl.extract_info(url, download=False)
-    entries = []
-    for e, video_url in _video_entries(info or {}):
-        extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
-        video_id = str(e.get("id") or short_hash(video_url))
-        entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
-                 "title": e.get("title") or ""}
-        # what the listing already tells of the video, for ``plan`` (a run does not need it)
-        entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
-        entries.append(entry)
+        for e, video_url in _video_entries(info or {}):
+            extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
+            video_id = str(e.get("id") or short_hash(video_url))
+            entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
+                     "title": e.get("title") or ""}
+            # what the listing already tells of the video, for ``plan`` (a run does not need it)
+            entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
+            if video_filter is not None:
+                why = screen(video_filter, e, partial(ydl.extract_info, video_url, download=False))
+                if why is not None:
+                    entry["filtered"] = why
+            entries.append(entry)
     return entries

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..config.schema import Config, Crop, QualityWeights
+from .blur import Bystanders, cover, fingerprint_parts, for_config
 from ..algo.dedupe import phash_hex
 from ..core.detections import CLASS_NAMES, Detections
 from ..io.overlap import prefetch
@@ -170,7 +171,9 @@ def crop_id(sid: str, t_ms: int, k: int) -> str:
 
 
 def stage_fingerprint(config: Config, upstream: str) -> str:
-    return fingerprint(VERSION, config.crop.model_dump(), upstream)
+    # blur_others is left out of the section when off: runs from before it keep their crops
+    section = config.crop.model_dump(exclude=set() if config.crop.blur_others else {"blur_others"})
+    return fingerprint(VERSION, section, *fingerprint_parts(config), upstream)
 
 
 def encode_params(crop: Crop) -> list[int]:
@@ -192,25 +195,41 @@ def drop_reason(region: Region, outside: float, sharp: float, crop: Crop) -> str
     return None
 
 
+def resized(pixels: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """The cut pixels at the saved crop's size."""
+    h, w = pixels.shape[:2]
+    if (out_w, out_h) == (w, h):
+        return pixels
+    return cv2.resize(pixels, (out_w, out_h),
+                      interpolation=cv2.INTER_AREA if out_w < w else cv2.INTER_CUBIC)
+
+
 def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, frame: np.ndarray,
-               tmp: Path, params: list[int]) -> list[dict[str, Any]]:
+               tmp: Path, params: list[int], bystanders: Bystanders | None = None
+               ) -> list[dict[str, Any]]:
     """The crops of one frame: the ones that pass the quality filters written into ``tmp``, a row
     for each. The per-frame work of the stage, shared by ``run`` (frames read back from disk)
-    and the overlapped stages (the frame already decoded for detection)."""
+    and the overlapped stages (the frame already decoded for detection). ``bystanders``
+    (``crop.blur_others``): the faces to cover in each crop; its rows then say how many
+    (``blurred_faces``)."""
     fh, fw = frame.shape[:2]
     rows: list[dict[str, Any]] = []
-    for k, i in enumerate(select(dets, c)):
+    chosen = select(dets, c)
+    covers = bystanders.plan(frame, dets) if bystanders is not None and len(chosen) else None
+    for k, i in enumerate(chosen):
         box = tuple(float(v) for v in dets.boxes[i])
         region = crop_region(box, c, fw, fh)
-        pixels = cut(frame, region, tuple(c.border_color))
+        cut_out = cut(frame, region, tuple(c.border_color))
         out_w, out_h = output_size(region, c.size, c.aspect)
-        if (out_w, out_h) != (region.w, region.h):
-            shrink = out_w < region.w
-            pixels = cv2.resize(pixels, (out_w, out_h),
-                                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        pixels = resized(cut_out, out_w, out_h)
         cid = crop_id(sid, det_row["t_ms"], k)
         name = f"{cid}.{c.format}"
-        sharp = round(sharpness(pixels), 2)
+        sharp = round(sharpness(pixels), 2)  # of the subject's crop, before bystanders are covered
+        blurred = None
+        if covers is not None:
+            patches, own = covers[i]
+            covered, blurred = cover(cut_out, (region.x, region.y), patches, own)
+            pixels = resized(covered, out_w, out_h) if blurred else pixels
         outside = outside_fraction(padded_rect(box, c), fw, fh)
         reason = drop_reason(region, outside, sharp, c)
         if reason is None:  # written now, removed by ``finish`` if selection drops it
@@ -228,6 +247,7 @@ def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, fra
             "out_w": out_w, "out_h": out_h, "sharpness": sharp, "outside": outside,
             "frontal": frontalness(marks), "phash": phash_hex(pixels),
             "landmarks": "" if np.isnan(marks).all() else json.dumps(np.round(marks, 1).tolist()),
+            **({} if blurred is None else {"blurred_faces": blurred}),
         })
     return rows
 
@@ -245,10 +265,11 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
     # Decoding the 720p JPEG is most of a crop's cost (docs/performance.md): done a few frames ahead
     # on a helper thread while this one cuts, scores and writes the crops.
     frames = prefetch(lambda item: cv2.imread(str(frames_dir / item[0]["file"])), todo)
+    bystanders = for_config(config)
     for (det_row, dets), frame in frames:
         if frame is None:
             raise OSError(f"cannot read frame {frames_dir / det_row['file']}")
-        rows += crop_frame(video.sid, c, det_row, dets, frame, tmp, params)
+        rows += crop_frame(video.sid, c, det_row, dets, frame, tmp, params, bystanders)
     return finish(video, c, tmp, final, rows, track_hits(det_rows))
 
 

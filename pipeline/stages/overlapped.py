@@ -52,6 +52,7 @@ from ..io.overlap import prefetch
 from ..core.records import Video
 from ..algo.track import track_hits
 from . import crop, detect, sample
+from .blur import for_config
 from .base import Context, Produced, Results
 from .download import DownloadResult, VideoPart
 
@@ -104,6 +105,7 @@ def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
     frames_tmp, crops_tmp = fresh_tmp_dir(frames_final), fresh_tmp_dir(crops_final)
     jpeg, crop_params = sample.jpeg_params(config), crop.encode_params(config.crop)
     tally, flow = sample.Tally(), Flow()
+    bystanders = for_config(config)
 
     def decoded() -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         frames = sample.frames_of(video, config, root, inputs[DownloadResult].parts, tally,
@@ -135,7 +137,8 @@ def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
         flow.timed("detect", started)
         started = time.perf_counter()
         as_read = Detections.from_json(found.to_json())  # what the crop stage reads back
-        rows = crop.crop_frame(video.sid, config.crop, row, as_read, image, crops_tmp, crop_params)
+        rows = crop.crop_frame(video.sid, config.crop, row, as_read, image, crops_tmp, crop_params,
+                               bystanders)
         flow.timed("crop", started)
         return found, rows
 

@@ -157,10 +157,13 @@ WARNINGS = "warnings.json"
 """The warnings the last run gave (``pipeline.state.notices``), so a rerun does not repeat them."""
 FINAL_STEP = "final-step.json"
 """In ``state/`` while the last step runs (``State.start_final_step``)."""
+AVAILABILITY = ("availability.json", "availability.previous.json")
+"""In ``state/``: the states of every listed video at the end of the last run and of the run
+before it (``pipeline.runner.availability``)."""
 SCRATCH_DIRS = ("videos", "frames", "detections", "crops", "state")
 """Folders only this code writes into, whose top level holds its per-source scratch."""
 ROOT_NAMES = frozenset({"dataset", "sheets", "manifest.csv", "manifest.jsonl", "manifest.parquet",
-                        "summary.json", ".pipeline-run.json"})
+                        "summary.json", "availability.csv", ".pipeline-run.json"})
 """What the run writes at the top of the output folder (besides ``run.lock`` and the folders
 above); their scratch is ``.<name>.tmp``, ``.<name>.<pid>.tmp`` or ``.<name>.old.<pid>``."""
 _SCRATCH = re.compile(r"^\..+(\.tmp|\.\d+\.tmp|\.old\.\d+)$")

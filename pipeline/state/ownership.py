@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..io.files import read_json_object, write_json
 from ..stages import NAMES
-from .markers import FINAL_STEP, WARNINGS, fingerprint
+from .markers import AVAILABILITY, FINAL_STEP, WARNINGS, fingerprint
 
 MARKER = ".pipeline-run.json"
 # A folder holding only these counts as empty: a run killed as it started, and what file
@@ -73,7 +73,7 @@ def _made_by_earlier_version(root: Path) -> bool:
     if not state.is_dir():
         return False
     names = {p.name for p in state.iterdir() if not p.name.startswith(".")}
-    return bool(names) and names <= {*NAMES, "sources", WARNINGS, FINAL_STEP}
+    return bool(names) and names <= {*NAMES, "sources", WARNINGS, FINAL_STEP, *AVAILABILITY}
 
 
 @dataclass(frozen=True)

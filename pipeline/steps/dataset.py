@@ -73,7 +73,8 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     """
     rows, with_crops = manifest_rows(load_results(root, videos, detectors), config)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
-    columns, identity = manifest_columns(config.identity is not None), None
+    columns = manifest_columns(config.identity is not None, config.crop.blur_others)
+    identity = None
     if config.identity is not None:  # before dedupe: a crop dropped here stands for no copies
         identity = apply_identity(config, root, rows)
     if config.dedupe is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..algo.quality import KEPT
 from ..config.schema import Config
-from ..core.records import MANIFEST_COLUMNS, parquet_schema
+from ..core.records import BLUR_COLUMNS, MANIFEST_COLUMNS, parquet_schema
 from ..io.files import read_json_object, read_jsonl, write_atomic, write_json
 from ..core.records import Video
 from .splits import assign_split, assign_splits
@@ -55,7 +55,7 @@ def source_rows(r: SourceResult) -> list[dict[str, Any]]:
     rows = []
     for c in r.crops:
         rows.append({
-            **{k: c.get(k) for k in MANIFEST_COLUMNS if k in c},
+            **{k: c.get(k) for k in MANIFEST_COLUMNS + BLUR_COLUMNS if k in c},
             "dataset_file": None,
             "label": crop_label(r.video, c.get("segment", -1), c["class"]),
             "split": None, "status": c.get("status") or KEPT,  # crops.jsonl written before dropping existed

@@ -449,3 +449,40 @@ def test_done_when_two_reference_photos_give_a_dataset_of_only_those_two_people(
     finally:
         close(opened)
     assert not opened.errors, opened.errors
+
+
+def test_blur_except_references_leaves_the_named_bystander_sharp(testdata, model_cache, tmp_path):
+    """``identity.blur: {except: references}`` with a reference photo of the man of two_people
+    (cut from a frame the run does not sample): in the woman's crops he stays sharp, in his
+    crops she is pixelated; a face detector on the saved crops agrees."""
+    from pipeline.detectors.registry import create_detector
+
+    cap = cv2.VideoCapture(str(testdata / "faces" / "two_people_320x192.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 7)
+    ok, image = cap.read()
+    assert ok
+    cv2.imwrite(str(tmp_path / "wei.jpg"), image[:, 0:150])
+    config = {"name": "named", "output": "out",
+              "sources": [{"path": str(testdata / "faces" / "two_people_320x192.mp4")}],
+              "sample": {"every": 0.08},  # frames 0, 2, 4, 6, 8
+              "crop": {"blur_others": True, "aspect": 1.667, "padding": 2, "size": 320},
+              "identity": {"references": {"wei": ["wei.jpg"]}, "blur": {"except": "references"}}}
+    done = _cli(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    detector = create_detector("yunet")
+    rows = read_manifest(tmp_path / "out")
+    assert len(rows) == 10
+    for row in rows:
+        his = person_of(row, np.zeros((0, 4))) == "two_people_left"
+        assert row["identity"] == ("wei" if his else "")
+        assert row["blurred_faces"] == ("1" if his else "0"), row["crop_id"]
+        crop = cv2.imread(str(tmp_path / "out" / row["file"]))
+        assert len(detector.detect(crop).filtered(0.5)) == (1 if his else 2), row["crop_id"]
+    # exported frames: every face but the named one's pixelated
+    done = cli("export", "config.yaml", "--format", "yolo", "--blur-faces", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frames = sorted((tmp_path / "out" / "exports" / "yolo" / "images").rglob("*.jpg"))
+    assert len(frames) == 5
+    for path in frames:
+        found = detector.detect(cv2.imread(str(path))).filtered(0.5).boxes
+        assert len(found) == 1 and found[0][0] + found[0][2] / 2 < 160, path.name  # his, on the left

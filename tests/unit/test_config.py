@@ -55,7 +55,7 @@ BAD = [
     ("sources: []\n", "sources: give at least one source"),
     ("name: x\n", "sources: required"),
     ("sources:\n  - path: a.mp4\n    lable: x\n",
-     "sources.0.lable: unknown key (allowed: url, path, label, segments) (line 3)"),
+     "sources.0.lable: unknown key (allowed: url, path, label, segments, filter) (line 3)"),
     ("sources:\n  - {path: a.mp4, url: 'http://x'}\n",
      "sources.0: give exactly one of 'url' or 'path' (line 2)"),
     ("sources:\n  - path: a.mp4\n    segments:\n      - {start: '1:40', end: '1:05'}\n",
