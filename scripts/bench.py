@@ -242,13 +242,14 @@ def child_sample(video: str, out: str, every: float, exact: bool, strategy: str)
     from pipeline.config.load import parse_config
     from pipeline.core.records import Video
     from pipeline.stages import sample
+    from pipeline.stages.download import VideoPart
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
                            "sample": {"every": every, "exact": exact, "strategy": strategy}})
     clip = Video(sid="bench", kind="file", location=video, spec_index=0)
     started = time.perf_counter()
-    _, result = sample.run(clip, config, Path(out), [{"path": video}])
-    print(json.dumps({**result, "seconds": time.perf_counter() - started}))
+    _, result = sample.run(clip, config, Path(out), (VideoPart(video),))
+    print(json.dumps({**result.to_json(), "seconds": time.perf_counter() - started}))
 
 
 def child_unit(video: str, out: str, detect: str) -> None:

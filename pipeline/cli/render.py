@@ -114,7 +114,9 @@ def print_status(report: StatusReport) -> bool:
             click.echo(f"{command} is writing into the output folder: {where}")
     click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
     for stage, groups in report.stages.items():
-        click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}{len(groups['pending']):>9}")
+        counts = " ".join(f"{k}={n}" for k, n in report.counts.get(stage, {}).items())
+        click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}"
+                   f"{len(groups['pending']):>9}  {counts}".rstrip())
     if report.unlisted:
         click.echo(f"not listed yet (a run lists their videos): {', '.join(report.unlisted)}")
     failed = [(stage, f) for stage, groups in report.stages.items() for f in groups["failed"]]

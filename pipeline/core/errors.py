@@ -22,6 +22,7 @@ NETWORK = "network"
 NOT_A_VIDEO = "not-a-video"
 NOT_FOUND = "not-found"
 CONFIG = "config"
+NOT_LISTED = "not-listed"  # only ``status`` (which never goes online) gives it
 ERROR = "error"
 
 
@@ -33,6 +34,10 @@ class SourceConfigError(ValueError):
 class HostBlocked(RuntimeError):
     """A host refuses this run (bot checks, HTTP 429) and the pauses allowed for it are used
     up: the source is not tried (again) in this run; its class is ``blocked``."""
+
+
+class NotListedYet(LookupError):
+    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
 class OutputUnwritable(RuntimeError):
@@ -107,6 +112,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return BLOCKED, message
     if isinstance(exc, VideoError):
         return NOT_A_VIDEO, message
+    if isinstance(exc, NotListedYet):
+        return NOT_LISTED, message
     for kind, pattern in _PATTERNS:
         if pattern.search(message):
             return kind, message

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from ..config.schema import Config
+from .base import Executor
 from .local import LocalExecutor
 from .ray import RayExecutor, import_ray
 
 
-def open_executor(config: Any, root: Path, log: Callable[[str], None] = print):
+def open_executor(config: Config, root: Path, log: Callable[[str], None] = print) -> Executor:
     """The executor ``config.executor`` asks for (not started yet: use it as a context manager)."""
     if config.executor.kind == "ray":
         return RayExecutor(config.executor, root, log)

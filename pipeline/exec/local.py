@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from multiprocessing import get_context
 from typing import Any
@@ -76,7 +76,7 @@ class LocalExecutor:
         return None
 
     def map(self, fn: Callable[..., T], items: Sequence[Any], common: Sequence[Any] = (),
-            lost: Lost | None = None) -> Iterator[T]:
+            lost: Lost | None = None) -> Generator[T, None, None]:
         items, common = list(items), tuple(common)
         if self.workers == 1 or len(items) <= 1:
             for item in items:

@@ -8,11 +8,12 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.layout import OutputLayout
+from ..config.schema import Executor as ExecutorSettings
 from .base import ExecutorError, Lost, NodeLost, T
 from .signals import keep_handlers
 
@@ -85,7 +86,7 @@ class RayExecutor:
     kind = "ray"
     inline = False
 
-    def __init__(self, settings: Any, root: Path, log: Callable[[str], None] = print):
+    def __init__(self, settings: ExecutorSettings, root: Path, log: Callable[[str], None] = print):
         self.settings = settings
         self.root = Path(root)
         self.log = log
@@ -247,7 +248,7 @@ class RayExecutor:
         return max(16, int(4 * slots))
 
     def map(self, fn: Callable[..., T], items: Sequence[Any], common: Sequence[Any] = (),
-            lost: Lost | None = None) -> Iterator[T]:
+            lost: Lost | None = None) -> Generator[T, None, None]:
         ray = self.ray
         items = list(items)
         task = ray.remote(_run_unit).options(**self._unit_options())

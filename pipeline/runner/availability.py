@@ -117,11 +117,12 @@ def rows_of(config: Config, expansion: Expansion, fates: dict[str, Fate],
         ordered.append((f.video.spec_index, len(expansion.videos) + n, Row(
             f.video.sid, f"sources.{f.video.spec_index}", printable(f.video.location), f.video.title or "",
             "filtered", f.reason)))
-    for sid, index, kind, message in expansion.failures:
-        spec = config.sources[index]
-        state, reason = judge(Fate(False, "download", kind, message))
-        ordered.append((index, -1, Row(sid, f"sources.{index}", printable(spec.url or spec.path or ""),
-                                       "", state, reason, message=message)))
+    for failure in expansion.failures:
+        spec = config.sources[failure.entry]
+        state, reason = judge(Fate(False, "download", failure.kind, failure.message))
+        ordered.append((failure.entry, -1, Row(failure.sid, f"sources.{failure.entry}",
+                                               printable(spec.url or spec.path or ""), "", state, reason,
+                                               message=failure.message)))
     for sid, index in unlisted:
         ordered.append((index, -1, Row(sid, f"sources.{index}", config.sources[index].url or "",
                                        "", "pending", "not listed yet")))
@@ -233,11 +234,9 @@ def report(config: Config) -> list[Row]:
     root = config.output_dir
     listed = expand_sources(config, State(root), expander=offline_expander)
     current = status(config)  # the run's own rules for done, failed, pending; listing failures
-    failed = {f[0] for f in current.failures}
-    unlisted = [(sid, index) for sid, index, _, _ in listed.failures if sid not in failed]
-    # status may not know a failure's class or message: empty text, as rows_of gives a fate without one
-    expansion = Expansion(listed.videos, [(s, i, k or "", m or "") for s, i, k, m in current.failures],
-                          listed.filtered)
+    failed = {f.sid for f in current.failures}
+    unlisted = [(f.sid, f.entry) for f in listed.failures if f.sid not in failed]
+    expansion = Expansion(listed.videos, current.failures, listed.filtered)
     return compare(rows_of(config, expansion, marker_fates(current, listed.videos), unlisted),
                    load_snapshot(OutputLayout(root).state_dir / PREVIOUS))
 

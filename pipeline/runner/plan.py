@@ -30,7 +30,7 @@ from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
 from ..core.records import Video
 from ..sources.blocked import gated
-from ..sources.expand import Filtered, cap_per_source, expand_sources
+from ..sources.expand import Filtered, SourceFailure, cap_per_source, expand_sources
 from ..sources.ytdlp import expand_url
 from ..stages import NAMES
 from ..state.markers import State
@@ -85,7 +85,7 @@ class Embedding:
 class Plan:
     root: Path
     videos: list[PlannedVideo]
-    failures: list[tuple[str, int, str, str]]  # entries that could not be listed
+    failures: list[SourceFailure]  # entries that could not be listed
     estimate: Estimate | None
     embedding: Embedding | None = None  # with identity configured and a figure known
     passed: int = 0  # listed videos the filters take (before --limit)
@@ -379,8 +379,8 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
         frames = "?" if v.frames is None else str(v.frames)
         lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
                      f"{frames:>6}  {_state_of(v)}")
-    for _sid, index, kind, message in plan.failures:
-        lines.append(f"  sources.{index} could not be listed [{kind}]: {message}")
+    for f in plan.failures:
+        lines.append(f"  sources.{f.entry} could not be listed [{f.kind}]: {f.message}")
     if any(config.filter_for(i) is not None for i in range(len(config.sources))):
         lines += filter_lines(plan)
     unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""

@@ -18,8 +18,7 @@ from typing import Any
 from ..config.schema import Config
 from ..core.errors import unwritable_output
 from ..core.layout import OutputLayout
-from ..detectors.modelfiles import ModelError
-from ..detectors.registry import fetch_model, prepare
+from ..detectors.registry import prepare
 from ..exec.cpus import limit_native_threads, threads_for
 from ..exec.executors import check_available, open_executor
 from ..exec.signals import signal_of, stop_on_signals
@@ -27,7 +26,7 @@ from ..io import progress
 from ..review.sheets import build_sheets, ours_in_sheets
 from ..sources.blocked import blocked_hosts, fresh_hosts
 from ..sources.expand import cap_per_source, expand_sources
-from ..stages import NAMES, detect, identity
+from ..stages import NAMES, active
 from ..state.lock import RunLock
 from ..state.markers import State
 from ..state.notices import Notices
@@ -35,7 +34,6 @@ from ..state.ownership import Claim, check_output, identity_of
 from ..steps.dataset import build_dataset
 from ..steps.identity import preflight as identity_preflight, reference_vectors
 from ..steps.manifest import write_summary
-from ..steps.names import IdentityError
 from ..steps.rejects import read_rejects, rejects_file_for
 from ..steps.tree import ours_in_dataset
 from .availability import fates_of, record_run
@@ -64,10 +62,11 @@ def _preflight_detector(config: Config, progress: bool, warn: Callable[[str], No
     note = prepare(d.model, d.backend, d.weights, progress)
     if note:
         warn(note)
-    try:
-        detect.detector_for(config)
-    except Exception:
-        pass
+    for stage in active(config):
+        try:
+            stage.preload(config)
+        except Exception:
+            pass
 
 
 def _warn_names(summary: dict[str, Any], warn: Callable[[str], None]) -> None:
@@ -92,12 +91,7 @@ def _preflight_identity(config: Config, root: Path, progress: bool) -> None:
     identities.txt, so a missing extra, a bad photo or a bad name stops the run before any work."""
     if config.identity is None:
         return
-    identity_preflight(root, config)
-    try:
-        fetch_model(config.identity.model, progress)
-        identity.embedder_for(config)
-    except (ImportError, ModelError) as exc:
-        raise IdentityError(str(exc)) from None
+    identity_preflight(root, config, progress)
     reference_vectors(config)
 
 

@@ -12,9 +12,6 @@ from typing import Any
 
 log = logging.getLogger("pipeline.run")
 
-# The counts of a source's outcome that each stage produced (a stage not listed adds none).
-STAGE_COUNTS = {"download": (), "sample": ("frames", "dropped_blurry"), "detect": ("detections",),
-                "crop": ("crops",)}
 FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
@@ -29,22 +26,24 @@ def unit_lines(outcome: Any) -> list[tuple[int, str]]:
         text = f"{stage} {outcome.sid} {how}"
         if how == "ran":
             text += f" {outcome.seconds.get(stage, 0.0):.2f} s"
-        counts = " ".join(f"{k}={outcome.counts[k]}" for k in STAGE_COUNTS.get(stage, ())
-                          if k in outcome.counts)
-        lines.append((logging.INFO, f"{text} {counts}{overlap_note(stage, how, outcome.busy)}".rstrip()))
+        counts = " ".join(f"{k}={n}" for k, n in outcome.stage_counts.get(stage, {}).items())
+        note = fused_note(stage, how, outcome.fused, outcome.busy)
+        lines.append((logging.INFO, f"{text} {counts}{note}".rstrip()))
     return lines
 
 
-def overlap_note(stage: str, how: str, busy: dict[str, float]) -> str:
-    """Where the time went when sample, detect and crop ran together: the sample stage's seconds
-    are the three's wall time, so its line splits them into each thread's busy seconds (they
-    overlap, so they add up to more than the wall time), and detect's and crop's lines say so."""
-    if not busy or how != "ran":
+def fused_note(stage: str, how: str, fused: tuple[str, ...], busy: dict[str, float]) -> str:
+    """Where the time went when stages ran as one pass (``fused``, e.g. sample, detect and
+    crop): the first one's seconds are their wall time, so its line splits them into each
+    thread's busy seconds (they overlap, so they add up to more than the wall time), and the
+    others' lines say so."""
+    if not busy or how != "ran" or stage not in fused:
         return ""
-    if stage == "sample":
+    first, *rest = fused
+    if stage == first:
         steps = ", ".join(f"{step} {seconds:.2f} s" for step, seconds in busy.items())
-        return f" (with detect and crop; busy: {steps})"
-    return " (done during sample)" if stage in ("detect", "crop") else ""
+        return f" (with {' and '.join(rest)}; busy: {steps})"
+    return f" (done during {first})"
 
 
 def log_outcome(outcome: Any) -> None:

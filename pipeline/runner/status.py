@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
+from ..core.errors import NOT_LISTED, NotListedYet
 from ..sources.blocked import blocked_hosts
-from ..sources.expand import expand_sources
-from ..stages import Context, active
+from ..sources.expand import SourceFailure, expand_sources
+from ..stages import FIRST, Context, active
 from ..state.lock import RunLock
 from ..state.markers import State
 from ..state.resume import plan_unit
 from .unit import active_stages
-
-
-class NotListedYet(LookupError):
-    """A URL entry whose videos have not been listed by a run yet (status never goes online)."""
 
 
 def offline_expander(url: str, _options: dict, _filter: Any = None) -> list[dict[str, str]]:
@@ -30,7 +27,7 @@ class StatusReport:
 
     stages: dict[str, dict[str, list]]
     unlisted: list[str]
-    failures: list[tuple[str, int, str | None, str | None]]  # class, message: None when unrecorded
+    failures: list[SourceFailure]
     final_step: str | None = None
     """``running`` or ``unfinished`` when the last step (dataset, manifest, sheets) is not done."""
     running: dict[str, Any] | None = None
@@ -38,6 +35,8 @@ class StatusReport:
     sources: int = 0
     blocked_hosts: list[str] = field(default_factory=list)
     """Hosts whose bot checks or HTTP 429 failed sources (``pipeline.sources.blocked``)."""
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per stage, its results' counts (``Result.counts``) summed over the sources it is done for."""
 
 
 def status(config: Config) -> StatusReport:
@@ -45,18 +44,21 @@ def status(config: Config) -> StatusReport:
     root = config.output_dir
     state = State(root)
     expansion = expand_sources(config, state, expander=offline_expander)
-    failures: list[tuple[str, int, str | None, str | None]] = []
+    failures: list[SourceFailure] = []
     unlisted: list[str] = []
-    for sid, index, kind, message in expansion.failures:
-        listing = state.error("download", sid) if "not listed yet" in message else None
+    for failure in expansion.failures:
+        if failure.kind != NOT_LISTED:
+            failures.append(failure)
+            continue
+        listing = state.error(FIRST, failure.sid)
         if listing is not None:  # a run tried to list it and failed: a failure, as run reported
-            failures.append((sid, index, listing.get("class"), listing.get("message")))
-        elif "not listed yet" in message:
-            unlisted.append(message.split(": ")[0])
+            failures.append(failure._replace(kind=str(listing.get("class")),
+                                             message=str(listing.get("message"))))
         else:
-            failures.append((sid, index, kind, message))
+            unlisted.append(failure.message.split(": ")[0])
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}
                                           for s in active_stages(config)}
+    counts: dict[str, dict[str, int]] = {}
     for video in expansion.videos:
         ctx = Context(video, config, root.absolute())
         upstream: str | None = ""  # None: an earlier stage is not done, so neither is this one
@@ -69,18 +71,25 @@ def status(config: Config) -> StatusReport:
             groups = stages[stage.name]
             if decision.action == "skip":
                 groups["done"].append(video.sid)
+                result = stage.read(decision.marker.result) if decision.marker else None
+                _add(counts.setdefault(stage.name, {}), result.counts() if result else {})
             elif decision.action == "failed":
                 error = decision.error or {}
                 groups["failed"].append((video.sid, error.get("class"), error.get("message")))
             else:
                 groups["pending"].append(video.sid)
             upstream = fp if decision.action == "skip" else None
-    for sid, _, failure, said in failures:
-        stages["download"]["failed"].append((sid, failure, said))
+    for failure in failures:
+        stages[FIRST]["failed"].append((failure.sid, failure.kind, failure.message))
     failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
                         RunLock(root).holder(), len(expansion.videos),
-                        blocked_hosts(expansion.locations(config), failed))
+                        blocked_hosts=blocked_hosts(expansion.locations(config), failed), counts=counts)
+
+
+def _add(total: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        total[name] = total.get(name, 0) + n
 
 
 def final_step_of(state: State, root: Path) -> str | None:

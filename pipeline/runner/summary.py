@@ -11,6 +11,7 @@ from typing import Any
 from ..config.schema import Config
 from ..exec.signals import exit_code
 from ..steps.dataset import DatasetReport
+from ..stages import active
 from .unit import SourceOutcome, active_stages
 
 
@@ -39,6 +40,12 @@ class RunReport:
         return 1 if self.failed else 0
 
 
+def counts_of(config: Config, outcomes: list[SourceOutcome]) -> dict[str, int]:
+    """Every active stage's counts (``Result.counted``), summed over the sources, in stage order."""
+    return {name: sum(o.counts.get(name, 0) for o in outcomes)
+            for stage in active(config) for name in stage.result.counted}
+
+
 def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
     """``summary.json``: counts per stage, label and split; failures; timings."""
     stages = {s: {"ran": 0, "skipped": 0, "failed": 0} for s in active_stages(config)}
@@ -55,9 +62,8 @@ def summary_of(config: Config, report: RunReport) -> dict[str, Any]:
         "stages": stages,
         "stage_seconds": {s: round(sum(o.seconds.get(s, 0.0) for o in report.outcomes), 2)
                           for s in active_stages(config)},
-        "frames": sum(o.counts.get("frames", 0) for o in report.outcomes),
-        "dropped_blurry": sum(o.counts.get("dropped_blurry", 0) for o in report.outcomes),
-        "detections": sum(o.counts.get("detections", 0) for o in report.outcomes),
+        **counts_of(config, report.outcomes),
+        # the dataset's crops (kept, rejected, dropped, ...) supersede the crop stage's count
         "crops": {"total": len(ds.rows) if ds else 0, "kept": ds.kept if ds else 0,
                   "rejected": ds.rejected if ds else 0,
                   "dropped": sum(ds.dropped.values()) if ds else 0,

@@ -7,7 +7,7 @@ the resume rule, with its marker written last.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from ..core.errors import error_record, unwritable_output
 from ..core.records import Video
 from ..exec.cpus import limit_native_threads, threads_for
 from ..sources.expand import Expansion
-from ..stages import Context, Produced, active, overlapped
+from ..stages import FIRST, FUSED, Context, Produced, Results, active
 from ..state.markers import Marker, State
 from ..state.resume import plan_unit
 
@@ -34,9 +34,11 @@ class SourceOutcome:
     error_class: str | None = None
     message: str | None = None
     detector: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # every stage's counts, in stage order
+    stage_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> its counts
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
-    busy: dict[str, float] = field(default_factory=dict)  # overlapped step -> its thread's busy seconds
+    busy: dict[str, float] = field(default_factory=dict)  # fused step -> its thread's busy seconds
+    fused: tuple[str, ...] = ()  # the stages that ran as one pass (``FUSED``), if any
 
     @property
     def ok(self) -> bool:
@@ -57,9 +59,10 @@ def process_video(video: Video, config: Config, root: Path, force: frozenset[str
     damaged; a unit recorded as failed for the same fingerprint is not retried unless
     ``retry_failed``.
 
-    When the sample stage runs, detect and crop run with it as one overlapped pipeline
-    (``pipeline.stages.overlapped``) wherever that gives the same outputs; each stage still
-    renames its outputs into place, and gets its marker, in turn.
+    When the first stage of ``pipeline.stages.FUSED`` runs, the stages it covers (sample,
+    detect, crop) run as one pass wherever that gives the same outputs; each stage still renames
+    its outputs into place, and gets its marker, in turn. Each stage is handed the earlier
+    stages' results by type; a skipped stage's result is read back from its marker.
     """
     limit_native_threads(threads_for(config))  # before this process loads a detector
     with ExitStack() as cleanup:
@@ -71,10 +74,11 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
     state = State(root)
     outcome = SourceOutcome(video.sid, video.title)
     ctx = Context(video, config, root, progress)
-    results: dict[str, Any] = {}
+    results = Results()
     upstream = ""
     ran = False  # an earlier stage of this source ran: the later ones are redone
-    together: Iterator[Produced] | None = None  # sample, detect and crop overlapped
+    together: Generator[Produced[Any], None, None] | None = None  # the fused stages, run as one pass
+    counts: dict[str, dict[str, int]] = {}
     for stage in active(config):
         try:
             fp = stage.fingerprint(ctx, upstream)
@@ -88,14 +92,16 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             outcome.failed_stage, outcome.error_class = stage.name, previous.get("class")
             outcome.message = previous.get("message", "") + " (recorded earlier; --retry-failed retries it)"
             return outcome
-        marker = decision.marker
-        if marker is None:
+        # a marker whose result cannot be read (hand-edited, damaged) is redone, as a missing one
+        recorded = stage.read(decision.marker.result) if decision.marker is not None else None
+        if recorded is None:
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
-                if stage.name == "sample" and overlapped.applicable(ctx, results):
-                    together = cleanup.enter_context(closing(overlapped.run(ctx, results)))
-                if together is not None and stage.name in overlapped.STAGES:
+                if FUSED.starts_at(stage) and FUSED.applicable(ctx, results):
+                    together = cleanup.enter_context(closing(FUSED.run(ctx, results)))
+                    outcome.fused = tuple(s.name for s in FUSED.covers)
+                if together is not None and FUSED.includes(stage):
                     outputs, result = next(together)
                 else:
                     outputs, result = stage.run(ctx, results)
@@ -108,23 +114,24 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             except BaseException:  # Ctrl-C: leave no half-written folder behind
                 state.discard_partial(video.sid)
                 raise
-            marker = Marker(fp, outputs, result, round(time.monotonic() - started, 3))
+            marker = Marker(fp, outputs, result.to_json(), round(time.monotonic() - started, 3))
             state.finish(stage.name, video.sid, marker)
             outcome.stages[stage.name] = "ran"
             outcome.seconds[stage.name] = marker.seconds
-            outcome.busy.update(result.get("overlapped", {}).get("busy_s", {}))
+            outcome.busy.update(result.busy())
             ran = True
         else:
             outcome.stages[stage.name] = "skipped"
-        results[stage.name] = marker.result
+            result = recorded
+        results.add(result)
+        counts[stage.name] = result.counts()
         upstream = fp
-    outcome.detector = results["detect"].get("detector")
-    outcome.counts = {"frames": results["sample"].get("frames", 0),
-                      "dropped_blurry": results["sample"].get("dropped_blurry", 0),
-                      "detections": results["detect"].get("detections", 0),
-                      "crops": results["crop"].get("crops", 0)}
+    outcome.stage_counts = counts  # only a source through every stage reports counts
+    facts = {k: v for r in results for k, v in r.facts().items()}
+    outcome.detector = facts.get("detector")
+    outcome.counts = {k: n for of_stage in counts.values() for k, n in of_stage.items()}
     if not outcome.title:
-        outcome.title = results["download"].get("info", {}).get("title")
+        outcome.title = facts.get("title")
     return outcome
 
 
@@ -138,13 +145,13 @@ def _failed(outcome: SourceOutcome, state: State, stage: str, video: Video, exc:
 
 
 def expansion_failures(expansion: Expansion, state: State) -> list[SourceOutcome]:
-    """Config entries that could not even be listed fail as a 'download' of their own id."""
+    """Config entries that could not even be listed fail at the first stage, under their own id."""
     outcomes = []
-    for sid, index, kind, message in expansion.failures:
-        state.fail("download", sid, {"stage": "download", "class": kind, "message": message,
-                                     "fingerprint": "", "entry": index})
-        outcomes.append(SourceOutcome(sid, f"sources.{index}", {"download": "failed"}, "download",
-                                      kind, message))
+    for f in expansion.failures:
+        state.fail(FIRST, f.sid, {"stage": FIRST, "class": f.kind, "message": f.message,
+                                  "fingerprint": "", "entry": f.entry})
+        outcomes.append(SourceOutcome(f.sid, f"sources.{f.entry}", {FIRST: "failed"}, FIRST,
+                                      f.kind, f.message))
     return outcomes
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config.fields import no_such_path
 from ..config.schema import Config
@@ -30,6 +30,15 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", "
                               ".h264", ".hevc", ".265"})
 
 
+class SourceFailure(NamedTuple):
+    """A ``sources`` entry that could not be expanded into videos, and why."""
+
+    sid: str  # the id its failure is recorded under (``state/download/<sid>.error.json``)
+    entry: int  # its position in ``sources``
+    kind: str  # the failure class (``pipeline.core.errors``)
+    message: str
+
+
 @dataclass(frozen=True)
 class Filtered:
     """A listed video the entry's filter left out, and why (``pipeline.core.filters``)."""
@@ -44,7 +53,7 @@ class Expansion:
     listed videos a filter left out."""
 
     videos: list[Video] = field(default_factory=list)
-    failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
+    failures: list[SourceFailure] = field(default_factory=list)
     filtered: list[Filtered] = field(default_factory=list)
 
     def locations(self, config: Config) -> dict[str, str]:
@@ -135,7 +144,7 @@ def expand_sources(config: Config, state: State, expander: Expander | None = Non
             sid = (file_source_id(Path(spec.path)) if spec.path is not None
                    else f"url-{short_hash(spec.url or '')}")
             kind, message = classify(exc)
-            out.failures.append((sid, index, kind, message))
+            out.failures.append(SourceFailure(sid, index, kind, message))
             continue
         for v in videos:
             if v.sid not in position:

@@ -1,29 +1,94 @@
-"""What a per-source stage is to the orchestration: a name, a version, a fingerprint and a run.
+"""What a per-source stage is to the orchestration: a name, a version, a fingerprint, and a run
+that returns the stage's own typed result.
 
-``pipeline.runner.unit`` and ``pipeline.runner.status`` loop over ``pipeline.stages.STAGES`` and know
-nothing else about a stage: a new stage is one module with one ``Stage`` object, added to that
-list. A stage's own functions keep the parameters natural to it (``sample.run`` takes the parts
-the download left); its ``Stage`` object is where those are picked from the context and the
-earlier stages' results.
+``pipeline.runner.unit``, ``pipeline.runner.status`` and the run log loop over
+``pipeline.stages.STAGES`` and know nothing else about a stage: a new stage is one module with
+one ``Stage`` object and its result dataclass, added to that list. A stage's own functions keep
+the parameters natural to it (``sample.run`` takes the parts the download left); its ``Stage``
+object is where those are picked from the context and the earlier stages' results, which it
+looks up by their type (``inputs[DownloadResult]``), never by a stage's name.
 
-One pass may stand in for several stages' ``run``: when sample runs, ``pipeline.stages.overlapped``
-yields the sample, detect and crop stages' ``Produced`` in turn from one pipeline over the frames
-(the same outputs, finished in the same order), built from the per-frame functions the three
-modules share with their own ``run``.
+A result is a frozen dataclass that says how it is stored in its marker (``to_json`` and
+``from_json``: the marker files of earlier versions are read back unchanged, so an old output
+folder resumes without redoing work) and which counts the run log, ``summary.json`` and the
+run report show (``counts``).
+
+One pass may stand in for several stages' ``run``: ``pipeline.stages.FUSED`` declares it (the
+sample, detect and crop stages run as one pipeline over the frames, giving the same outputs).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..config.schema import Config
 from ..core.records import Video
 
-Produced = tuple[list[str], dict[str, Any]]
+
+class Result(ABC):
+    """A stage's result: what its marker records, read again by later stages and the run."""
+
+    counted: ClassVar[tuple[str, ...]] = ()
+    """The names of its int fields that ``counts`` reports (also when no source got this far:
+    ``summary.json`` then says 0)."""
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """The marker's ``result`` object (its keys and their order are the marker format)."""
+
+    @classmethod
+    @abstractmethod
+    def from_json(cls: type[R], raw: dict[str, Any]) -> R:
+        """The result a marker recorded (``to_json``'s inverse)."""
+
+    def counts(self) -> dict[str, int]:
+        """What the run log (the stage's line), ``summary.json`` (summed over sources) and
+        ``status`` show of this result: its ``counted`` fields."""
+        return {name: getattr(self, name) for name in self.counted}
+
+    def busy(self) -> dict[str, float]:
+        """The seconds each step of a fused pass (``Fused``) kept its thread busy, recorded by
+        the pass's first stage; none by default."""
+        return {}
+
+    def facts(self) -> dict[str, str]:
+        """What the run keeps of this result about its source besides counts: ``detector``
+        (which model and backend found its boxes) and ``title`` (when the source had none)."""
+        return {}
+
+
+R = TypeVar("R", bound=Result)
+T = TypeVar("T", bound=Result)
+
+Produced = tuple[list[str], R]
 """What a stage's run returns: its outputs (paths relative to the output folder, each checked on
-resume) and the result its marker records (read again by later stages, ``status`` and the run)."""
+resume) and its result."""
+
+
+class Results:
+    """The results of a unit's earlier stages, looked up by their type."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[type[Result], Result] = {}
+
+    def add(self, result: Result) -> None:
+        self._by_type[type(result)] = result
+
+    def get(self, kind: type[T]) -> T | None:
+        found = self._by_type.get(kind)
+        return found if isinstance(found, kind) else None
+
+    def __getitem__(self, kind: type[T]) -> T:
+        found = self.get(kind)
+        if found is None:
+            raise LookupError(f"no {kind.__name__} among the earlier stages' results")
+        return found
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self._by_type.values())
 
 
 @dataclass(frozen=True)
@@ -36,60 +101,54 @@ class Context:
     progress: bool = False  # draw progress bars (only when the unit runs in this process)
 
 
-class Stage(Protocol):
+class Stage(ABC, Generic[R]):
     """One per-source stage. ``fingerprint`` and ``run`` may raise: the unit is then recorded
     as failed at this stage."""
 
-    @property
-    def name(self) -> str:
-        """Its folder under ``state/`` and its name in ``--force``, ``status``, summaries."""
-        ...
-
-    @property
-    def version(self) -> str:
-        """Part of the fingerprint: bumping it redoes this stage and the later ones."""
-        ...
+    name: ClassVar[str]  # its folder under ``state/`` and its name in ``--force``, ``status``, summaries
+    version: ClassVar[str]  # part of the fingerprint: bumping it redoes this stage and the later ones
+    result: ClassVar[type[Result]]  # its result's type: how its marker is read back
 
     def enabled(self, config: Config) -> bool:
         """Whether this config runs the stage (a disabled stage is not looped over at all)."""
-        ...
-
-    def fingerprint(self, ctx: Context, upstream: str) -> str:
-        """What the stage's outputs depend on, given the previous stage's fingerprint."""
-        ...
-
-    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
-        """Write the outputs; ``inputs`` holds the marker results of the earlier stages."""
-        ...
-
-
-class AlwaysOn:
-    """For the stages every config runs."""
-
-    def enabled(self, config: Config) -> bool:
         return True
 
+    def preload(self, config: Config) -> None:
+        """Load what every unit of the stage needs (a detector's weights) once in the run's
+        process, before the units start, so workers do not each fetch it; may raise (the
+        stage's units then fail on their own)."""
 
-def _always(config: Config) -> bool:
-    return True
+    @abstractmethod
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        """What the stage's outputs depend on, given the previous stage's fingerprint."""
+
+    @abstractmethod
+    def run(self, ctx: Context, inputs: Results) -> Produced[R]:
+        """Write the outputs; ``inputs`` holds the earlier stages' results."""
+
+    def read(self, raw: dict[str, Any]) -> R | None:
+        """The result its marker recorded; None when that cannot be read (a hand-edited or
+        damaged marker: the stage is then redone, as for a missing one)."""
+        try:
+            result = self.result.from_json(raw)
+            ok = all(type(n) is int for n in result.counts().values())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return result if ok else None  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
-class ConfigStage:
-    """A stage whose fingerprint depends on the config and upstream alone and whose run needs no
-    earlier result (it reads the files the earlier stages wrote): detect, crop, identity."""
+class Fused:
+    """Several consecutive stages run as one pass (``run`` yields each one's ``Produced`` in
+    ``covers`` order, once its outputs are in place) wherever ``applicable`` says that gives
+    the same outputs as running them one after another. It starts when ``covers[0]`` runs."""
 
-    name: str
-    version: str
-    fingerprint_of: Callable[[Config, str], str]
-    run_unit: Callable[[Video, Config, Path, bool], Produced]
-    when: Callable[[Config], bool] = _always
+    covers: tuple[Stage[Any], ...]
+    applicable: Callable[[Context, Results], bool]
+    run: Callable[[Context, Results], Generator[Produced[Any], None, None]]
 
-    def enabled(self, config: Config) -> bool:
-        return self.when(config)
+    def starts_at(self, stage: Stage[Any]) -> bool:
+        return stage is self.covers[0]
 
-    def fingerprint(self, ctx: Context, upstream: str) -> str:
-        return self.fingerprint_of(ctx.config, upstream)
-
-    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
-        return self.run_unit(ctx.video, ctx.config, ctx.root, ctx.progress)
+    def includes(self, stage: Stage[Any]) -> bool:
+        return any(stage is s for s in self.covers)

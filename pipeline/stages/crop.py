@@ -36,9 +36,32 @@ from ..io.files import fresh_tmp_dir, read_jsonl, replace_dir, write_image, writ
 from ..state.markers import fingerprint
 from ..algo.track import track_hits
 from ..video import sharpness
-from .base import ConfigStage, Produced
+from .base import Context, Produced, Result, Results, Stage
 
 VERSION = "2"  # 2: dropped crops listed with their reason; track, quality and hash per crop
+
+
+@dataclass(frozen=True)
+class CropResult(Result):
+    """Crops kept, crops dropped by reason (``too_small``: those of reason ``small``), and the
+    tracks the kept ones belong to."""
+
+    counted = ("crops",)
+
+    crops: int
+    dropped: dict[str, int]
+    too_small: int
+    tracks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"crops": self.crops, "dropped": self.dropped, "too_small": self.too_small,
+                "tracks": self.tracks}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CropResult:
+        return cls(raw.get("crops", 0), raw.get("dropped", {}), raw.get("too_small", 0),
+                   raw.get("tracks", 0))
+
 
 
 @dataclass(frozen=True)
@@ -232,7 +255,7 @@ def crop_frame(sid: str, c: Crop, det_row: dict[str, Any], dets: Detections, fra
     return rows
 
 
-def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced[CropResult]:
     c = config.crop
     layout = OutputLayout(root)
     final = layout.crops_dir(video.sid)
@@ -255,7 +278,7 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
 
 
 def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, Any]],
-           hits: Mapping[int, int]) -> Produced:
+           hits: Mapping[int, int]) -> Produced[CropResult]:
     """Unconfirmed tracks, quality scores and ``per_track`` selection over the whole source, the
     files they drop removed, ``crops.jsonl`` written and the scratch folder renamed into place.
     ``hits``: the detected frames of each track (``pipeline.algo.track.track_hits``)."""
@@ -269,10 +292,10 @@ def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, A
     replace_dir(tmp, final)
     dropped = reason_counts(r["drop_reason"] for r in rows)
     # every crop file is an output, so a deleted or damaged crop redoes this unit (state.is_done)
-    return [OutputLayout.crop_rel(video.sid, CROPS_INDEX), *(r["file"] for r in rows if r["file"])], {
-        "crops": sum(r["status"] == KEPT for r in rows), "dropped": dropped,
-        "too_small": dropped.get("small", 0),
-        "tracks": len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0})}
+    outputs = [OutputLayout.crop_rel(video.sid, CROPS_INDEX), *(r["file"] for r in rows if r["file"])]
+    return outputs, CropResult(
+        sum(r["status"] == KEPT for r in rows), dropped, dropped.get("small", 0),
+        len({r["track_id"] for r in rows if r["status"] == KEPT and r["track_id"] >= 0}))
 
 
 def drop_unconfirmed(rows: list[dict[str, Any]], hits: Mapping[int, int], min_hits: int) -> None:
@@ -304,4 +327,14 @@ def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:
             r["status"], r["drop_reason"] = DROPPED, "per_track"
 
 
-STAGE = ConfigStage("crop", VERSION, stage_fingerprint, run)
+class CropStage(Stage[CropResult]):
+    name, version, result = "crop", VERSION, CropResult
+
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        return stage_fingerprint(ctx.config, upstream)
+
+    def run(self, ctx: Context, inputs: Results) -> Produced[CropResult]:
+        return run(ctx.video, ctx.config, ctx.root, ctx.progress)
+
+
+STAGE = CropStage()

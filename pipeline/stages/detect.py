@@ -10,6 +10,7 @@ the frames between get the boxes of the tracks interpolated (their rows say ``de
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..core.records import Video
 from ..io.files import read_jsonl, write_jsonl
 from ..state.markers import fingerprint
 from ..algo.track import TrackParams, interpolate, track
-from .base import ConfigStage, Produced
+from .base import Context, Produced, Result, Results, Stage
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
@@ -44,6 +45,31 @@ def _detector(section: Detect):
 
 def detector_for(config: Config):
     return _detector(config.detect)
+
+
+@dataclass(frozen=True)
+class DetectResult(Result):
+    """Frames read and detected, boxes and tracks found, and the detector (model/backend)."""
+
+    counted = ("detections",)
+
+    frames: int
+    detected_frames: int
+    detections: int
+    tracks: int
+    detector: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frames": self.frames, "detected_frames": self.detected_frames,
+                "detections": self.detections, "tracks": self.tracks, "detector": self.detector}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DetectResult:
+        return cls(raw.get("frames", 0), raw.get("detected_frames", 0), raw.get("detections", 0),
+                   raw.get("tracks", 0), raw.get("detector", ""))
+
+    def facts(self) -> dict[str, str]:
+        return {"detector": self.detector}
 
 
 def stage_fingerprint(config: Config, upstream: str) -> str:
@@ -70,7 +96,7 @@ def detect_one(detector, d: Detect, image: np.ndarray) -> Detections:
     return detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame)
 
 
-def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced:
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced[DetectResult]:
     detector = detector_for(config)
     layout = OutputLayout(root)
     frames_dir = layout.frames_dir(video.sid)
@@ -88,7 +114,7 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
 
 
 def finish(video: Video, config: Config, root: Path, frames: list[dict[str, Any]],
-           found: list[Detections]) -> Produced:
+           found: list[Detections]) -> Produced[DetectResult]:
     """``detections/<sid>.jsonl`` written (atomically): the stage's outputs. ``found`` holds the
     detections of ``detected_frames``, in order."""
     return write(video, config, root, tracked_rows(frames, found, config.detect), len(found))
@@ -104,15 +130,14 @@ def tracked_rows(frames: list[dict[str, Any]], found: list[Detections], d: Detec
 
 
 def write(video: Video, config: Config, root: Path, rows: list[dict[str, Any]], detected: int
-          ) -> Produced:
+          ) -> Produced[DetectResult]:
     detector = detector_for(config)
     out = OutputLayout(root).detections(video.sid)
     write_jsonl(out, rows)
     tracks = {int(t) for row in rows for t in row["track_id"]}
-    return [str(out.relative_to(root))], {"frames": len(rows), "detected_frames": detected,
-                                          "detections": sum(len(row["boxes"]) for row in rows),
-                                          "tracks": len(tracks),
-                                          "detector": f"{detector.name}/{detector.backend}"}
+    return [str(out.relative_to(root))], DetectResult(
+        len(rows), detected, sum(len(row["boxes"]) for row in rows), len(tracks),
+        f"{detector.name}/{detector.backend}")
 
 
 def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
@@ -136,4 +161,17 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
     return out, set(positions)
 
 
-STAGE = ConfigStage("detect", VERSION, stage_fingerprint, run)
+class DetectStage(Stage[DetectResult]):
+    name, version, result = "detect", VERSION, DetectResult
+
+    def preload(self, config: Config) -> None:
+        detector_for(config)
+
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        return stage_fingerprint(ctx.config, upstream)
+
+    def run(self, ctx: Context, inputs: Results) -> Produced[DetectResult]:
+        return run(ctx.video, ctx.config, ctx.root, ctx.progress)
+
+
+STAGE = DetectStage()

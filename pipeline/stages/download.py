@@ -12,7 +12,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from tqdm import tqdm
@@ -26,7 +26,7 @@ from ..io.files import write_json
 from ..state.markers import fingerprint
 from ..sources.blocked import HostGate
 from ..video import probe
-from .base import AlwaysOn, Context, Produced
+from .base import Context, Produced, Result, Results, Stage
 
 VERSION = "1"
 log = logging.getLogger(__name__)
@@ -47,6 +47,25 @@ class VideoPart:
     path: str
     offset_s: float = 0.0
     segment: int = -1
+
+
+@dataclass(frozen=True)
+class DownloadResult(Result):
+    """The files to sample and the video's metadata (``<sid>.info.json``'s fields)."""
+
+    parts: tuple[VideoPart, ...]
+    info: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parts": [asdict(p) for p in self.parts], "info": self.info}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DownloadResult:
+        return cls(tuple(VideoPart(**p) for p in raw["parts"]), raw.get("info", {}))
+
+    def facts(self) -> dict[str, str]:
+        title = self.info.get("title")
+        return {"title": title} if title else {}
 
 
 def stage_fingerprint(video: Video, config: Config) -> str:
@@ -94,7 +113,7 @@ def _openable_path(video: Video, root: Path) -> tuple[str, list[str]]:
         return str(link), [str(link.relative_to(root))]
 
 
-def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
+def _local(video: Video, root: Path) -> Produced[DownloadResult]:
     info_path = OutputLayout(root).video_info(video.sid)
     path, extra = _openable_path(video, root)
     vi = probe(path)
@@ -103,7 +122,7 @@ def _local(video: Video, root: Path) -> tuple[list[str], dict[str, Any]]:
             "original_url": printable(video.location), "extractor": "file", "upload_date": None,
             "width": vi.width, "height": vi.height, "fps": vi.fps}
     write_json(info_path, info)
-    return [str(info_path.relative_to(root)), *extra], {"parts": [asdict(VideoPart(path))], "info": info}
+    return [str(info_path.relative_to(root)), *extra], DownloadResult((VideoPart(path),), info)
 
 
 def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) -> dict[str, Any]:
@@ -186,7 +205,7 @@ def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPar
     return parts
 
 
-def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[list[str], dict[str, Any]]:
+def _remote(video: Video, config: Config, root: Path, progress: bool) -> Produced[DownloadResult]:
     # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
@@ -223,7 +242,7 @@ def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[l
     info_path = layout.video_info(video.sid)
     write_json(info_path, meta)
     outputs = [p.path for p in parts] + [str(info_path.relative_to(root))]
-    return outputs, {"parts": [asdict(p) for p in parts], "info": meta}
+    return outputs, DownloadResult(tuple(parts), meta)
 
 
 class _TqdmHook:
@@ -251,20 +270,20 @@ class _TqdmHook:
             self.bar = None
 
 
-def run(video: Video, config: Config, root: Path, progress: bool = False) -> tuple[list[str], dict[str, Any]]:
+def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced[DownloadResult]:
     """Fetch (or locate) the video; returns (outputs relative to root, result for the marker)."""
     if video.kind == "file":
         return _local(video, root)
     return _remote(video, config, root, progress)
 
 
-class DownloadStage(AlwaysOn):
-    name, version = "download", VERSION
+class DownloadStage(Stage[DownloadResult]):
+    name, version, result = "download", VERSION, DownloadResult
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.video, ctx.config)
 
-    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
+    def run(self, ctx: Context, inputs: Results) -> Produced[DownloadResult]:
         return run(ctx.video, ctx.config, ctx.root, ctx.progress)
 
 

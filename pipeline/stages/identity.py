@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,26 @@ from ..algo.quality import KEPT
 from ..core.records import Video
 from ..io.files import read_jsonl, write_atomic
 from ..state.markers import fingerprint
-from .base import ConfigStage
+from .base import Context, Produced, Result, Results, Stage
 
 VERSION = "1"
+
+
+@dataclass(frozen=True)
+class IdentityResult(Result):
+    """Face crops embedded, the embedder's version, and its speed here (``plan`` reads it)."""
+
+    embedded: int
+    model: str
+    ms_per_embedding: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"embedded": self.embedded, "model": self.model,
+                "ms_per_embedding": self.ms_per_embedding}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> IdentityResult:
+        return cls(raw.get("embedded", 0), raw.get("model", ""), raw.get("ms_per_embedding"))
 
 
 def embedder_for(config: Config) -> Embedder:
@@ -69,7 +87,7 @@ def load_vectors(path: Path) -> dict[str, np.ndarray]:
 
 
 def run(video: Video, config: Config, root: Path, progress: bool = False
-        ) -> tuple[list[str], dict[str, Any]]:
+        ) -> Produced[IdentityResult]:
     embedder = embedder_for(config)
     layout = OutputLayout(root)
     rows = [r for r in read_jsonl(layout.crops_index(video.sid))
@@ -89,9 +107,8 @@ def run(video: Video, config: Config, root: Path, progress: bool = False
     seconds = time.perf_counter() - started
     out = output_path(root, video.sid)
     save_vectors(out, ids, np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim)))
-    return [str(out.relative_to(root))], {
-        "embedded": len(ids), "model": embedder.version,
-        "ms_per_embedding": round(1000 * seconds / len(ids), 1) if ids else None}
+    return [str(out.relative_to(root))], IdentityResult(
+        len(ids), embedder.version, round(1000 * seconds / len(ids), 1) if ids else None)
 
 
 def configured(config: Config) -> bool:
@@ -99,4 +116,17 @@ def configured(config: Config) -> bool:
     return config.identity is not None
 
 
-STAGE = ConfigStage("identity", VERSION, stage_fingerprint, run, configured)
+class IdentityStage(Stage[IdentityResult]):
+    name, version, result = "identity", VERSION, IdentityResult
+
+    def enabled(self, config: Config) -> bool:
+        return configured(config)
+
+    def fingerprint(self, ctx: Context, upstream: str) -> str:
+        return stage_fingerprint(ctx.config, upstream)
+
+    def run(self, ctx: Context, inputs: Results) -> Produced[IdentityResult]:
+        return run(ctx.video, ctx.config, ctx.root, ctx.progress)
+
+
+STAGE = IdentityStage()

@@ -38,8 +38,8 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -54,16 +54,12 @@ from ..core.records import Video
 from ..algo.track import track_hits
 from . import crop, detect, sample
 from .blur import for_config
-from .base import Context, Produced
-from .download import VideoPart
+from .base import Context, Produced, Results
+from .download import DownloadResult, VideoPart
 
-STAGES = ("sample", "detect", "crop")
-"""The stages run together, in the order their outputs are finished."""
-
-
-def applicable(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> bool:
+def applicable(ctx: Context, inputs: Results) -> bool:
     """Whether the overlapped path gives exactly what the stages give one after another."""
-    if ctx.config.detect.every != 1 or not disjoint(ctx.video, inputs["download"]["parts"]):
+    if ctx.config.detect.every != 1 or not disjoint(ctx.video, inputs[DownloadResult].parts):
         return False
     try:
         detect.detector_for(ctx.config)
@@ -72,12 +68,12 @@ def applicable(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> bool:
     return True
 
 
-def disjoint(video: Video, parts: list[dict[str, Any]]) -> bool:
+def disjoint(video: Video, parts: tuple[VideoPart, ...]) -> bool:
     """Whether no two downloaded parts hold the same moment. Two that do could give two frames
     one file name: on disk the later one wins, and the stages run alone read that one for both."""
     if len(parts) <= 1:
         return True
-    segments = [VideoPart(**p).segment for p in parts]
+    segments = [p.segment for p in parts]
     if min(segments) < 0:
         return False
     spans = sorted((video.segments[i].start, video.segments[i].end or math.inf) for i in segments)
@@ -99,7 +95,7 @@ class Flow:
         self.busy[step] += time.perf_counter() - started
 
 
-def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produced, None, None]:
+def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
     """Yield the sample, detect and crop stages' ``Produced``, each once its outputs are in place.
 
     Closing the generator early removes the scratch folders of the stages not yielded yet.
@@ -114,7 +110,7 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produce
     bystanders = for_config(config)
 
     def decoded() -> Iterator[tuple[dict[str, Any], np.ndarray]]:
-        frames = sample.frames_of(video, config, root, inputs["download"]["parts"], tally,
+        frames = sample.frames_of(video, config, root, inputs[DownloadResult].parts, tally,
                                   ctx.progress, desc="sample+detect+crop")
         while True:
             started = time.perf_counter()
@@ -161,8 +157,9 @@ def run(ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Generator[Produce
         rows = [r[0] for r in results]
 
         outputs, result = sample.finish(video, frames_tmp, frames_final, rows, tally)
-        yield outputs, {**result, "overlapped": {"peak_frames_in_flight": flow.peak,
-                                                 "busy_s": {k: round(v, 2) for k, v in flow.busy.items()}}}
+        yield outputs, replace(result, overlapped={
+            "peak_frames_in_flight": flow.peak,
+            "busy_s": {k: round(v, 2) for k, v in flow.busy.items()}})
 
         det_rows = detect.tracked_rows(rows, [r[1] for r in results], config.detect)
         yield detect.write(video, config, root, det_rows, len(results))

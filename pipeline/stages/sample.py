@@ -6,7 +6,7 @@ into place, so a crash never leaves half a folder that looks finished.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ from ..core.records import Video
 from ..io.files import fresh_tmp_dir, replace_dir, write_image, write_jsonl
 from ..state.markers import fingerprint
 from ..video import Range, SamplePlan, iter_samples, probe
-from .base import AlwaysOn, Context, Produced
-from .download import VideoPart
+from .base import Context, Produced, Result, Results, Stage
+from .download import DownloadResult, VideoPart
 
 VERSION = "1"
 
@@ -72,6 +72,34 @@ def check_segments(video: Video, duration_s: float | None) -> None:
                 f"of the video ({duration_s:.1f} s)")
 
 
+@dataclass(frozen=True)
+class SampleResult(Result):
+    """How many frames were kept and dropped, and how they were decoded; when sample, detect and
+    crop ran as one pass, ``overlapped`` holds its peak frames in flight and busy seconds."""
+
+    counted = ("frames", "dropped_blurry")
+
+    frames: int
+    dropped_blurry: int
+    strategy: str
+    overlapped: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"frames": self.frames, "dropped_blurry": self.dropped_blurry,
+                               "strategy": self.strategy}
+        if self.overlapped is not None:
+            raw["overlapped"] = self.overlapped
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> SampleResult:
+        return cls(raw.get("frames", 0), raw.get("dropped_blurry", 0), raw.get("strategy", ""),
+                   raw.get("overlapped"))
+
+    def busy(self) -> dict[str, float]:
+        return dict((self.overlapped or {}).get("busy_s", {}))
+
+
 @dataclass
 class Tally:
     """What the sampler reported over all parts of a video (final once iteration ends)."""
@@ -80,14 +108,13 @@ class Tally:
     strategies: set[str] = field(default_factory=set)
 
 
-def frames_of(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
+def frames_of(video: Video, config: Config, root: Path, parts: tuple[VideoPart, ...],
               tally: Tally, progress: bool = False, desc: str = "sample"
               ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     """Every kept frame of the downloaded parts, in the order decoded: its ``frames.jsonl`` row
     and its decoded (not yet JPEG-encoded) pixels. The per-frame work of the stage, shared by
     this stage's ``run`` and the overlapped stages (``pipeline.stages.overlapped``)."""
-    for raw in parts:
-        part = VideoPart(**raw)
+    for part in parts:
         path = Path(part.path) if Path(part.path).is_absolute() else root / part.path
         ranges, segment_of = _part_ranges(video, part)
         info = probe(path)
@@ -112,20 +139,20 @@ def jpeg_params(config: Config) -> list[int]:
     return [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
 
 
-def finish(video: Video, tmp: Path, final: Path, rows: list[dict[str, Any]], tally: Tally) -> Produced:
+def finish(video: Video, tmp: Path, final: Path, rows: list[dict[str, Any]], tally: Tally
+           ) -> Produced[SampleResult]:
     """``frames.jsonl`` written, the scratch folder renamed into place: the stage's outputs."""
     rows.sort(key=lambda r: r["t_ms"])
     write_jsonl(tmp / FRAMES_INDEX, rows)
     replace_dir(tmp, final)
     # every frame is an output, so a deleted or damaged JPEG redoes this unit (state.is_done)
     rel = OutputLayout.frame_rel
-    return [rel(video.sid, FRAMES_INDEX), *(rel(video.sid, r["file"]) for r in rows)], {
-        "frames": len(rows), "dropped_blurry": tally.dropped_blurry,
-        "strategy": "+".join(sorted(tally.strategies))}
+    return [rel(video.sid, FRAMES_INDEX), *(rel(video.sid, r["file"]) for r in rows)], \
+        SampleResult(len(rows), tally.dropped_blurry, "+".join(sorted(tally.strategies)))
 
 
-def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
-        progress: bool = False) -> Produced:
+def run(video: Video, config: Config, root: Path, parts: tuple[VideoPart, ...],
+        progress: bool = False) -> Produced[SampleResult]:
     final = OutputLayout(root).frames_dir(video.sid)
     tmp = fresh_tmp_dir(final)
     rows: list[dict[str, Any]] = []
@@ -139,14 +166,14 @@ def run(video: Video, config: Config, root: Path, parts: list[dict[str, Any]],
     return finish(video, tmp, final, rows, tally)
 
 
-class SampleStage(AlwaysOn):
-    name, version = "sample", VERSION
+class SampleStage(Stage[SampleResult]):
+    name, version, result = "sample", VERSION, SampleResult
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.video, ctx.config, upstream)
 
-    def run(self, ctx: Context, inputs: Mapping[str, dict[str, Any]]) -> Produced:
-        return run(ctx.video, ctx.config, ctx.root, inputs["download"]["parts"], ctx.progress)
+    def run(self, ctx: Context, inputs: Results) -> Produced[SampleResult]:
+        return run(ctx.video, ctx.config, ctx.root, inputs[DownloadResult].parts, ctx.progress)
 
 
 STAGE = SampleStage()

@@ -54,6 +54,8 @@ from ..algo.cluster import cluster, distance, is_small, track_groups
 from ..config.fields import Named
 from ..config.identity import PerPerson
 from ..config.schema import Config
+from ..detectors.modelfiles import ModelError
+from ..detectors.registry import fetch_model
 from ..embedders import Face, embedder_class
 from ..algo.quality import DROPPED, KEPT, select_per_track
 from ..stages import identity as stage
@@ -182,14 +184,22 @@ def kept_per_cluster(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def preflight(root: Path, config: Config) -> None:
+def preflight(root: Path, config: Config, progress: bool = False) -> None:
     """What the global step will need, checked before any stage: ``<output>/identities.txt``, so
     a bad line stops the run at once (``IdentityError`` naming file and line), as a bad
-    ``rejects.txt`` does; its names become labels, so they must not clash with the config's."""
+    ``rejects.txt`` does; its names become labels, so they must not clash with the config's.
+    Then the embedder, loaded once in this process (its weights fetched once, the download shown
+    only when progress is on, as the detector's): a missing extra or model stops the run too."""
     names_file = OutputLayout(root).names
     if names_file.is_file():
         named_lines(names_file, [Named(n.prefix, f"{n.ref} in the config", n.label)
                                          for n in config.labels()])
+    assert config.identity is not None
+    try:
+        fetch_model(config.identity.model, progress)
+        stage.embedder_for(config)
+    except (ImportError, ModelError) as exc:
+        raise IdentityError(str(exc)) from None
 
 
 def person_of(row: dict[str, Any]) -> str | None:

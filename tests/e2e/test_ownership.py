@@ -191,7 +191,7 @@ def test_an_output_of_an_earlier_version_is_adopted(work):
 def _status(work: Path) -> dict[str, tuple[int, int, int]]:
     done = cli("status", "c.yaml", cwd=work)
     assert done.returncode == 0, done.stderr
-    return {line.split()[0]: tuple(int(x) for x in line.split()[1:])
+    return {line.split()[0]: tuple(int(x) for x in line.split()[1:4])
             for line in done.stdout.splitlines()[2:6]}
 
 

@@ -10,6 +10,7 @@ from pipeline.config.load import parse_config
 from pipeline.core.records import Video
 from helpers import media
 from pipeline.stages import sample
+from pipeline.stages.download import VideoPart
 from pipeline.io.files import read_jsonl
 from pipeline.video.packets import pyav_available
 from helpers.support import ffmpeg_exe
@@ -33,8 +34,8 @@ def test_strategies_write_the_same_frames(tmp_path: Path) -> None:
     for strategy in ("sequential", "seek"):
         root = tmp_path / strategy
         outputs, result = sample.run(_clip(video), _config(root, video, strategy=strategy), root,
-                                     [{"path": str(video)}])
-        assert result["strategy"] == strategy and result["frames"] == 12
+                                     (VideoPart(str(video)),))
+        assert result.strategy == strategy and result.frames == 12
         folder = root / "frames" / "clip"
         rows = read_jsonl(folder / "frames.jsonl")
         written[strategy] = (rows, {p.name: p.read_bytes() for p in folder.glob("*.jpg")})
