@@ -17,11 +17,12 @@ OpenCV, PyAV and onnxruntime release the GIL while they work, so threads overlap
 would, without copying frames between processes.
 
 Each stage's outputs are the ones its own ``run`` writes, byte for byte (tested): the per-frame
-work is the stages' own (``sample.frames_of``, ``detect.detect_one``, ``crop.crop_frame``), crops
-are cut with the detections as the crop stage reads them back from ``detections/<sid>.jsonl``
-(rounded), and the track ids, known only once every frame is detected, are filled into the crop
-rows at the end (a frame some of whose weak boxes continued no track, ``detect.track.low_score``,
-is cut again from its JPEG then, as the crop stage alone would cut it). The stages finish in order, one ``next()`` each: the frames folder is renamed
+work is the stages' own (``sample.frames_of``, ``detect.detect_one``, ``crop.crop_frame``),
+crops are cut with the detections as the crop stage reads them back from
+``detections/<sid>.jsonl`` (rounded), and the track ids, known only once every frame is
+detected, are filled into the crop rows at the end (a frame some of whose weak boxes continued
+no track, ``detect.track.low_score``, is cut again from its JPEG then, as the crop stage alone
+would cut it). The stages finish in order, one ``next()`` each: the frames folder is renamed
 into place (the caller then writes the sample marker), then ``detections/<sid>.jsonl`` is
 written, then the crops folder is renamed. A crash at any moment leaves at most the finished
 stages, which a rerun continues from disk with the stages' own ``run``.
