@@ -57,7 +57,8 @@ VELOCITY_WEIGHT = 0.5
 Why not the last step alone (1.0, as before): a box that straddles two walkers for a frame, or
 one cut short by an occluder, then bends the prediction of the frames after it only half as
 much, and a walker hidden for a few frames is looked for where they were heading. On frames 1-35
-of tud_campus, with the person defaults, IDF1 0.746 -> 0.809 (identity switches 3 -> 2), and the
+of tud_campus, with the person defaults (``max_missed`` 10, boxes left over matched by their
+distance to the prediction only), IDF1 0.746 -> 0.809 (identity switches 3 -> 2), and the
 held-out frames 36-71 unchanged at 0.816; 0.3 gave the same, 0.7 less (docs/people.md)."""
 
 
@@ -119,31 +120,24 @@ def _size_ratio(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(at / ad, ad / at))
 
 
-def _associate(tracks: list[_Track], dets: Detections, t: int, params: TrackParams
-               ) -> list[tuple[int, int]]:
-    """(track, detection) pairs for one frame: by IoU with the predicted boxes first, then the
-    detections left over by centre distance to the prediction (similar size, same class)."""
+def _associate(tracks: list[_Track], dets: Detections, t: int, params: TrackParams,
+               by_distance: bool = True) -> list[tuple[int, int]]:
+    """(track, detection) pairs for one frame: by IoU with the predicted boxes first, then (with
+    ``by_distance``) the detections left over by centre distance to the prediction (similar
+    size). Weak boxes are matched by IoU only: one far from every prediction is as likely a false
+    box as a person."""
     pred = np.stack([tr.predicted(t) for tr in tracks])
     same = np.array([tr.cls for tr in tracks])[:, None] == dets.class_id[None, :]
     pairs = _greedy_pairs(np.where(same, box_iou(pred, dets.boxes), -1.0), True, params.min_iou)
-    left_t = [r for r in range(len(tracks)) if r not in {r for r, _ in pairs}]
-    left_d = [c for c in range(len(dets)) if c not in {c for _, c in pairs}]
-    if left_t and left_d:
+    taken_t, taken_d = {r for r, _ in pairs}, {c for _, c in pairs}
+    left_t = [r for r in range(len(tracks)) if r not in taken_t]
+    left_d = [c for c in range(len(dets)) if c not in taken_d]
+    if by_distance and left_t and left_d:
         sub_pred, sub_det = pred[left_t], dets.boxes[left_d]
         ok = same[np.ix_(left_t, left_d)] & (_size_ratio(sub_pred, sub_det) <= params.max_size_ratio)
         dist = np.where(ok, _centre_distance(sub_pred, sub_det), np.inf)
         pairs += [(left_t[r], left_d[c]) for r, c in _greedy_pairs(dist, False, params.max_distance)]
     return pairs
-
-
-def _continue_weak(tracks: list[_Track], weak: Detections, t: int, params: TrackParams
-                   ) -> list[tuple[int, int]]:
-    """(track, detection) pairs of the tracks still unmatched and the boxes scoring below
-    ``start_score``: by IoU with the prediction only, never by distance (a weak box far from
-    every prediction is as likely a false one)."""
-    pred = np.stack([tr.predicted(t) for tr in tracks])
-    same = np.array([tr.cls for tr in tracks])[:, None] == weak.class_id[None, :]
-    return _greedy_pairs(np.where(same, box_iou(pred, weak.boxes), -1.0), True, params.min_iou)
 
 
 def track(frames: list[Detections], params: TrackParams = TrackParams()) -> list[Detections]:
@@ -166,7 +160,7 @@ def track(frames: list[Detections], params: TrackParams = TrackParams()) -> list
                 matched.add(r)
         waiting = [tr for r, tr in enumerate(open_tracks) if r not in matched]
         if waiting and len(weak):
-            for r, c in _continue_weak(waiting, weak, t, params):
+            for r, c in _associate(waiting, weak, t, params, by_distance=False):
                 waiting[r].follow(weak.boxes[c].astype(np.float32), t)
                 weak_ids[c] = waiting[r].id
         for c in np.flatnonzero(ids < 0):  # detections arrive best score first
