@@ -87,6 +87,17 @@ def test_a_box_that_stalls_for_a_frame_does_not_send_the_track_astray():
     assert ids(track(seq))[-1] == [0]
 
 
+def test_a_track_seen_last_frame_is_matched_before_one_unseen_for_longer():
+    # a face that stays put (with a little jitter), and one that walks left 10 px a frame, out of
+    # sight after frame 4: its prediction for frame 9 lands exactly on the first face, which
+    # must keep its own track (it was seen a frame ago; the other one five frames ago)
+    def face(x: float) -> list[float]:
+        return [x, 50, 30, 30]
+    seq = [frame(face(100), face(190 - 10 * t)) for t in range(5)]
+    seq += [frame(face(100))] * 3 + [frame(face(104)), frame(face(100))]
+    assert ids(track(seq))[-1] == [0]
+
+
 def test_weak_boxes_continue_a_track_but_start_none():
     weak = Detections(np.array([walker(16), walker(400)], dtype=np.float32), np.array([0.45, 0.45]),
                       np.zeros(2))
