@@ -1,4 +1,4 @@
 """``python -m pipeline``: the command line."""
-from .cli import main
+from .cli.main import main
 
 main()

@@ -239,8 +239,8 @@ def video_facts(path: Path) -> VideoFacts:
 def child_sample(video: str, out: str, every: float, exact: bool, strategy: str) -> None:
     """One sample stage, as the pipeline runs it (JPEGs + frames.jsonl); prints a JSON line."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config import parse_config
-    from pipeline.sources import Video
+    from pipeline.config.load import parse_config
+    from pipeline.core.records import Video
     from pipeline.stages import sample
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
@@ -255,9 +255,9 @@ def child_unit(video: str, out: str, detect: str) -> None:
     """What one worker runs for one source: download (a local file: probe), sample at 1 s,
     detect, crop. Its peak RSS is the per-worker memory."""
     sys.path.insert(0, str(REPO))
-    from pipeline.config import parse_config
-    from pipeline.run import process_video
-    from pipeline.sources import Video
+    from pipeline.config.load import parse_config
+    from pipeline.runner.unit import process_video
+    from pipeline.core.records import Video
 
     config = parse_config({"name": "bench", "output": out, "sources": [{"path": video}],
                            "sample": {"every": 1.0}, "detect": json.loads(detect)})
@@ -721,9 +721,10 @@ def bench_identity(repeat: int, clip: Path = FACE_CLIP, frames: int = 8) -> None
     import cv2
     import numpy as np
 
-    from pipeline.detectors import create_detector
+    from pipeline.detectors.registry import create_detector
     from pipeline.detectors.cache import is_cached
-    from pipeline.embedders import EMBEDDERS, Face, embedder_class
+    from pipeline.embedders import EMBEDDERS, embedder_class
+    from pipeline.embedders.base import Face
 
     cap = cv2.VideoCapture(str(clip))
     images = [img for ok, img in iter(cap.read, (False, None)) if ok][::10][:frames]

@@ -234,10 +234,10 @@ def _http_cases(server, www: Path) -> list[tuple[str, dict, str]]:
 
 def bad_source_rows(work: Path) -> list[Row]:
     sys.path.insert(0, str(REPO / "tests"))
-    from httpserver import LocalHTTPServer
+    from helpers.httpserver import LocalHTTPServer
 
-    from pipeline.config import parse_config
-    from pipeline.run import run
+    from pipeline.config.load import parse_config
+    from pipeline.runner.run import run
 
     www = work / "www"
     www.mkdir(parents=True, exist_ok=True)
@@ -250,8 +250,8 @@ def bad_source_rows(work: Path) -> list[Row]:
         report = run(cfg, progress=False)
     rows = []
     by_index: dict[int, list] = {}
-    from pipeline.sources import expand_sources
-    from pipeline.state import State
+    from pipeline.sources.expand import expand_sources
+    from pipeline.state.markers import State
 
     for video in expand_sources(cfg, State(cfg.output_dir)).videos:
         by_index.setdefault(video.spec_index, []).append(video.sid)
@@ -625,7 +625,7 @@ def review_rows(work: Path) -> list[Row]:
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(REPO / "tests"))
-    from reviewkit import http_request, page_server, raw_request
+    from helpers.reviewkit import http_request, page_server, raw_request
 
     videos = work / "videos"
     videos.mkdir(parents=True)

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import cv2
 import numpy as np
 
-from ..detections import Detections, nms
+from ..core.detections import Detections, nms
 
 DEFAULT_INPUT_SIZE = 640
 """Long side, in pixels, of the copy of the frame a detector looks at."""

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from . import ssdlite, yunet
 from .base import DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import (ModelFile, ModelSpec, ModelWheelMember, PackagedFile, cached_path, ensure,
-                    ensure_members, packaged, sha256_of)
+from .cache import cached_path, ensure, ensure_members
+from .modelfiles import ModelFile, ModelSpec, ModelWheelMember, PackagedFile, packaged, sha256_of
+from ..embedders import EMBEDDERS, embedder_class
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,6 @@ def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        from ..embedders import EMBEDDERS
-
         raise ValueError(f"unknown model {name!r}; detectors: {', '.join(MODELS)}; identity "
                          f"models: {', '.join(EMBEDDERS)}") from None
 
@@ -94,8 +93,6 @@ EMBEDDER_RUNTIME = {"dlib": "dlib", "sface": "opencv"}
 
 
 def _embedder_files(name: str) -> tuple[ModelSpec, ...] | None:
-    from ..embedders import EMBEDDERS, embedder_class  # not at import: embedders use the cache
-
     return embedder_class(name).files if name in EMBEDDERS else None
 
 
@@ -116,8 +113,6 @@ def _file_info(f: ModelSpec | PackagedFile) -> FileInfo:
 
 def list_models() -> list[ModelInfo]:
     """The detectors, then the identity embedders (``detects``: ``face identity``)."""
-    from ..embedders import EMBEDDERS
-
     detectors = [ModelInfo(name, entry.cls.classes[0], entry.backends, entry.default_backend,
                            tuple(_file_info(f) for f in entry.files), entry.builtin())
                  for name, entry in _REGISTRY.items()]

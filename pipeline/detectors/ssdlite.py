@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..detections import Detections
+from ..core.detections import Detections
 from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
-from .cache import ModelError, PackagedFile, packaged, sha256_of
+from .modelfiles import ModelError, PackagedFile, packaged, sha256_of
 
 SSDLITE_ONNX = PackagedFile(
     filename="ssdlite_person.onnx",

@@ -4,6 +4,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from .base import Embedder, Face
+from .dlib import DlibEmbedder
+from .sface import SFaceEmbedder
 
 EMBEDDERS = ("dlib", "sface")
 """Known embedder names; the first is the default."""
@@ -12,12 +14,8 @@ EMBEDDERS = ("dlib", "sface")
 def embedder_class(name: str) -> type[Embedder]:
     """The class behind a name: its weights and metric, without loading anything."""
     if name == "dlib":
-        from .dlib import DlibEmbedder
-
         return DlibEmbedder
     if name == "sface":
-        from .sface import SFaceEmbedder
-
         return SFaceEmbedder
     raise ValueError(f"unknown identity model {name!r}; known: {', '.join(EMBEDDERS)}")
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..detectors.cache import ModelSpec
+from ..detectors.modelfiles import ModelSpec
 
 
 @dataclass(frozen=True)

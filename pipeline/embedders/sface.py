@@ -11,7 +11,7 @@ gives none) is aligned by where YuNet's points usually sit in its box (``BOX_LAN
 median over the test clips' faces): a plain scaled crop, less accurate on turned heads.
 
 Vectors are L2-normalised, so the pipeline's euclidean distance between two of them is
-``sqrt(2 * cosine distance)``; ``metric = "cosine"`` tells ``pipeline.identity`` to compare and
+``sqrt(2 * cosine distance)``; ``metric = "cosine"`` tells ``pipeline.steps.identity`` to compare and
 threshold them by cosine distance (``1 - cos``), the measure SFace is published with.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..detectors.cache import ModelFile, ensure
+from ..detectors.cache import ensure
+from ..detectors.modelfiles import ModelFile
 from .base import Embedder, Face
 
 SFACE_ONNX = ModelFile(

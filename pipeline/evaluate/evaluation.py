@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..files import write_json
+from ..io.files import write_json
 from .detection import detection_scores
 from .identities import identity_scores
 from .matching import FrameMatch, match_source, pair_truth

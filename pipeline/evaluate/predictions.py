@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-from ..files import read_jsonl
+from ..io.files import read_jsonl
 from .truth import Box
 
 

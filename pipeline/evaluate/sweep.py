@@ -25,14 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, parse_config
-from ..lock import RunLock
-from ..ownership import check_output, identity_of
-from ..sources import expand_sources
+from ..config.load import parse_config
+from ..config.schema import Config
+from ..io.yamlfile import ConfigError
+from ..state.lock import RunLock
+from ..state.ownership import check_output, identity_of
+from ..sources.expand import expand_sources
 from ..stages import NAMES, Context, active
-from ..state import State
-from ..yamlfile import load_yaml
+from ..state.markers import State
+from ..io.yamlfile import load_yaml
 from .evaluation import evaluate, write_evaluation
+from ..runner.run import run
+from ..runner.status import offline_expander
 
 SWEEP_DIR = "sweep"
 SEEDED = ("videos", "frames", "detections", "crops", "state")
@@ -97,9 +101,7 @@ def setting_config(raw: dict[str, Any], setting: Setting, output: Path) -> Confi
 def first_changed(base: Config, other: Config, root: Path) -> str | None:
     """The earliest stage whose fingerprint differs between the two configs for any source of
     the run (None: the same work); a fingerprint that cannot be computed counts as changed."""
-    from ..run import _offline_expander
-
-    videos = expand_sources(base, State(root), expander=_offline_expander).videos
+    videos = expand_sources(base, State(root), expander=offline_expander).videos
     base_stages = {s.name: s for s in active(base)}
     earliest = len(NAMES)
     for video in videos:
@@ -167,8 +169,6 @@ class SweepRow:
 def sweep(config_file: str, base: Config, truth_files: Sequence[Path], settings: Sequence[Setting],
           log: Callable[[str], None]) -> tuple[list[SweepRow], str | None]:
     """Run and score every setting; returns the rows and the first stage they redo."""
-    from ..run import run
-
     raw = load_yaml(Path(config_file).read_text(encoding="utf-8"))
     base_root = base.output_dir.absolute()
     configs = [(s, setting_config(raw, s, base_root / SWEEP_DIR / s.folder)) for s in settings]

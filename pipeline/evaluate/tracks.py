@@ -25,6 +25,7 @@ METRICS = RATIOS + COUNTS
 def motmetrics():
     """The motmetrics module, or ImportError saying how to install it."""
     try:
+        # lazy: optional dependency (the eval extra)
         import motmetrics as mm
     except ImportError:
         raise ImportError(f"track scores need motmetrics: {INSTALL}") from None

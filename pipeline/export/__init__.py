@@ -2,7 +2,8 @@
 
 Every format is a module with one function, ``write(frames, root, out)``: the frames with their
 boxes (``frames.read_frames``, the one reader of the manifest and the sampled frames), the run's
-output folder, and an empty folder to fill. ``export`` fills a temporary folder and renames it
+output folder, and an empty folder to fill; the sharded formats (``SHARDED``) take the shard
+limits too (``shards.ShardLimits``). ``export`` fills a temporary folder and renames it
 into place, so an export is never half written and a rerun replaces the previous one whole.
 Nothing here runs a stage.
 
@@ -22,15 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import building, read_json_object, replace_dir, through_link, write_json
-from ..lock import RunLock
+from ..io.files import building, read_json_object, replace_dir, through_link, write_json
+from ..state.lock import RunLock
+from .frames import ExportError, manifest_path, read_frames
+from .shards import ShardLimits
 
-FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone")
+FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone", "webdataset", "parquet")
+SHARDED = ("webdataset", "parquet")  # crops in shards for training jobs (shards.py)
 MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it
-
-
-class ExportError(Exception):
-    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class ExportReport:
     boxes: int
 
 
-NEEDS = {"hf": ("datasets", 'pip install -e ".[hf]" (or pip install datasets)')}
+NEEDS = {"hf": ("datasets", 'pip install -e ".[hf]" (or pip install datasets)'),
+         "parquet": ("pyarrow", 'pip install -e ".[parquet]" (or pip install pyarrow)')}
 """Formats that need a package the plain install does not have, and how to install it."""
 
 
@@ -134,14 +135,19 @@ def place(tmp: Path, final: Path, made: bool) -> None:
     tmp.rmdir()
 
 
-def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False) -> ExportReport:
+def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = False,
+           shards: ShardLimits | None = None) -> ExportReport:
     """Write the run in ``root`` as ``fmt`` into ``out`` (default ``<root>/exports/<fmt>``).
 
-    Kept crops only unless ``include_all`` (rejected and dropped ones too).
+    Kept crops only unless ``include_all`` (rejected and dropped ones too). ``shards`` bounds the
+    shards of a ``SHARDED`` format (default ``ShardLimits()``); other formats refuse it.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; formats are {', '.join(FORMATS)}")
-    from .frames import manifest_path, read_frames  # the package stays light: the CLI imports FORMATS
+    if shards is not None and fmt not in SHARDED:
+        raise ExportError(f"--shard-size and --shard-count are for the {' and '.join(SHARDED)} "
+                          f"formats, not {fmt}")
+    options = {"limits": shards or ShardLimits()} if fmt in SHARDED else {}
 
     check_installed(fmt)
     manifest_path(root)  # before the lock, which would make the folder
@@ -156,10 +162,10 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
         final.parent.mkdir(parents=True, exist_ok=True)
         made = made_here(final)
         with building(final, unique=True) as tmp:
-            importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp)
+            importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp, **options)
             write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all, "made": made})
             place(tmp, final, made)
     return ExportReport(fmt, final, len(frames), sum(len(f.boxes) for f in frames))
 
 
-__all__ = ["FORMATS", "ExportError", "ExportReport", "default_folder", "export"]
+__all__ = ["FORMATS", "SHARDED", "ExportError", "ExportReport", "default_folder", "export"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..detections import CLASS_NAMES
-from ..state import write_json
+from ..core.detections import CLASS_NAMES
+from ..io.files import write_json
 from .frames import ExportFrame, link
 
 ANNOTATIONS = "_annotations.coco.json"

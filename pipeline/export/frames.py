@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dataset import _link as link  # hard link (no extra space), else a copy
-from ..detections import CLASS_NAMES
-from ..quality import KEPT
-from ..state import read_jsonl
-from . import ExportError
+from ..steps.tree import link  # hard link (no extra space), else a copy
+from ..core.detections import CLASS_NAMES
+from ..algo.quality import KEPT
+from ..io.files import read_jsonl
+
+
+class ExportError(Exception):
+    """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
 
 @dataclass(frozen=True)

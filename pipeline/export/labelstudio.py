@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from ..detections import CLASS_NAMES
-from ..state import write_atomic
+from ..core.detections import CLASS_NAMES
+from ..io.files import write_atomic
 from .frames import ExportFrame, link
 
 FROM_NAME, TO_NAME = "label", "image"

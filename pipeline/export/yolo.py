@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from ..detections import CLASS_NAMES
-from ..state import write_atomic
+from ..core.detections import CLASS_NAMES
+from ..io.files import write_atomic
 from .frames import ExportFrame, link
 
 

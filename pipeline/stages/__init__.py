@@ -6,7 +6,7 @@ new module and one entry here.
 """
 from __future__ import annotations
 
-from ..config import Config
+from ..config.schema import Config
 from . import crop, detect, download, identity, sample
 from .base import Context, Produced, Stage
 

@@ -1,6 +1,6 @@
 """What a per-source stage is to the orchestration: a name, a version, a fingerprint and a run.
 
-``pipeline.run`` and ``pipeline.run.status`` loop over ``pipeline.stages.STAGES`` and know
+``pipeline.runner.unit`` and ``pipeline.runner.status`` loop over ``pipeline.stages.STAGES`` and know
 nothing else about a stage: a new stage is one module with one ``Stage`` object, added to that
 list. A stage's own functions keep the parameters natural to it (``sample.run`` takes the parts
 the download left); its ``Stage`` object is where those are picked from the context and the
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import Config
-from ..sources import Video
+from ..config.schema import Config
+from ..core.records import Video
 
 Produced = tuple[list[str], dict[str, Any]]
 """What a stage's run returns: its outputs (paths relative to the output folder, each checked on

@@ -1,14 +1,14 @@
 """Crop stage: cut each kept detection out of its frame, padded and grown to the target aspect.
 
 Output: ``crops/<sid>/<crop_id>.<ext>`` and ``crops/<sid>/crops.jsonl`` (one row per crop with
-its geometry; its columns are defined in ``pipeline.records``). The geometry is a set of small
+its geometry; its columns are defined in ``pipeline.core.records``). The geometry is a set of small
 pure functions so it can be checked by exact numbers; the box is always grown to reach the
 aspect ratio, never squashed.
 
 Every crop the policy picks gets a row, also the ones this stage drops (``status: dropped``,
 ``drop_reason``: ``small``, ``outside`` or ``blurry`` from the quality filters, ``unconfirmed`` when
 its track was detected in fewer than ``crop.min_track_hits`` sampled frames, ``per_track`` when
-``crop.per_track`` keeps better shots of its track; see ``pipeline.quality``). Only kept crops
+``crop.per_track`` keeps better shots of its track; see ``pipeline.algo.quality``). Only kept crops
 get a file: the point of dropping 300 near-copies is not to store them. Each row also carries
 the crop's track, quality score and perceptual hash, for the global dedupe step.
 """
@@ -23,15 +23,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config, Crop, QualityWeights
-from ..dedupe import phash_hex
-from ..detections import CLASS_NAMES, Detections
-from ..overlap import prefetch
-from ..quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
+from ..config.schema import Config, Crop, QualityWeights
+from ..algo.dedupe import phash_hex
+from ..core.detections import CLASS_NAMES, Detections
+from ..io.overlap import prefetch
+from ..algo.quality import (DROPPED, KEPT, frontalness, outside_fraction, quality_scores,
                        reason_counts, select_per_track)
-from ..sources import Video
-from ..state import fingerprint, fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
-from ..track import track_hits
+from ..core.records import Video
+from ..io.files import fresh_tmp_dir, read_jsonl, replace_dir, write_image, write_jsonl
+from ..state.markers import fingerprint
+from ..algo.track import track_hits
 from ..video import sharpness
 from .base import ConfigStage, Produced
 
@@ -232,7 +233,7 @@ def finish(video: Video, c: Crop, tmp: Path, final: Path, rows: list[dict[str, A
            hits: Mapping[int, int]) -> Produced:
     """Unconfirmed tracks, quality scores and ``per_track`` selection over the whole source, the
     files they drop removed, ``crops.jsonl`` written and the scratch folder renamed into place.
-    ``hits``: the detected frames of each track (``pipeline.track.track_hits``)."""
+    ``hits``: the detected frames of each track (``pipeline.algo.track.track_hits``)."""
     drop_unconfirmed(rows, hits, c.min_track_hits)
     _score_and_select(rows, c)
     for row in rows:

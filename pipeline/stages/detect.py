@@ -3,7 +3,7 @@
 Output: ``detections/<sid>.jsonl``, one row per sampled frame (also frames with no detection), so
 the crop stage can be re-tuned without detecting again and a user can audit what was found.
 
-The stage ends by joining the detections of consecutive frames into tracks (``pipeline.track``),
+The stage ends by joining the detections of consecutive frames into tracks (``pipeline.algo.track``),
 written as each box's ``track_id``: tracks belong to the detections, so crop re-tuning never
 re-tracks. With ``detect.every: N`` the detector runs on every Nth sampled frame (and the last);
 the frames between get the boxes of the tracks interpolated (their rows say ``detected: false``).
@@ -17,13 +17,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config, Detect
-from ..detections import Detections
-from ..overlap import prefetch
-from ..progress import bar
-from ..sources import Video
-from ..state import fingerprint, read_jsonl, write_jsonl
-from ..track import TrackParams, interpolate, track
+from ..config.schema import Config, Detect
+from ..core.detections import Detections
+from ..io.overlap import prefetch
+from ..io.progress import bar
+from ..core.records import Video
+from ..io.files import read_jsonl, write_jsonl
+from ..state.markers import fingerprint
+from ..algo.track import TrackParams, interpolate, track
 from .base import ConfigStage, Produced
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
@@ -32,7 +33,8 @@ VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 @lru_cache(maxsize=4)
 def _detector(section: Detect):
     """One detector per process and config: loading weights once, not per source."""
-    from ..detectors import create_detector
+    # lazy: the detectors (onnxruntime) add 80 ms to every command's start, --help included
+    from ..detectors.registry import create_detector
 
     return create_detector(section.model, backend=section.backend, weights=section.weights,
                            input_size=section.input_size, tiles=section.tiles,

@@ -15,10 +15,12 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..config import Config
-from ..progress import bar
-from ..sources import QuietLogger, Video, printable
-from ..state import fingerprint, write_json
+from ..config.schema import Config
+from ..io.progress import bar
+from ..core.records import Video
+from ..sources.ytdlp import QuietLogger, printable
+from ..io.files import write_json
+from ..state.markers import fingerprint
 from ..video import probe
 from .base import AlwaysOn, Context, Produced
 
@@ -60,6 +62,7 @@ def find_ffmpeg() -> str | None:
     if found:
         return found
     try:
+        # lazy: optional dependency (the ffmpeg extra)
         import imageio_ffmpeg
     except ImportError:
         return None
@@ -124,6 +127,7 @@ def ytdlp_options(video: Video, config: Config, outdir: Path, progress: bool) ->
         opts["ffmpeg_location"] = ffmpeg
     if video.segments and d.sections_only:
         if ffmpeg:
+            # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
             from yt_dlp.utils import download_range_func
 
             ranges = [(s.start, s.end if s.end is not None else float("inf")) for s in video.segments]
@@ -152,6 +156,7 @@ def _ffmpeg_for_ytdlp(location: str | None) -> Iterator[None]:
     if not location:
         yield
         return
+    # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
     token = FFmpegPostProcessor._ffmpeg_location.set(location)
@@ -178,6 +183,7 @@ def _parts_from(info: dict[str, Any], video: Video, root: Path) -> list[VideoPar
 
 
 def _remote(video: Video, config: Config, root: Path, progress: bool) -> tuple[list[str], dict[str, Any]]:
+    # lazy: yt_dlp takes 0.66 s to import and runs of local files never need it
     import yt_dlp
 
     outdir = root / "videos"

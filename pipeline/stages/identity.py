@@ -5,7 +5,7 @@ crop order. The faces are embedded on the sampled frame (``frames/<sid>/``), not
 crop: the crop is padded and resized, the embedder aligns the face itself.
 
 Only the embedder and its weights, and the crops upstream, are in the fingerprint: the clustering
-threshold, reference photos and ``keep`` are global steps (``pipeline.identity``), so re-tuning
+threshold, reference photos and ``keep`` are global steps (``pipeline.steps.identity``), so re-tuning
 them never embeds again.
 """
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config
+from ..config.schema import Config
 from ..embedders import Embedder, Face, create_embedder
-from ..quality import KEPT
-from ..sources import Video
-from ..state import fingerprint, read_jsonl, write_atomic
+from ..algo.quality import KEPT
+from ..core.records import Video
+from ..io.files import read_jsonl, write_atomic
+from ..state.markers import fingerprint
 from .base import ConfigStage
 
 VERSION = "1"

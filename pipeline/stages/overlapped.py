@@ -48,12 +48,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Crop
-from ..detections import Detections
-from ..files import encode_image, fresh_tmp_dir, write_bytes
-from ..overlap import prefetch
-from ..sources import Video
-from ..track import track_hits
+from ..config.schema import Crop
+from ..core.detections import Detections
+from ..io.files import encode_image, fresh_tmp_dir, write_bytes
+from ..io.overlap import prefetch
+from ..core.records import Video
+from ..algo.track import track_hits
 from . import crop, detect, sample
 from .base import Context, Produced
 from .download import VideoPart

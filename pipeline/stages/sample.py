@@ -14,13 +14,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config, Sample
-from ..errors import SourceConfigError
-from ..cpus import threads_for
-from ..overlap import Background
-from ..progress import bar
-from ..sources import Video
-from ..state import fingerprint, fresh_tmp_dir, replace_dir, write_image, write_jsonl
+from ..config.schema import Config, Sample
+from ..core.errors import SourceConfigError
+from ..exec.cpus import threads_for
+from ..io.overlap import Background
+from ..io.progress import bar
+from ..core.records import Video
+from ..io.files import fresh_tmp_dir, replace_dir, write_image, write_jsonl
+from ..state.markers import fingerprint
 from ..video import Range, SamplePlan, iter_samples, probe
 from .base import AlwaysOn, Context, Produced
 from .download import VideoPart

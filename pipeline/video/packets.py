@@ -17,6 +17,7 @@ NO_TS = -(2**63)
 def pyav_available() -> bool:
     """Whether the optional PyAV (``pip install av``, extra ``fast``) can be imported."""
     try:
+        # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
         import av  # noqa: F401
     except ImportError:
         return False
@@ -69,6 +70,7 @@ def index_packets(path: Path | str) -> PacketIndex | None:
     missing or the stream is not fit for keyframe-aware decoding: a packet without a
     timestamp (raw streams), repeated timestamps, or anything PyAV cannot read."""
     try:
+        # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
         import av
     except ImportError:
         return None

@@ -6,6 +6,7 @@ that what it fetched is a decodable video.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ class VideoInfo:
     """Degrees of the container's display rotation (OpenCV turns decoded frames by it)."""
 
 
+def quiet_ffmpeg() -> None:
+    """FFmpeg's own messages about broken input ("moov atom not found", damaged H.264 headers)
+    would otherwise go straight to the terminal from inside OpenCV; every failure they stand for
+    is reported once, classified, in the run's summary instead. Set OPENCV_FFMPEG_LOGLEVEL
+    yourself (e.g. 24 for warnings) to see them. OpenCV reads it when its first capture opens
+    (checked: set after ``import cv2``, it silences the same lines as before)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def open_capture(path: Path, threads: int = 0) -> cv2.VideoCapture:
     """Open a capture, with a clear VideoError for the usual reasons it fails (``threads``:
     decoder threads, 0 for OpenCV's default)."""
@@ -48,6 +58,7 @@ def open_capture(path: Path, threads: int = 0) -> cv2.VideoCapture:
         raise VideoError(f"{path}: empty file (0 bytes)")
     if not _utf8(str(path)):  # OpenCV crashes (SIGSEGV) on such a name; refuse it instead
         raise VideoError(f"{path!r}: the file name is not valid UTF-8, which OpenCV cannot open")
+    quiet_ffmpeg()
     if threads > 0:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     else:
@@ -107,6 +118,7 @@ def container_info(path: Path | str) -> VideoInfo | None:
     PyAV cannot open. ``plan`` uses it: it needs lengths, not pixels. Width and height are the
     stored ones (a rotated phone video's are not turned); ``rotation`` is not read (0)."""
     try:
+        # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
         import av
     except ImportError:
         return None

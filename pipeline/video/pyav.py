@@ -183,6 +183,7 @@ class PyAVSource:
         """``("frame", pts, BGR image)`` for each wanted frame and ``("end", packets fed, frames
         the decoder gave)`` after each run, with one decoder (``threads``: its threads, 0 for
         FFmpeg's default)."""
+        # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
         import av
 
         with av.open(str(self.job.path)) as container:
@@ -306,6 +307,7 @@ class PyAVSource:
 def _decode(context, packet) -> list:
     """Frames out of the decoder for ``packet`` (None: drain). A packet the decoder rejects
     (corrupt data) gives none, as ``grab()`` skips it in a sequential pass."""
+    # lazy: PyAV takes 0.18 s to import; --help and OpenCV-only runs never need it
     import av
 
     try:

@@ -1,0 +1,1 @@
+"""Pure algorithms over detections and crops: tracking, quality scores, near-duplicates, clustering."""

@@ -1,0 +1,1 @@
+"""The command line (``python -m pipeline``): click commands over the library API, and their messages."""

@@ -1,0 +1,114 @@
+"""What the commands print, and how they stop: a config error, a failed write, a run's report,
+the status table."""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ..config.identity import Identity
+from ..config.load import load_config
+from ..config.schema import Config
+from ..io.yamlfile import ConfigError
+from ..core.errors import os_error_line
+
+if TYPE_CHECKING:  # the types only: importing the runner costs every command's start
+    from ..runner.status import StatusReport
+    from ..runner.summary import RunReport
+
+
+def load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def log_line(message: str) -> None:
+    """A line on stderr; a terminal that is gone (SIGHUP) must not turn a clean stop into a
+    traceback."""
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
+
+
+def write_failed(what: str, exc: OSError) -> None:
+    """A file-system error of an output (full disk, read-only, a file-size limit) in one line,
+    exit 1."""
+    click.echo(f"error: {what}: {os_error_line(exc)}", err=True)
+    sys.exit(1)
+
+
+def print_report(report: RunReport) -> None:
+    """The summary ``run`` prints at its end."""
+    ds = report.dataset
+    done = [o for o in report.outcomes if o.ok]
+    ran = sum(any(v == "ran" for v in o.stages.values()) for o in done)
+    click.echo(f"sources: {len(done)} done ({ran} with new work, {len(done) - ran} already done), "
+               f"{len(report.failed)} failed, in {report.seconds:.1f} s")
+    if ds is not None:
+        labels = ", ".join(f"{k}: {v}" for k, v in sorted(ds.per_label.items())) or "none"
+        splits = " / ".join(f"{k} {ds.per_split.get(k, 0)}" for k in ("train", "val", "test"))
+        dropped = ", ".join(f"{k} {v}" for k, v in ds.dropped.items())
+        click.echo(f"crops: {ds.kept} ({labels}; {splits}), rejected: {ds.rejected}"
+                   + (f" (from {ds.rejects_file})" if ds.rejects_file else "")
+                   + (f", dropped: {sum(ds.dropped.values())} ({dropped})" if dropped else ""))
+        if ds.identity is not None:
+            people = ", ".join(f"{k}: {v}" for k, v in ds.identity["per_identity"].items())
+            small = ds.identity.get("skipped", {}).get("small", 0)
+            too_small = f" ({small} too small to tell, no cluster)" if small else ""
+            click.echo(f"people: {ds.identity['clusters']} identity clusters of "
+                       f"{ds.identity['embedded']} faces{too_small}; named: {people or 'none'}")
+    if report.failed:
+        click.echo("failed sources:")
+        for o in report.failed:
+            click.echo(f"  {o.sid}  [{o.failed_stage}: {o.error_class}] {o.message}")
+        click.echo("  (rerun with --retry-failed to try them again)")
+    root = report.root
+    click.echo(f"output: {root}/  (dataset/, manifest.csv, summary.json)")
+    if report.sheets is not None:
+        click.echo(f"sheets: {report.sheets.index}  (review page; contact sheets in {report.sheets.dir}/)")
+
+
+def identity_line(ident: Identity) -> str:
+    """The identity settings a run will use, defaults filled in, as ``validate`` prints them."""
+    photos = sum(len(p) for p in ident.references.values())
+    refs = (f"{len(ident.references)} reference name(s) ({photos} photo(s))" if ident.references
+            else "no references")
+    per_person = (f"{ident.per_person.max} a person, {ident.per_person.min_gap_s:g} s apart"
+                  if ident.per_person else "off")
+    return (f"identity: {ident.model}, max_distance {ident.max_distance:g}, min_face "
+            f"{ident.min_face:g} px, {refs}, keep {ident.keep}, per_person {per_person}")
+
+
+def print_status(report: StatusReport) -> bool:
+    """The stage table of ``status`` and what failed or runs; True when a source or the last step
+    failed (``status`` then exits 1, as ``run`` does)."""
+    if report.running:
+        who = report.running
+        command = who.get("command", "run")
+        where = f"pid {who.get('pid')} on {who.get('host')}, started {who.get('started')}"
+        if command == "run":
+            finished = len(list(report.stages.values())[-1]["done"]) if report.stages else 0
+            click.echo(f"a run is in progress: {where}; {finished} of {report.sources} sources "
+                       "through every stage so far")
+        else:
+            click.echo(f"{command} is writing into the output folder: {where}")
+    click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
+    for stage, groups in report.stages.items():
+        click.echo(f"{stage:<10}{len(groups['done']):>6}{len(groups['failed']):>8}{len(groups['pending']):>9}")
+    if report.unlisted:
+        click.echo(f"not listed yet (a run lists their videos): {', '.join(report.unlisted)}")
+    failed = [(stage, f) for stage, groups in report.stages.items() for f in groups["failed"]]
+    if failed:
+        click.echo("failed:")
+        for stage, (sid, kind, message) in failed:
+            click.echo(f"  {sid}  [{stage}: {kind}] {message}")
+    if report.final_step == "running":
+        click.echo("the last step (dataset, manifest, sheets) is running now")
+    elif report.final_step == "unfinished":
+        click.echo("the last step (dataset, manifest, sheets) did not finish: run the same command again")
+    return bool(failed) or report.final_step == "unfinished"

@@ -1,0 +1,1 @@
+"""The records every stage and step shares (videos, crops, detections) and the failure classes."""

@@ -1,0 +1,1 @@
+"""Files and terminal output: atomic writes, YAML reading, text decoding, background I/O, progress bars."""

@@ -1,0 +1,379 @@
+"""``python -m pipeline plan``: what a run would do, before it does it.
+
+It lists the sources exactly as a run does (``expand_sources``, which saves a playlist's or
+search's listing under ``state/sources/`` so the run then uses the same videos), learns each
+video's duration and size where it can without downloading (probing local and already
+downloaded files; yt-dlp's listing for URLs), counts the frames the sampler would keep, and
+estimates time and disk. Which units are done, failed or pending comes from ``run.status``, the
+same markers a run skips by. Nothing is downloaded, sampled, detected or cropped.
+
+The time estimate is per sampled frame (sample + detect + crop), plus ``SOURCE_SECONDS`` a
+source with work to do, ``RUN_SECONDS`` for the run's end and, with identity, the faces'
+embedding. Per frame: from the timings earlier runs recorded in their markers when there are any,
+else measured on the first videos available on disk for a few seconds of real decoding and
+detection, with the run's thread limits.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from ..config.schema import Config
+from ..exec.cpus import limit_native_threads, threads_for
+from ..state.ownership import check_output, identity_of
+from ..core.records import Video
+from ..sources.expand import cap_per_source, expand_sources
+from ..stages import NAMES
+from ..state.markers import State
+from ..video import Range, VideoInfo, probe
+from ..video.probe import container_info
+from ..stages.sample import plan_for
+from .measure import Estimate, measured_estimate
+from .status import status
+
+SOURCE_SECONDS = 0.065
+"""Seconds each source with work to do costs beyond its frames (opening and probing the file, its
+download unit, fingerprints and markers): fits of three runs of generated 320x240 clips on a
+shared 2-core machine gave 50 and 78 ms (docs/plan.md)."""
+RUN_SECONDS = 0.3
+"""Seconds a run with work to do costs whatever its size (the dataset, manifest, summary and
+sheets at its end): what five short face clips (12 frames, 13 crops) took beyond their frames and
+sources, 0.3-0.4 s (docs/plan.md)."""
+DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
+EMBED_SECONDS = {"dlib": 0.0907}
+"""Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
+section (dlib, 90.7 ms a face on a 2-core machine; docs/identity.md). sface: not measured."""
+
+
+@dataclass
+class PlannedVideo:
+    """One video of the plan: what is known of it and where it stands."""
+
+    video: Video
+    duration_s: float | None = None
+    frame_s: float = 0.0  # one frame's duration when probed: the last frame starts that early
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None  # to sample (an estimate in scene mode: None)
+    done: list[str] = field(default_factory=list)  # stages already done
+    failed: tuple[str, str, str] | None = None  # (stage, class, message)
+    stages: tuple[str, ...] = NAMES  # the stages this config runs
+
+    @property
+    def finished(self) -> bool:
+        return all(s in self.done for s in self.stages)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Seconds to embed one face (the identity stage), and where the number comes from."""
+
+    seconds_per_face: float
+    source: str
+
+
+@dataclass
+class Plan:
+    root: Path
+    videos: list[PlannedVideo]
+    failures: list[tuple[str, int, str, str]]  # entries that could not be listed
+    estimate: Estimate | None
+    embedding: Embedding | None = None  # with identity configured and a figure known
+
+    @property
+    def pending(self) -> list[PlannedVideo]:
+        return [v for v in self.videos if not v.finished and v.failed is None]
+
+    @property
+    def frames_to_sample(self) -> int:
+        return sum(v.frames or 0 for v in self.pending if "sample" not in v.done)
+
+    @property
+    def frames_to_process(self) -> int:
+        """Frames whose detect or crop still has to run (sampled or not)."""
+        return sum(v.frames or 0 for v in self.pending)
+
+    @property
+    def unknown(self) -> list[PlannedVideo]:
+        return [v for v in self.pending if v.frames is None]
+
+    def overhead_seconds(self) -> float:
+        """What the pending sources cost beyond their frames, and the run's own finish."""
+        sources = len(self.pending)
+        return RUN_SECONDS + SOURCE_SECONDS * sources if sources else 0.0
+
+    def seconds(self) -> float | None:
+        """Sample + detect + crop with the per-source and per-run overhead, and embedding the
+        faces with identity configured."""
+        if self.estimate is None:
+            return None
+        return (self.estimate.seconds_per_frame * self.frames_to_process + self.overhead_seconds()
+                + (self.identity_seconds() or 0.0))
+
+    def faces(self) -> int | None:
+        """Faces the pending frames should give (the detections a frame measured), or None."""
+        per_frame = None if self.estimate is None else self.estimate.detections_per_frame
+        return None if per_frame is None else int(math.ceil(per_frame * self.frames_to_process))
+
+    def identity_seconds(self) -> float | None:
+        faces = self.faces()
+        if self.embedding is None or faces is None:
+            return None
+        return self.embedding.seconds_per_face * faces
+
+    def disk_bytes(self, config: Config) -> tuple[int, int, int] | None:
+        """(frames bytes, crops bytes, crops at most) for the pending videos, or None."""
+        if self.estimate is None:
+            return None
+        bpp = self.estimate.frame_bpp or DEFAULT_JPEG_BPP
+        frames = sum((v.frames or 0) * (v.width or 0) * (v.height or 0) for v in self.pending
+                     if "sample" not in v.done)
+        per_frame = self.estimate.detections_per_frame
+        if per_frame is None:
+            per_frame = config.detect.max_per_frame
+        crops = int(math.ceil(per_frame * self.frames_to_process))
+        side, aspect = config.crop.size or 256, config.crop.aspect or 1.0
+        crop_pixels = side * side * min(aspect, 1 / aspect)  # size is the long side
+        return int(frames * bpp), int(crops * crop_pixels * bpp), crops
+
+
+def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: float = 0.0
+               ) -> int | None:
+    """How many frames the sample stage would keep (before the sharpness filter); None when
+    that depends on the content (scene mode) or the duration is unknown."""
+    ranges = tuple(Range(s.start, s.end) for s in video.segments)
+    return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
+
+
+def local_file(video: Video, state: State) -> Path | None:
+    """The file a video is read from, when it is on disk: a local source, or a finished download."""
+    if video.kind == "file":
+        return Path(video.location)
+    marker = state.read("download", video.sid)
+    if marker is None or not marker.result.get("parts"):
+        return None
+    path = Path(marker.result["parts"][0]["path"])
+    path = path if path.is_absolute() else state.root / path
+    return path if path.exists() else None
+
+
+def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> PlannedVideo:
+    """Duration and size: from the file's header when there is one (probed by decoding its first
+    frames only when the header does not say), else the listing's."""
+    planned = PlannedVideo(video)
+    path = local_file(video, state)
+    info: VideoInfo | None = None
+    if path is not None:
+        try:
+            info = container_info(path) or probe(path)
+        except Exception:  # unreadable: the run will say so at its sample stage
+            info = None
+    if info is not None:
+        planned.duration_s, planned.width, planned.height = info.duration_s, info.width, info.height
+        planned.frame_s = 1.0 / info.fps if info.fps else 0.0
+        if video.kind == "url":  # a finished download
+            planned.duration_s = _original_duration(state, video) or planned.duration_s
+    else:
+        entry = listing.get(video.sid, {})
+        planned.duration_s = entry.get("duration")
+        planned.width, planned.height = entry.get("width"), entry.get("height")
+    return planned
+
+
+def _original_duration(state: State, video: Video) -> float | None:
+    """A download of segments only is shorter than the video: the info file has the real one."""
+    info = state.root / "videos" / f"{video.sid}.info.json"
+    try:
+        return json.loads(info.read_text()).get("duration")
+    except (OSError, ValueError):
+        return None
+
+
+def saved_listings(state: State) -> dict[str, dict[str, Any]]:
+    """sid -> listing entry (duration, size when yt-dlp gave them) of every saved URL listing."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((state.dir / "sources").glob("*.json")):
+        try:
+            for entry in json.loads(path.read_text())["entries"]:
+                out.setdefault(entry["sid"], entry)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def recorded_estimate(state: State) -> Estimate | None:
+    """Seconds per frame from the markers of units earlier runs finished, when there are any."""
+    seconds, frames, detections = 0.0, 0, 0
+    for marker_path in (state.dir / "sample").glob("*.json"):
+        sid = marker_path.stem
+        if sid.endswith(".error"):
+            continue
+        markers = [state.read(stage, sid) for stage in ("sample", "detect", "crop")]
+        if any(m is None for m in markers):
+            continue
+        n = markers[0].result.get("frames", 0)  # type: ignore[union-attr]
+        if n <= 0:
+            continue
+        seconds += sum(m.seconds for m in markers)  # type: ignore[union-attr]
+        frames += n
+        detections += markers[1].result.get("detections", 0)  # type: ignore[union-attr]
+    if frames == 0 or seconds <= 0:
+        return None
+    return Estimate(seconds / frames, f"timings of {frames} frames processed by earlier runs",
+                    detections / frames, _frames_bpp(state.root))
+
+
+def embedding_estimate(config: Config, state: State) -> Embedding | None:
+    """Seconds a face for the identity stage: from what earlier runs recorded, else the
+    model's benchmark figure (``EMBED_SECONDS``); None without identity or a figure."""
+    if config.identity is None:
+        return None
+    markers = [state.read("identity", p.stem) for p in (state.dir / "identity").glob("*.json")
+               if not p.stem.endswith(".error")]
+    faces = sum(m.result.get("embedded", 0) for m in markers if m is not None)
+    seconds = sum(m.seconds for m in markers if m is not None)
+    if faces > 0 and seconds > 0:
+        return Embedding(seconds / faces, f"timings of {faces} faces embedded by earlier runs")
+    if config.identity.model in EMBED_SECONDS:
+        return Embedding(EMBED_SECONDS[config.identity.model],
+                         f"{config.identity.model}'s benchmark figure")
+    return None
+
+
+def _frames_bpp(root: Path, limit: int = 50) -> float | None:
+    """JPEG bytes per pixel of sampled frames already on disk."""
+    size = pixels = 0
+    for jpg in sorted((root / "frames").glob("*/*.jpg"))[:limit]:
+        image = cv2.imread(str(jpg), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if image is None:
+            continue
+        size += jpg.stat().st_size
+        pixels += image.shape[0] * image.shape[1] * 64
+    return size / pixels if pixels else None
+
+
+def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
+              measure: bool = True, config_file: Path | str | None = None) -> Plan:
+    """The plan of a run of ``config`` (``limit``: at most that many videos per source).
+
+    Listing URL sources saves the listings in the output folder, so the folder rules of a run
+    apply (``pipeline.state.ownership``, raises ``OutputRefused``; ``config_file`` as for ``run``), and
+    a folder the plan starts is marked as this config's: the run that follows then finds its
+    own folder, not one it has to adopt or refuse.
+    """
+    root = config.output_dir
+    claim = check_output(root.absolute(), identity_of(config.name, config_file, root.absolute()))
+    state = State(root)
+    expansion = cap_per_source(expand_sources(config, state, refresh=refresh), limit)
+    if claim.action != "ours" and state.dir.is_dir():  # listings were saved: the folder is made
+        claim.write()
+    listing = saved_listings(state)
+    report = status(config)  # the run's own done / failed / pending logic, from the markers
+    videos = []
+    for video in expansion.videos:
+        planned = describe(video, state, listing)
+        planned.stages = tuple(report.stages)
+        planned.frames = frames_for(config, video, planned.duration_s, planned.frame_s)
+        for stage, groups in report.stages.items():
+            if video.sid in groups["done"]:
+                planned.done.append(stage)
+            for sid, kind, message in groups["failed"]:
+                if sid == video.sid and planned.failed is None:
+                    planned.failed = (stage, kind, message)
+        if "sample" in planned.done:
+            marker = state.read("sample", video.sid)
+            planned.frames = marker.result.get("frames", planned.frames) if marker else planned.frames
+        videos.append(planned)
+    plan = Plan(root, videos, expansion.failures, recorded_estimate(state),
+                embedding_estimate(config, state))
+    if plan.estimate is None and measure:
+        # the run's native thread limits, or spinning OpenMP threads fight the decoder's on a small
+        # machine and the measurement comes out many times the run's per-frame time
+        limit_native_threads(threads_for(config))
+        plan.estimate = _measure_first(config, plan, state)
+    return plan
+
+
+def _measure_first(config: Config, plan: Plan, state: State) -> Estimate | None:
+    files = ((v.video, path) for v in plan.pending
+             if (path := local_file(v.video, state)) is not None)
+    try:
+        return measured_estimate(config, files)
+    except Exception:  # a detector that cannot load, no readable file: no estimate from it
+        return None
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _span(seconds: float | None) -> str:
+    """A time to wait: tenths of a second under a minute (a small run is not "about 0:01")."""
+    return f"{seconds:.1f} s" if seconds is not None and seconds < 59.95 else _clock(seconds)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _state_of(v: PlannedVideo) -> str:
+    if v.failed is not None:
+        stage, kind, _ = v.failed
+        return f"failed at {stage} ({kind})"
+    if v.finished:
+        return "done"
+    todo = [s for s in v.stages if s not in v.done]
+    return "to do: " + ", ".join(todo)
+
+
+def plan_lines(plan: Plan, config: Config) -> list[str]:
+    """The plan as the CLI prints it."""
+    lines = [f"output: {plan.root}",
+             f"videos: {len(plan.videos)} ({sum(v.finished for v in plan.videos)} done, "
+             f"{len(plan.pending)} to do, {sum(v.failed is not None for v in plan.videos)} failed)"]
+    width = max([len(v.video.sid) for v in plan.videos] + [6])
+    lines.append(f"  {'source':<{width}}  {'length':>7}  {'size':>9}  {'frames':>6}  state")
+    for v in plan.videos:
+        size = f"{v.width}x{v.height}" if v.width and v.height else "?"
+        frames = "?" if v.frames is None else str(v.frames)
+        lines.append(f"  {v.video.sid:<{width}}  {_clock(v.duration_s):>7}  {size:>9}  "
+                     f"{frames:>6}  {_state_of(v)}")
+    for _sid, index, kind, message in plan.failures:
+        lines.append(f"  sources.{index} could not be listed [{kind}]: {message}")
+    unknown = f" (+ {len(plan.unknown)} video(s) of unknown length until downloaded)" if plan.unknown else ""
+    lines.append(f"frames to sample: {plan.frames_to_sample}{unknown}")
+    seconds = plan.seconds()
+    if plan.estimate is None:
+        lines.append("time: no estimate (no earlier run, and no video on disk to measure)")
+    else:
+        downloads = sum(v.video.kind == "url" and "download" not in v.done for v in plan.pending)
+        embed = plan.identity_seconds()
+        identity = "" if embed is None or plan.embedding is None else (
+            f"; identity: {_span(embed)} for about {plan.faces()} faces at "
+            f"{1000 * plan.embedding.seconds_per_face:.0f} ms, {plan.embedding.source}")
+        lines.append(f"time: about {_span(seconds)} for sample + detect + crop"
+                     + (" + identity" if identity else "")
+                     + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}; "
+                       f"{_span(plan.overhead_seconds())} for opening {len(plan.pending)} source(s) at "
+                       f"{1000 * SOURCE_SECONDS:.0f} ms each and finishing the run"
+                     + identity + ")" + (f", plus {downloads} download(s)" if downloads else ""))
+        disk = plan.disk_bytes(config)
+        if disk is not None:
+            lines.append(f"disk: about {_size(disk[0])} of frames, {_size(disk[1])} of crops "
+                         f"(about {disk[2]} crops before selection)")
+    urls = any(s.url is not None for s in config.sources)
+    lines.append("nothing was run" + ("; listings of URLs are saved and reused by the run" if urls else ""))
+    return lines

@@ -1,0 +1,1 @@
+"""The config's sources entries turned into videos: local files, folders, URLs, playlists and searches."""

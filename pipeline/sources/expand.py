@@ -1,0 +1,164 @@
+"""Turn the config's ``sources`` entries into videos with stable, file-name-safe ids.
+
+A playlist, channel or search URL expands into its videos; a folder into its video files. The
+expansion of a URL is cached under ``state/sources/`` so a resumed run does not ask the site again
+(and a search that would return other results today does not change a dataset half built).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config.fields import no_such_path
+from ..config.schema import Config
+from ..config.sources import Source
+from ..core.records import Video
+from ..state.ownership import MARKER
+from ..io.files import read_json_object, write_json
+from ..state.markers import State
+from .ids import file_source_id, short_hash
+from .ytdlp import expand_url, printable
+from ..core.errors import classify
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
+                              ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".264",
+                              ".h264", ".hevc", ".265"})
+
+
+@dataclass
+class Expansion:
+    """The videos of all entries, and the entries that could not be expanded (with why)."""
+
+    videos: list[Video] = field(default_factory=list)
+    failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # sid, index, class, msg
+
+
+def _is_output(folder: Path, output: Path) -> bool:
+    """An output folder of this tool (ours, or another config's): never listed as sources."""
+    return (folder / MARKER).is_file() or folder.resolve() == output
+
+
+def _list_folder(folder: Path, output: Path) -> list[Path]:
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _is_output(Path(here, d), output)]
+        found += [Path(here, f) for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS
+                  and not f.startswith(".") and Path(here, f).is_file()]
+    return sorted(found)
+
+
+def _path_videos(spec: Source, index: int, output: Path) -> list[Video]:
+    path = Path(spec.path)  # type: ignore[arg-type]
+    if not path.exists():
+        raise FileNotFoundError(no_such_path(path))
+    files = _list_folder(path, output) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise FileNotFoundError(f"no video files in folder {path} "
+                                f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return [Video(file_source_id(f), "file", str(f.resolve()), index, spec.label,
+                  tuple(spec.segments), printable(f.stem)) for f in files]
+
+
+def local_source_problems(config: Config) -> list[str]:
+    """``sources.N.path: ...`` for each local source a run would fail (``not-found``): a path
+    that is not there, or a folder with no videos. A run fails those sources and does the
+    others, so ``validate`` warns about them rather than refusing the config."""
+    output = config.output_dir.resolve()
+    problems = []
+    for index, spec in enumerate(config.sources):
+        if spec.path is None:
+            continue
+        try:
+            _path_videos(spec, index, output)
+        except FileNotFoundError as exc:
+            problems.append(f"sources.{index}.path: {exc}")
+    return problems
+
+
+"""Extractors whose ids come from file or page names, so they repeat across sites."""
+
+
+"""yt-dlp options that make a listing only a listing, over the config's own."""
+
+
+def expand_sources(config: Config, state: State,
+                   expander: Callable[[str, dict], list[dict[str, str]]] = expand_url,
+                   refresh: bool = False) -> Expansion:
+    """All videos of the config in order; the same video twice is kept once.
+
+    Which entry's label and segments it takes: the most specific path entry (a file over a
+    folder holding it, a subfolder over its parent, whatever their order), else the first entry.
+    """
+    out = Expansion()
+    position: dict[str, int] = {}
+    ytdlp_options = _expansion_options(config)
+    output = config.output_dir.resolve()
+    for index, spec in enumerate(config.sources):
+        try:
+            if spec.path is not None:
+                videos = _path_videos(spec, index, output)
+            else:
+                videos = _cached_url_videos(spec, index, state, expander, ytdlp_options, refresh)
+        except Exception as exc:  # one bad entry must not stop the others
+            sid = (file_source_id(Path(spec.path)) if spec.path is not None
+                   else f"url-{short_hash(spec.url or '')}")
+            kind, message = classify(exc)
+            out.failures.append((sid, index, kind, message))
+            continue
+        for v in videos:
+            if v.sid not in position:
+                position[v.sid] = len(out.videos)
+                out.videos.append(v)
+            elif _specificity(config, v) > _specificity(config, out.videos[position[v.sid]]):
+                out.videos[position[v.sid]] = v
+    return out
+
+
+def _specificity(config: Config, video: Video) -> int:
+    """How closely a video's entry names it: the depth of the entry's path (URLs: 0)."""
+    path = config.sources[video.spec_index].path
+    return 0 if path is None else len(Path(path).resolve().parts)
+
+
+def cap_per_source(expansion: Expansion, limit: int | None) -> Expansion:
+    """At most ``limit`` videos of each ``sources`` entry, the first listed (a trial run)."""
+    if limit is None:
+        return expansion
+    taken: dict[int, int] = {}
+    videos = []
+    for v in expansion.videos:
+        taken[v.spec_index] = taken.get(v.spec_index, 0) + 1
+        if taken[v.spec_index] <= limit:
+            videos.append(v)
+    return Expansion(videos, expansion.failures)
+
+
+def _expansion_options(config: Config) -> dict[str, Any]:
+    """The user's yt-dlp options that matter to listing (cookies, proxies, ...), plus timeouts."""
+    opts = dict(config.download.ytdlp)
+    opts.setdefault("socket_timeout", config.download.socket_timeout)
+    opts.setdefault("retries", config.download.retries)
+    return opts
+
+
+def _cached_url_videos(spec: Source, index: int, state: State,
+                       expander: Callable[[str, dict], list[dict[str, str]]],
+                       ytdlp_options: dict[str, Any], refresh: bool) -> list[Video]:
+    cache = state.dir / "sources" / f"{short_hash(spec.url or '', 16)}.json"
+    entries = None
+    if cache.exists() and not refresh:
+        entries = (read_json_object(cache) or {}).get("entries")
+        valid = isinstance(entries, list) and all(
+            isinstance(e, dict) and isinstance(e.get("sid"), str) and isinstance(e.get("url"), str)
+            for e in entries)
+        entries = entries if valid and entries else None  # damaged: list the URL again
+    if entries is None:
+        entries = expander(spec.url or "", ytdlp_options)
+        if not entries:
+            raise LookupError(f"{spec.url} lists no videos")
+        write_json(cache, {"url": spec.url, "entries": entries})
+    return [Video(e["sid"], "url", e["url"], index, spec.label, tuple(spec.segments),
+                  e.get("title") or None) for e in entries]

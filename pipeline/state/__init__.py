@@ -1,0 +1,1 @@
+"""What a run remembers between runs: markers and fingerprints, the resume rule, the lock, ownership."""
