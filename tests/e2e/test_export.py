@@ -299,7 +299,9 @@ def test_webdataset_shards_read_back_with_webdataset_in_fixed_bytes(demo):
     again = cli("export", "run.yaml", "--format", "webdataset", "--all", "--shard-count", "3",
                 "--out", "again", cwd=demo.root.parent)
     assert again.returncode == 0, again.stderr
-    for shard in folder.glob("*.tar"):
+    tars = sorted(folder.glob("*.tar"))
+    assert len(tars) >= 2, "--shard-count 3 gives several shards"
+    for shard in tars:
         assert shard.read_bytes() == (demo.root.parent / "again" / shard.name).read_bytes()
         with tarfile.open(shard) as tar:
             assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in tar} == {(0, 0, 0, "", "")}
@@ -339,9 +341,12 @@ def test_webdataset_keys_of_crop_ids_with_dots_and_slashes(demo):
     renamed = {r["crop_id"] for r in kept[:len(hostile)]}
     folder = export(demo, "webdataset")
     shards = sorted(folder.glob("*.tar"))
+    assert shards
     for shard in shards:
         with tarfile.open(shard) as tar:
-            for name in tar.getnames():
+            names = tar.getnames()
+            assert names
+            for name in names:
                 assert "/" not in name and name.count(".") == 1 and not name.startswith("_"), name
     samples = read_webdataset(shards)
     assert len(samples) == len(kept) == len({s["__key__"] for s in samples})
@@ -357,6 +362,7 @@ def test_parquet_shards_load_with_datasets_and_pyarrow(demo, tmp_path, monkeypat
     want = expected_boxes(demo.root, ALL)
     files = sorted((folder / "data").iterdir())
     splits = sorted({r["split"] for r in want.values()})
+    assert splits
     for split in splits:
         names = [p.name for p in files if p.name.startswith(f"{split}-")]
         rows = sum(1 for r in want.values() if r["split"] == split)
