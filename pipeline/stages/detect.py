@@ -93,7 +93,8 @@ def detected_frames(frames: list[dict[str, Any]], every: int) -> list[int]:
 def detect_one(detector, d: Detect, image: np.ndarray) -> Detections:
     """One frame's kept detections: the per-frame work of the stage, shared by ``run`` and the
     overlapped stages (``pipeline.stages.overlapped``)."""
-    return detector.detect(image).filtered(d.min_score, d.min_size, d.max_per_frame)
+    floor = d.min_score if d.track.low_score is None else min(d.min_score, d.track.low_score)
+    return detector.detect(image).filtered(floor, d.min_size, d.max_per_frame)
 
 
 def run(video: Video, config: Config, root: Path, progress: bool = False) -> Produced[DetectResult]:
@@ -147,7 +148,8 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
     positions = detected_frames(frames, d.every)
     by_position = dict(zip(positions, found))
     p = d.track
-    params = TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed)
+    params = TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed,
+                         start_score=d.min_score)
     out: list[Detections] = []
     next_id = 0
     for r in runs(frames):

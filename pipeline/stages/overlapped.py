@@ -17,10 +17,12 @@ OpenCV, PyAV and onnxruntime release the GIL while they work, so threads overlap
 would, without copying frames between processes.
 
 Each stage's outputs are the ones its own ``run`` writes, byte for byte (tested): the per-frame
-work is the stages' own (``sample.frames_of``, ``detect.detect_one``, ``crop.crop_frame``), crops
-are cut with the detections as the crop stage reads them back from ``detections/<sid>.jsonl``
-(rounded), and the track ids, known only once every frame is detected, are filled into the crop
-rows at the end. The stages finish in order, one ``next()`` each: the frames folder is renamed
+work is the stages' own (``sample.frames_of``, ``detect.detect_one``, ``crop.crop_frame``),
+crops are cut with the detections as the crop stage reads them back from
+``detections/<sid>.jsonl`` (rounded), and the track ids, known only once every frame is
+detected, are filled into the crop rows at the end (a frame some of whose weak boxes continued
+no track, ``detect.track.low_score``, is cut again from its JPEG then, as the crop stage alone
+would cut it). The stages finish in order, one ``next()`` each: the frames folder is renamed
 into place (the caller then writes the sample marker), then ``detections/<sid>.jsonl`` is
 written, then the crops folder is renamed. A crash at any moment leaves at most the finished
 stages, which a rerun continues from disk with the stages' own ``run``.
@@ -40,6 +42,7 @@ import shutil
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -164,13 +167,28 @@ def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
         det_rows = detect.tracked_rows(rows, [r[1] for r in results], config.detect)
         yield detect.write(video, config, root, det_rows, len(results))
 
-        crops = [with_track_ids(of_frame, det_row, config.crop)
-                 for det_row, (_, _, of_frame) in zip(det_rows, results)]
+        crops = [with_track_ids(of_frame, det_row, config.crop) if len(det_row["boxes"]) == len(found)
+                 else recut(of_frame, det_row, frames_final, crops_tmp, config.crop, crop_params, video.sid)
+                 for det_row, (_, found, of_frame) in zip(det_rows, results)]
         yield crop.finish(video, config.crop, crops_tmp, crops_final,
                           [row for of_frame in crops for row in of_frame], track_hits(det_rows))
     finally:  # closed early or failed: no scratch stays (a renamed folder is not there any more)
         for tmp in (frames_tmp, crops_tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recut(rows: list[dict[str, Any]], det_row: dict[str, Any], frames: Path, tmp: Path, c: Crop,
+          params: list[int], sid: str) -> list[dict[str, Any]]:
+    """A frame's crops cut again from its JPEG, when tracking left out some of its boxes (weak
+    ones that continued no track, ``detect.track.low_score``): the crop stage alone would cut
+    the boxes that are left, numbered as they are. The frame read back is the one detected (the
+    same JPEG bytes, decoded the same way)."""
+    for row in rows:
+        (tmp / Path(row["file"]).name).unlink(missing_ok=True)
+    image = cv2.imread(str(frames / det_row["file"]))
+    if image is None:
+        raise OSError(f"cannot read frame {frames / det_row['file']}")
+    return crop.crop_frame(sid, c, det_row, Detections.from_json(det_row), image, tmp, params)
 
 
 def with_track_ids(rows: list[dict[str, Any]], det_row: dict[str, Any], c: Crop

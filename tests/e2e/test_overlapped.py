@@ -47,8 +47,11 @@ def config(tmp_path: Path, shared_models: Path, output: str = "out", **overrides
 
 
 @pytest.mark.parametrize("overrides", [{}, {"workers": 2},
-                                       {"crop": {"per_track": {"max": 2}, "min_size": 40}}],
-                         ids=["defaults", "workers-2", "per-track"])
+                                       {"crop": {"per_track": {"max": 2}, "min_size": 40}},
+                                       # boxes of 0.3-0.945 kept only when they continue a track
+                                       # (7 do, 13 are left out: their frames are cut again)
+                                       {"detect": {"min_score": 0.945, "track": {"low_score": 0.3}}}],
+                         ids=["defaults", "workers-2", "per-track", "weak-boxes"])
 def test_overlapped_outputs_equal_the_stages_rerun_alone(tmp_path, shared_models, overrides):
     raw = config(tmp_path, shared_models, **overrides)
     cfg = parse_config(raw)

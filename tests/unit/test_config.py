@@ -85,6 +85,12 @@ BAD = [
     ("sources: [{path: a.mp4}]\ndetect: {every: 0}\n", "detect.every: must be between 1 and 1000 (line 2)"),
     ("sources: [{path: a.mp4}]\ndetect:\n  track: {min_iou: 2}\n",
      "detect.track.min_iou: must be between 0.01 and 1 (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {low_score: 1.5}\n",
+     "detect.track.low_score: must be between 0 and 1 (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {low_score: yes}\n",
+     "detect.track.low_score: must be a number (got bool True) (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {low_scor: 0.4}\n",
+     "detect.track.low_scor: unknown key (allowed: min_iou, max_distance, max_missed, low_score) (line 3)"),
     ("sources: [{path: a.mp4}]\ncrop: {per_track: {min_gap_s: 1}}\n",
      "crop.per_track.max: required (line 2)"),
     ("sources: [{path: a.mp4}]\ncrop: {per_track: {max: 0}}\n",
@@ -311,6 +317,17 @@ def test_defaults_follow_the_detector_class_unless_set(tmp_path):
                                         "detect: {model: ssdlite-person, max_per_frame: 7}\n"
                                         "crop: {aspect: null, size: 128}\n"))
     assert (given.detect.max_per_frame, given.crop.aspect, given.crop.size) == (7, None, 128)
+    # tracks: people wait longer and keep weak boxes that continue a track; a key the config sets
+    # keeps the class's other track defaults
+    assert (faces.detect.track.max_missed, faces.detect.track.low_score) == (5, None)
+    assert (people.detect.track.max_missed, people.detect.track.low_score) == (10, 0.4)
+    tuned = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n"
+                                        "detect: {model: ssdlite-person, track: {min_iou: 0.2}}\n"))
+    assert (tuned.detect.track.min_iou, tuned.detect.track.max_missed, tuned.detect.track.low_score) \
+        == (0.2, 10, 0.4)
+    off = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n"
+                                      "detect: {model: ssdlite-person, track: {low_score: null}}\n"))
+    assert off.detect.track.low_score is None
 
 
 def test_validate_rejects_a_missing_reference_photo(tmp_path):

@@ -58,6 +58,59 @@ def test_a_walker_hidden_for_four_frames_keeps_one_track():
     assert ids(track(seq, TrackParams(max_missed=3)))[-1] == [1]  # hidden longer than allowed
 
 
+def test_two_walkers_crossing_keep_their_ids_when_one_is_hidden_at_the_crossing():
+    # A walks right, B left, 6 px a frame each; A is hidden behind B for the 3 frames around the
+    # crossing and comes back on the far side of B: where its constant velocity puts it
+    seq = [frame(walker(6 * t), walker(120 - 6 * t)) if not 8 <= t <= 10 else frame(walker(120 - 6 * t))
+           for t in range(16)]
+    tracked = track(seq)
+    assert ids(tracked)[7] == [0, 1] and ids(tracked)[9] == [1]
+    assert all(d.track_id.tolist() == [0, 1] for d in tracked[11:])  # not swapped
+
+
+def test_a_box_that_stalls_for_a_frame_does_not_send_the_track_astray():
+    # a walker going left 8 px a frame; one box stays put (cut short by someone in front), then
+    # the walker is hidden for 4 frames. Someone seen once, a little to the left, is nearer to
+    # where the stalled box was than the walker is when they come back, but not nearer than
+    # where the walker was heading: the track keeps its walker (the velocity learns half a step)
+    seq = [frame(walker(300 - 8 * t)) for t in range(10)]
+    seq.append(frame(walker(228), walker(142)))  # the stalled box, and the one seen once
+    seq += [Detections.empty()] * 4 + [frame(walker(180))]
+    assert ids(track(seq))[-1] == [0]
+
+
+def test_a_track_seen_last_frame_is_matched_before_one_unseen_for_longer():
+    # a face that stays put (with a little jitter), and one that walks left 10 px a frame, out of
+    # sight after frame 4: its prediction for frame 9 lands exactly on the first face, which
+    # must keep its own track (it was seen a frame ago; the other one five frames ago)
+    def face(x: float) -> list[float]:
+        return [x, 50, 30, 30]
+    seq = [frame(face(100), face(190 - 10 * t)) for t in range(5)]
+    seq += [frame(face(100))] * 3 + [frame(face(104)), frame(face(100))]
+    assert ids(track(seq))[-1] == [0]
+
+
+def test_weak_boxes_continue_a_track_but_start_none():
+    weak = Detections(np.array([walker(16), walker(400)], dtype=np.float32), np.array([0.45, 0.45]),
+                      np.zeros(2))
+    seq = [frame(walker(0)), frame(walker(8)), weak, frame(walker(24))]
+    tracked = track(seq, TrackParams(start_score=0.5))
+    # the weak box where the walker was heading is kept in their track; the far one is dropped
+    assert ids(tracked) == [[0], [0], [0], [0]]
+    np.testing.assert_allclose(tracked[2].boxes, [walker(16)])
+    alone = track([weak, weak], TrackParams(start_score=0.5))
+    assert [len(d) for d in alone] == [0, 0]  # nothing followed: weak boxes are no one
+    assert ids(track([weak], TrackParams()))[0] == [0, 1]  # start_score 0: every box counts
+
+
+def test_a_weak_box_far_from_the_prediction_is_refused_even_when_the_track_waits():
+    # the fallback by centre distance is for boxes that may start a track; a weak one must overlap
+    seq = [frame(walker(8 * t)) for t in range(3)]
+    seq.append(Detections(np.array([walker(16 + 70)], dtype=np.float32), np.array([0.45]), np.zeros(1)))
+    assert len(track(seq, TrackParams(start_score=0.5))[-1]) == 0
+    assert ids(track(seq))[-1] == [0]  # a strong box there continues the track by distance
+
+
 def test_a_one_frame_false_box_gives_no_crop_with_min_track_hits():
     seq = [frame(walker(8 * t)) for t in range(5)]
     seq[2] = frame(walker(16), [400, 50, 30, 80])  # a false box, one frame only
