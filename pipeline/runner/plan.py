@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 
-from ..core.layout import OutputLayout
 from ..config.schema import Config
 from ..exec.cpus import limit_native_threads, threads_for
 from ..state.ownership import check_output, identity_of
@@ -38,6 +36,7 @@ from ..video import Range, VideoInfo, probe
 from ..video.probe import container_info
 from ..stages.sample import plan_for
 from .measure import Estimate, measured_estimate
+from .recorded import Embedding, embedding_estimate, recorded_estimate
 from .status import status
 
 SOURCE_SECONDS = 0.065
@@ -49,9 +48,6 @@ RUN_SECONDS = 0.3
 sheets at its end): what five short face clips (12 frames, 13 crops) took beyond their frames and
 sources, 0.3-0.4 s (docs/plan.md)."""
 DEFAULT_JPEG_BPP = 0.15  # bytes per pixel of a frame when nothing was measured (q95, 720p video)
-EMBED_SECONDS = {"dlib": 0.0907}
-"""Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
-section (dlib, 90.7 ms a face on a 2-core machine; docs/identity.md). sface: not measured."""
 
 
 @dataclass
@@ -71,14 +67,6 @@ class PlannedVideo:
     @property
     def finished(self) -> bool:
         return all(s in self.done for s in self.stages)
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """Seconds to embed one face (the identity stage), and where the number comes from."""
-
-    seconds_per_face: float
-    source: str
 
 
 @dataclass
@@ -210,57 +198,6 @@ def saved_listings(state: State) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
-
-
-def recorded_estimate(state: State) -> Estimate | None:
-    """Seconds per frame from the markers of units earlier runs finished, when there are any."""
-    seconds, frames, detections = 0.0, 0, 0
-    for marker_path in state.layout.stage_dir("sample").glob("*.json"):
-        sid = marker_path.stem
-        if sid.endswith(".error"):
-            continue
-        sampled, detected, cropped = (state.read(stage, sid) for stage in ("sample", "detect", "crop"))
-        if sampled is None or detected is None or cropped is None:
-            continue
-        n = sampled.result.get("frames", 0)
-        if n <= 0:
-            continue
-        seconds += sampled.seconds + detected.seconds + cropped.seconds
-        frames += n
-        detections += detected.result.get("detections", 0)
-    if frames == 0 or seconds <= 0:
-        return None
-    return Estimate(seconds / frames, f"timings of {frames} frames processed by earlier runs",
-                    detections / frames, _frames_bpp(state.root))
-
-
-def embedding_estimate(config: Config, state: State) -> Embedding | None:
-    """Seconds a face for the identity stage: from what earlier runs recorded, else the
-    model's benchmark figure (``EMBED_SECONDS``); None without identity or a figure."""
-    if config.identity is None:
-        return None
-    markers = [state.read("identity", p.stem) for p in state.layout.stage_dir("identity").glob("*.json")
-               if not p.stem.endswith(".error")]
-    faces = sum(m.result.get("embedded", 0) for m in markers if m is not None)
-    seconds = sum(m.seconds for m in markers if m is not None)
-    if faces > 0 and seconds > 0:
-        return Embedding(seconds / faces, f"timings of {faces} faces embedded by earlier runs")
-    if config.identity.model in EMBED_SECONDS:
-        return Embedding(EMBED_SECONDS[config.identity.model],
-                         f"{config.identity.model}'s benchmark figure")
-    return None
-
-
-def _frames_bpp(root: Path, limit: int = 50) -> float | None:
-    """JPEG bytes per pixel of sampled frames already on disk."""
-    size = pixels = 0
-    for jpg in sorted(OutputLayout(root).frames_root.glob("*/*.jpg"))[:limit]:
-        image = cv2.imread(str(jpg), cv2.IMREAD_REDUCED_GRAYSCALE_8)
-        if image is None:
-            continue
-        size += jpg.stat().st_size
-        pixels += image.shape[0] * image.shape[1] * 64
-    return size / pixels if pixels else None
 
 
 def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
