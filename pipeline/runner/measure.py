@@ -32,6 +32,9 @@ class Measured:
     pixels: int = 0
     seconds: float = 0.0
     sids: list[str] = field(default_factory=list)
+    files: int = 0  # files opened
+    opened: int = 0  # of those, the ones after the first (whose opening warms the detector up too)
+    open_seconds: float = 0.0  # what those took from opening to their first frame detected
 
     def estimate(self) -> Estimate:
         if self.frames == 0:
@@ -40,15 +43,17 @@ class Measured:
         return Estimate(self.seconds / self.frames,
                         f"measured: {self.frames} frame{'s' if self.frames != 1 else ''} of {sids} "
                         f"sampled and detected in {self.seconds:.1f} s, after each video's first",
-                        self.detections / self.frames, self.jpeg_bytes / self.pixels)
+                        self.detections / self.frames, self.jpeg_bytes / self.pixels,
+                        self.open_seconds / self.opened if self.opened else None)
 
 
 def measured_estimate(config: Config, files: Iterable[tuple[Video, Path]],
                       budget_s: float = MEASURE_SECONDS) -> Estimate:
     """Sample and detect the first frames of ``files``, one after another, for about ``budget_s``
     seconds (and ``MEASURE_MIN_FRAMES`` frames), from ``MEASURE_MAX_FILES`` files at most. Each
-    file's first frame is left out: it pays for opening the file (``SOURCE_SECONDS``), the very
-    first for warming the detector up too. An unreadable file is skipped."""
+    file's first frame is left out of the frames: it pays for opening the file (timed apart, as
+    ``Estimate.seconds_per_source``), the very first for warming the detector up too. An
+    unreadable file is skipped."""
     detector = detect.detector_for(config)  # one that cannot load raises: no estimate
     measured, started = Measured(), time.monotonic()
     for opened, (video, path) in enumerate(files):
@@ -69,6 +74,8 @@ def _measure_file(config: Config, detector: Any, video: Video, path: Path, measu
     ``MEASURE_MIN_FRAMES`` frames are in."""
     ranges = tuple(Range(s.start, s.end) for s in video.segments)
     params = [cv2.IMWRITE_JPEG_QUALITY, config.sample.quality]
+    opening, warm = time.monotonic(), measured.files > 0
+    measured.files += 1
     with iter_samples(str(path), sample.plan_for(config.sample, ranges, threads_for(config))) as samples:
         started = None
         for frame in samples:
@@ -76,6 +83,9 @@ def _measure_file(config: Config, detector: Any, video: Video, path: Path, measu
             found = detect.detect_one(detector, config.detect, frame.image)
             if started is None:
                 started = time.monotonic()
+                if warm:
+                    measured.opened += 1
+                    measured.open_seconds += started - opening
                 continue
             measured.jpeg_bytes += len(data) if ok else 0
             measured.pixels += frame.image.shape[0] * frame.image.shape[1]
@@ -97,3 +107,4 @@ class Estimate:
     source: str
     detections_per_frame: float | None = None
     frame_bpp: float | None = None  # JPEG bytes per frame pixel
+    seconds_per_source: float | None = None  # opening a file up to its first frame detected

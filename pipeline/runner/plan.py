@@ -41,8 +41,10 @@ from .status import status
 
 SOURCE_SECONDS = 0.065
 """Seconds each source with work to do costs beyond its frames (opening and probing the file, its
-download unit, fingerprints and markers): fits of three runs of generated 320x240 clips on a
-shared 2-core machine gave 50 and 78 ms (docs/plan.md)."""
+download unit, fingerprints and markers) when the plan could not measure it (no local file to
+open, or only one): fits of three runs of generated 320x240 clips on a shared, loaded 2-core
+machine gave 50 and 78 ms; the same machine idle, 14 ms (docs/plan.md). A measured opening
+(``Estimate.seconds_per_source``) follows the machine's speed and load, as the frames' does."""
 RUN_SECONDS = 0.3
 """Seconds a run with work to do costs whatever its size (the dataset, manifest, summary and
 sheets at its end): what five short face clips (12 frames, 13 crops) took beyond their frames and
@@ -96,10 +98,15 @@ class Plan:
     def unknown(self) -> list[PlannedVideo]:
         return [v for v in self.pending if v.frames is None]
 
+    def source_seconds(self) -> float:
+        """What one source costs beyond its frames: as measured, else ``SOURCE_SECONDS``."""
+        measured = None if self.estimate is None else self.estimate.seconds_per_source
+        return SOURCE_SECONDS if measured is None else measured
+
     def overhead_seconds(self) -> float:
         """What the pending sources cost beyond their frames, and the run's own finish."""
         sources = len(self.pending)
-        return RUN_SECONDS + SOURCE_SECONDS * sources if sources else 0.0
+        return RUN_SECONDS + self.source_seconds() * sources if sources else 0.0
 
     def seconds(self) -> float | None:
         """Sample + detect + crop with the per-source and per-run overhead, and embedding the
@@ -335,7 +342,7 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
                      + (" + identity" if identity else "")
                      + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}; "
                        f"{_span(plan.overhead_seconds())} for opening {len(plan.pending)} source(s) at "
-                       f"{1000 * SOURCE_SECONDS:.0f} ms each and finishing the run"
+                       f"{1000 * plan.source_seconds():.0f} ms each and finishing the run"
                      + identity + ")" + (f", plus {downloads} download(s)" if downloads else ""))
         disk = plan.disk_bytes(config)
         if disk is not None:
