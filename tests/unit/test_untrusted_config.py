@@ -7,27 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from helpers.support import REPO, cli
+from helpers.support import REPO, cli, one_error, write_config
 
 HOPPER = REPO / "demo" / "videos" / "hopper_pan.mp4"
-
-
-def write_config(folder: Path, **sections) -> Path:
-    path = folder / "c.yaml"
-    path.write_text(yaml.safe_dump({"name": "t", "output": "out", "sample": {"every": 1.0},
-                                    **sections}, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def one_error(done: subprocess.CompletedProcess) -> str:
-    """The problem line of a refused config (exit 2)."""
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    return done.stderr.strip().splitlines()[-1].strip()
 
 
 @pytest.mark.parametrize("ytdlp,key,what", [
