@@ -1,9 +1,12 @@
 """Bystanders blurred (``crop.blur_others``), through the CLI: in every saved crop a face detector
 finds the crop's subject and nobody else; with the option off the outputs are the bytes they
-were; toggling it redoes the crops alone; exported frames with ``--blur-faces``."""
+were; toggling it redoes the crops alone; exported frames with ``--blur-faces``. The runs of
+the two-people clip are made once for the module (``runs``) and copied by a test that changes one."""
 from __future__ import annotations
 
 import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -53,28 +56,57 @@ def subject_box(row: dict[str, str]) -> np.ndarray:
                      float(row["box_w"]) * sx, float(row["box_h"]) * sy])
 
 
+@dataclass(frozen=True)
+class Runs:
+    """The clip run once without the option (``sharp``, left as it was), a copy of that run
+    rerun with it on (``toggled``; ``ran_on``: the stages that rerun ran) and a fresh run with it
+    on (``fresh``): project folders, each with its ``two.yaml``, read-only (copy one to change it)."""
+    sharp: Path
+    toggled: Path
+    fresh: Path
+    ran_on: set[str]
+
+
+def ran(project: Path) -> set[str]:
+    """The stages a ``run -v`` of the project's config ran."""
+    done = cli("run", "two.yaml", "-q", "-v", cwd=project)
+    assert done.returncode == 0, done.stderr
+    return set(re.findall(r"(\w+) file-\S+ ran", done.stdout + done.stderr))
+
+
+@pytest.fixture(scope="module")
+def runs(testdata, tmp_path_factory) -> Runs:
+    base = tmp_path_factory.mktemp("blur")
+    sharp, toggled, fresh = base / "sharp", base / "toggled", base / "fresh"
+    write_config(sharp, testdata)
+    done = cli("run", "two.yaml", "-q", cwd=sharp)
+    assert done.returncode == 0, done.stderr
+    shutil.copytree(sharp, toggled, symlinks=True)
+    write_config(toggled, testdata, blur_others=True)
+    ran_on = ran(toggled)
+    write_config(fresh, testdata, blur_others=True)
+    done = cli("run", "two.yaml", "-q", cwd=fresh)
+    assert done.returncode == 0, done.stderr
+    return Runs(sharp, toggled, fresh, ran_on)
+
+
 @pytest.mark.testdata
-def test_blurred_crops_show_their_subject_and_no_other_face(testdata, shared_models, tmp_path):
+def test_blurred_crops_show_their_subject_and_no_other_face(runs, shared_models):
     # the run uses the built-in backend; the crops are checked with YuNet's ONNX weights
     detector = create_detector("yunet", backend="onnx",
                                weights=str(shared_models / "yunet_test_unverified.onnx"))
-    write_config(tmp_path, testdata)
-    done = cli("run", "two.yaml", "-q", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    sharp = read_manifest(tmp_path / "data" / "two")
+    sharp_out = runs.sharp / "data" / "two"
+    sharp = read_manifest(sharp_out)
     assert "blurred_faces" not in sharp[0]
     # without the option each crop shows both people: the check below can fail
-    assert all(len(faces_in(cv2.imread(str(tmp_path / "data" / "two" / r["file"])), detector)) == 2
-               for r in sharp)
+    assert all(len(faces_in(cv2.imread(str(sharp_out / r["file"])), detector)) == 2 for r in sharp)
 
-    write_config(tmp_path, testdata, blur_others=True)
-    done = cli("run", "two.yaml", "-q", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    rows = read_manifest(tmp_path / "data" / "two")
+    out = runs.toggled / "data" / "two"
+    rows = read_manifest(out)
     assert len(rows) == len(sharp) == 18 and {r["status"] for r in rows} == {"kept"}
     for row in rows:
         assert row["blurred_faces"] == "1", row["crop_id"]  # the other person
-        found = faces_in(cv2.imread(str(tmp_path / "data" / "two" / row["file"])), detector)
+        found = faces_in(cv2.imread(str(out / row["file"])), detector)
         assert len(found) == 1, f"{row['crop_id']}: {len(found)} faces"
         assert iou(subject_box(row)[None], found.astype(float))[0, 0] > 0.5, row["crop_id"]
     # the columns a user compares by are the subject's, not changed by covering others
@@ -83,32 +115,23 @@ def test_blurred_crops_show_their_subject_and_no_other_face(testdata, shared_mod
 
 
 @pytest.mark.testdata
-def test_turning_blur_on_redoes_the_crops_alone_and_off_gives_todays_bytes(testdata, tmp_path):
-    write_config(tmp_path, testdata)
-    out = tmp_path / "data" / "two"
-    assert cli("run", "two.yaml", "-q", cwd=tmp_path).returncode == 0
-    before, manifest = crop_files(out), (out / "manifest.csv").read_bytes()
-
-    def ran(*crop_keys: str) -> set[str]:
-        done = cli("run", "two.yaml", "-q", "-v", cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        return set(re.findall(r"(\w+) file-\S+ ran", done.stdout + done.stderr))
-
-    write_config(tmp_path, testdata, blur_others=True)
-    assert ran() == {"crop"}
-    blurred = crop_files(out)
+def test_turning_blur_on_redoes_the_crops_alone_and_off_gives_todays_bytes(runs, testdata, tmp_path):
+    sharp_out = runs.sharp / "data" / "two"
+    before, manifest = crop_files(sharp_out), (sharp_out / "manifest.csv").read_bytes()
+    assert runs.ran_on == {"crop"}
+    blurred = crop_files(runs.toggled / "data" / "two")
     assert blurred.keys() == before.keys()
     assert all(blurred[k] != before[k] for k in before)  # every crop here has a bystander
     # the crop stage alone (above) covers as sample, detect and crop run together do
-    fresh = tmp_path / "fresh"
-    write_config(fresh, testdata, blur_others=True)
-    assert cli("run", "two.yaml", "-q", cwd=fresh).returncode == 0
-    assert crop_files(fresh / "data" / "two") == blurred
-    write_config(tmp_path, testdata, blur_others=False)
-    assert ran() == {"crop"}
+    assert crop_files(runs.fresh / "data" / "two") == blurred
+    work = tmp_path / "work"
+    shutil.copytree(runs.toggled, work, symlinks=True)
+    out = work / "data" / "two"
+    write_config(work, testdata, blur_others=False)
+    assert ran(work) == {"crop"}
     assert crop_files(out) == before and (out / "manifest.csv").read_bytes() == manifest
-    write_config(tmp_path, testdata)  # the key left out is the same config: nothing to redo
-    assert ran() == set()
+    write_config(work, testdata)  # the key left out is the same config: nothing to redo
+    assert ran(work) == set()
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -150,26 +173,26 @@ def test_person_crops_cover_the_faces_of_other_people(testdata, tmp_path):
 
 
 @pytest.mark.testdata
-def test_exported_frames_with_blur_faces_show_no_face(testdata, shared_models, tmp_path):
+def test_exported_frames_with_blur_faces_show_no_face(runs, shared_models, tmp_path):
     detector = create_detector("yunet", backend="onnx",
                                weights=str(shared_models / "yunet_test_unverified.onnx"))
-    write_config(tmp_path, testdata)
-    assert cli("run", "two.yaml", "-q", cwd=tmp_path).returncode == 0
+    work = tmp_path / "work"  # a copy of the run without the option
+    shutil.copytree(runs.sharp, work, symlinks=True)
     for flags, faces in (((), 2), (("--blur-faces",), 0)):
-        done = cli("export", "two.yaml", "--format", "coco", "--out", "coco", *flags, cwd=tmp_path)
+        done = cli("export", "two.yaml", "--format", "coco", "--out", "coco", *flags, cwd=work)
         assert done.returncode == 0, done.stderr
-        images = sorted((tmp_path / "coco" / "train").glob("*.jpg"))
+        images = sorted((work / "coco" / "train").glob("*.jpg"))
         assert len(images) == 9
         assert [len(faces_in(cv2.imread(str(p)), detector)) for p in images] == [faces] * 9, flags
     # the run's own frames are untouched: covered copies were written, not links
-    frames = sorted((tmp_path / "data" / "two" / "frames").rglob("*.jpg"))
+    frames = sorted((work / "data" / "two" / "frames").rglob("*.jpg"))
     assert all(len(faces_in(cv2.imread(str(p)), detector)) == 2 for p in frames)
     # the detections it reads gone or cut short: one line, exit 2, the earlier export kept
-    detections = next((tmp_path / "data" / "two" / "detections").glob("*.jsonl"))
+    detections = next((work / "data" / "two" / "detections").glob("*.jsonl"))
     for damage in (lambda: detections.write_text('{"t_ms": 0, "boxes": [[1, 2'), detections.unlink):
         damage()
         done = cli("export", "two.yaml", "--format", "coco", "--out", "coco", "--blur-faces",
-                   cwd=tmp_path)
+                   cwd=work)
         assert done.returncode == 2 and "rerun the pipeline" in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-        assert len(list((tmp_path / "coco" / "train").glob("*.jpg"))) == 9
+        assert len(list((work / "coco" / "train").glob("*.jpg"))) == 9
