@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,55 +110,64 @@ def people_scores(rows: list[dict[str, str]], gt: np.ndarray) -> tuple[float, fl
     return hit / len(gt), hit / max(1, found), tracks
 
 
-def test_person_defaults_find_more_people_without_false_boxes(testdata, tmp_path):
+@pytest.fixture(scope="module")
+def people(testdata, tmp_path_factory) -> Path:
+    """A project folder: every frame of tud_campus with the person defaults, run as a user runs
+    it (``people.yaml``, output ``out``); read-only, copy it to change it."""
+    project = tmp_path_factory.mktemp("people")
+    (project / "people.yaml").write_text(
+        f"sources: [{{path: {testdata / 'persons' / 'tud_campus.mp4'}}}]\n"
+        f"output: out\nsample: {{fps: 25}}\ndetect: {{model: ssdlite-person}}\n")
+    done = cli("run", "people.yaml", "-q", cwd=project)
+    assert done.returncode == 0, done.stderr
+    return project
+
+
+def test_person_defaults_find_more_people_without_false_boxes(people, testdata, tmp_path):
     """Every frame of tud_campus with the person defaults, as a user runs it. Before the person
     defaults were measured (min_score 0.7, views merged at IoU 0.5): recall 0.682, precision
     0.996, 11 tracks for 8 people; now 0.735, 0.978, 9 (docs/people.md). Then
     ``crop.min_track_hits: 2`` reruns the crop stage only and drops the one-frame track."""
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
-    config = tmp_path / "people.yaml"
-    config.write_text(f"sources: [{{path: {testdata / 'persons' / 'tud_campus.mp4'}}}]\n"
-                      f"output: out\nsample: {{fps: 25}}\ndetect: {{model: ssdlite-person}}\n")
-    done = cli("run", str(config), "-q", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    recall, precision, tracks = people_scores(read_manifest(tmp_path / "out"), gt)
+    project = tmp_path / "people"
+    shutil.copytree(people, project)
+    config = project / "people.yaml"
+    recall, precision, tracks = people_scores(read_manifest(project / "out"), gt)
     print(f"tud_campus, person defaults, every frame: recall {recall:.3f}, precision "
           f"{precision:.3f}, {tracks} tracks for {len(set(gt[:, 1]))} people")
     assert recall >= 0.71 and precision >= 0.97 and tracks <= 10
 
     config.write_text(config.read_text() + "crop: {min_track_hits: 2}\n")
-    done = cli("run", str(config), "-q", cwd=tmp_path)
+    done = cli("run", str(config), "-q", cwd=project)
     assert done.returncode == 0, done.stderr
-    rows = read_manifest(tmp_path / "out")
+    rows = read_manifest(project / "out")
     unconfirmed = [r for r in rows if r["drop_reason"] == "unconfirmed"]
     assert unconfirmed and all(r["status"] == "dropped" and not r["dataset_file"] for r in unconfirmed)
     seen = {r["track_id"]: sum(x["track_id"] == r["track_id"] for x in rows) for r in unconfirmed}
     assert set(seen.values()) == {1}  # each one a track of a single frame
     assert people_scores(rows, gt)[2] == tracks - len(seen)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((project / "out" / "summary.json").read_text())
     assert "unconfirmed" in json.dumps(summary)
 
 
-def test_person_tracks_follow_each_walker_scored_by_evaluate(testdata, tmp_path):
+def test_person_tracks_follow_each_walker_scored_by_evaluate(people, testdata, tmp_path):
     """Every frame of tud_campus with the person defaults, scored by ``evaluate`` as a user
     scores a run (docs/people.md). Before the tracks kept weak boxes that continue them and a
     smoothed velocity (and waited 10 frames, not 5): recall 0.724, precision 0.985, 5 identity
     switches, 1.62 tracks per labelled person, 10 tracks; now 0.735, 0.978, 4, 1.50, 9."""
     clip = testdata / "persons" / "tud_campus.mp4"
-    (tmp_path / "people.yaml").write_text(f"sources: [{{path: {clip}}}]\noutput: out\n"
-                                          f"sample: {{fps: 25}}\ndetect: {{model: ssdlite-person}}\n")
-    done = cli("run", "people.yaml", "-q", cwd=tmp_path)
+    project = tmp_path / "people"
+    shutil.copytree(people, project)  # evaluate writes evaluation.json into the output
+    done = cli("evaluate", "people.yaml", "--truth", str(clip.with_suffix(".gt.txt")), cwd=project)
     assert done.returncode == 0, done.stderr
-    done = cli("evaluate", "people.yaml", "--truth", str(clip.with_suffix(".gt.txt")), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    result = json.loads((tmp_path / "out" / "evaluation.json").read_text())["overall"]
+    result = json.loads((project / "out" / "evaluation.json").read_text())["overall"]
     kept, tracks = result["kept"]["iou_0.5"], result["tracks"]
     print(f"tud_campus, person defaults, every frame: recall {kept['recall']}, precision "
           f"{kept['precision']}, IDF1 {tracks['idf1']}, switches {tracks['num_switches']}, "
           f"tracks/identity {tracks['tracks_per_identity']}")
     assert kept["recall"] >= 0.73 and kept["precision"] >= 0.95
     assert tracks["tracks_per_identity"] <= 1.5 and tracks["num_switches"] <= 4
-    rows = read_manifest(tmp_path / "out")
+    rows = read_manifest(project / "out")
     assert len({r["track_id"] for r in rows if r["status"] == "kept"}) <= 9
     assert min(float(r["score"]) for r in rows) < 0.5  # weak boxes that continue a track are in
 
