@@ -695,8 +695,10 @@ def main() -> int:
     kills = args.kills or (4 if args.quick else 24)
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
-        rows = (crash_rows(work / "crash", kills, args.seed) + bad_source_rows(work / "bad")
-                + signal_rows(work / "signals", args.quick) + ownership_rows(work / "ownership")
+        # the kills and the signals in one folder: the signal cases compare with the reference
+        # run the kill cases made (their rerun of it skips every stage), not with a run of their own
+        rows = (crash_rows(work / "runs", kills, args.seed) + bad_source_rows(work / "bad")
+                + signal_rows(work / "runs", args.quick) + ownership_rows(work / "ownership")
                 + review_rows(work / "review"))
     width = max(len(r.case) for r in rows)
     expected_width = max(len(r.expected) for r in rows)
