@@ -27,7 +27,7 @@ from ..core.records import Video
 from ..io.files import read_jsonl, write_jsonl
 from ..state.markers import fingerprint
 from ..algo.track import TrackParams, interpolate, track
-from .base import Context, Produced, Result, Results, Stage
+from .base import FACES, FRAMES, Context, Produced, Result, Results, Stage
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
@@ -70,6 +70,9 @@ class DetectResult(Result):
 
     def facts(self) -> dict[str, str]:
         return {"detector": self.detector}
+
+    def amounts(self) -> dict[str, int]:
+        return {FACES: self.detections}
 
 
 def stage_fingerprint(config: Config, upstream: str) -> str:
@@ -165,6 +168,7 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
 
 class DetectStage(Stage[DetectResult]):
     name, version, result = "detect", VERSION, DetectResult
+    work = FRAMES
 
     def preload(self, config: Config) -> None:
         detector_for(config)
