@@ -139,7 +139,7 @@ class Stage(ABC, Generic[R]):
 
     name: ClassVar[str]  # its folder under ``state/`` and its name in ``--force``, ``status``, summaries
     version: ClassVar[str]  # part of the fingerprint: bumping it redoes this stage and the later ones
-    result: ClassVar[type[Result]]  # its result's type: how its marker is read back
+    result: ClassVar[type[Result]]  # its result's type (R's class): how its marker is read back
 
     work: ClassVar[str | None] = None
     """What ``plan`` measures the stage's work in (``FRAMES``, ``FACES``, ``DOWNLOADS``); None:
@@ -182,7 +182,7 @@ class Stage(ABC, Generic[R]):
             ok = all(type(n) is int for n in result.counts().values())
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return result if ok else None  # type: ignore[return-value]
+        return result if ok else None  # type: ignore[return-value]  # a ClassVar cannot name R
 
 
 @dataclass(frozen=True)
