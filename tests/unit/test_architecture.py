@@ -138,7 +138,7 @@ def _defines_stage(tree: ast.Module) -> bool:
 
 def stage_crossings(package: Path) -> list[str]:
     """Where a stage module (one of ``stages/`` that defines ``STAGE``), or a module of
-    ``stages/`` it imports (a helper, such as the crop stage's ``blur``), imports another stage
+    ``stages/`` it imports (such as the crop stage's ``blur``), imports another stage
     module or anything of one but a class (its result, and the records in it): each as
     ``stage: importer imports name from module``. Imports inside functions count too."""
     prefix = f"{package.name}.stages."
@@ -256,13 +256,13 @@ def test_the_public_api_is_there_and_importing_pipeline_changes_nothing():
 
 def test_a_stage_reaching_another_stage_is_named(tmp_path):
     """A stage may import an earlier stage's result class (``inputs[ItsResult]``), never its
-    functions or module, also not through a helper module of ``stages/``."""
+    functions or module, also not through another module of ``stages/``."""
     package = _package(tmp_path, {
         "__init__.py": "", "stages/__init__.py": "from . import a, b, c, d\n",
-        "stages/a.py": "class AResult:\n    pass\n\n\ndef helper():\n    pass\n\n\nSTAGE = 1\n",
+        "stages/a.py": "class AResult:\n    pass\n\n\ndef cover():\n    pass\n\n\nSTAGE = 1\n",
         "stages/b.py": "from .a import AResult\n\nSTAGE = 2\n",
         "stages/c.py": "from .h import x\n\nSTAGE = 3\n",
-        "stages/h.py": "from .a import helper\n\nx = 1\n",
+        "stages/h.py": "from .a import cover\n\nx = 1\n",
         "stages/d.py": "def run():\n    # lazy: test\n    from . import b\n\n\nSTAGE = 4\n"})
-    assert stage_crossings(package) == ["pkg.stages.c: pkg.stages.h imports helper from pkg.stages.a",
+    assert stage_crossings(package) == ["pkg.stages.c: pkg.stages.h imports cover from pkg.stages.a",
                                         "pkg.stages.d: pkg.stages.d imports b from pkg.stages"]
