@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from pipeline.detectors.modelfiles import ModelError
 from pipeline.detectors.registry import MODELS, create_detector, fetch_model, list_models
 from pipeline.detectors.registry import model_paths
 from pipeline.detectors import yunet as yunet_module
-from pipeline.detectors.base import Detector, downscale
+from pipeline.detectors.base import Detector, downscale, resize_by
 from pipeline.detectors.modelfiles import ModelFile
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
 from helpers.boxes import frames, iou
@@ -95,6 +96,34 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
         faces = yunet.detect(frame).filtered(min_score=0.6)
         assert len(faces) == 2
         assert iou(faces.boxes[:1], faces.boxes[1:])[0, 0] == 0
+
+
+@pytest.mark.testdata
+@pytest.mark.parametrize("clip", ["zhling_1280x720.mp4", "two_people_320x192.mp4",
+                                  "carphone_176x144.mp4", "man_640x320_bframes.mp4",
+                                  "ytf_aaron_guiel5.avi"])
+def test_yunet_onnx_gives_the_boxes_of_opencvs_face_detector(clip, shared_models, empty_models,
+                                                              testdata):
+    """The onnx backend runs the network on onnxruntime and decodes it itself: every face, score
+    and landmark is OpenCV's ``FaceDetectorYN``'s on the same view (upscaled, downscaled, odd
+    sizes padded), so the official weights keep the boxes they were chosen for."""
+    ours = create_detector("yunet", weights=str(shared_models / ONNX))
+    opencv = cv2.FaceDetectorYN.create(str(shared_models / ONNX), "", (320, 320),
+                                       yunet_module.CANDIDATE_MIN_SCORE, yunet_module.NMS_THRESHOLD)
+    faces = 0
+    for frame in frames(testdata / "faces" / clip)[::4]:
+        view = ours.views(frame.shape[1], frame.shape[0])[0]
+        small = np.ascontiguousarray(resize_by(frame, view.scale))
+        opencv.setInputSize((small.shape[1], small.shape[0]))
+        rows = opencv.detect(small)[1]
+        rows = np.zeros((0, 15), np.float32) if rows is None else rows[np.argsort(-rows[:, 14])]
+        found = ours._detect(small)
+        assert len(found) == len(rows)
+        np.testing.assert_allclose(found.boxes, rows[:, :4], atol=0.01)
+        np.testing.assert_allclose(found.landmarks.reshape(-1, 10), rows[:, 4:14], atol=0.01)
+        np.testing.assert_allclose(found.scores, rows[:, 14], atol=1e-4)
+        faces += len(found)
+    assert faces > 0
 
 
 @pytest.mark.testdata
