@@ -98,6 +98,32 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
         assert iou(faces.boxes[:1], faces.boxes[1:])[0, 0] == 0
 
 
+def test_yunet_outputs_decode_to_boxes_in_the_views_pixels():
+    """Anchors in cells of the stride: centre offset and landmarks in cells, size as exp(.) cells;
+    score sqrt(cls x obj); weak anchors dropped, overlapping ones merged (64x32 view)."""
+    outputs = {}
+    for stride in yunet_module.STRIDES:
+        n = (64 // stride) * (32 // stride)
+        outputs |= {f"cls_{stride}": np.zeros((1, n, 1), np.float32),
+                    f"obj_{stride}": np.zeros((1, n, 1), np.float32),
+                    f"bbox_{stride}": np.zeros((1, n, 4), np.float32),
+                    f"kps_{stride}": np.zeros((1, n, 10), np.float32)}
+    # stride 16: 4 cells a row; anchor 5 is row 1, column 1
+    outputs["cls_16"][0, 5], outputs["obj_16"][0, 5] = 0.9, 0.4  # score 0.6
+    outputs["bbox_16"][0, 5] = [0.5, 0.25, np.log(2), 0.0]
+    outputs["kps_16"][0, 5] = [0.0, 0.0, 1.0, 0.0, 0.5, 0.5, 0.0, 1.0, 1.0, 1.0]
+    outputs["cls_8"][0, 19], outputs["obj_8"][0, 19] = 0.5, 0.5  # row 2, column 3: 0.5, overlaps
+    outputs["bbox_8"][0, 19] = [0.0, 0.0, np.log(4), np.log(2)]
+    outputs["cls_32"][0, 1], outputs["obj_32"][0, 1] = 0.2, 0.2  # 0.2: not a candidate
+    found = yunet_module.faces_from_yunet_outputs(outputs, padded_width=64)
+    assert len(found) == 1
+    np.testing.assert_allclose(found.boxes[0], [8, 12, 32, 16], atol=1e-4)
+    np.testing.assert_allclose(found.scores, [0.6], atol=1e-6)
+    np.testing.assert_allclose(found.landmarks[0], [[16, 16], [32, 16], [24, 24], [16, 32],
+                                                    [32, 32]], atol=1e-4)
+    assert yunet_module.padded(360) == 384 and yunet_module.padded(640) == 640
+
+
 @pytest.mark.testdata
 @pytest.mark.parametrize("clip", ["zhling_1280x720.mp4", "two_people_320x192.mp4",
                                   "carphone_176x144.mp4", "man_640x320_bframes.mp4",
