@@ -24,9 +24,11 @@ from typing import Any
 
 from ..config.schema import Config
 from ..core.records import Video
+from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, write_atomic, write_json
 from ..sources.expand import Expansion, expand_sources
 from ..sources.ytdlp import printable
+from ..stages import FIRST
 from ..core.layout import AVAILABILITY, AVAILABILITY_CSV, OutputLayout
 from ..state.markers import State
 from .status import StatusReport, offline_expander, status
@@ -119,7 +121,7 @@ def rows_of(config: Config, expansion: Expansion, fates: dict[str, Fate],
             "filtered", f.reason)))
     for failure in expansion.failures:
         spec = config.sources[failure.entry]
-        state, reason = judge(Fate(False, "download", failure.kind, failure.message))
+        state, reason = judge(Fate(False, FIRST, failure.kind, failure.message))  # as status counts it
         ordered.append((failure.entry, -1, Row(failure.sid, f"sources.{failure.entry}",
                                                printable(spec.url or spec.path or ""), "", state, reason,
                                                message=failure.message)))
@@ -181,7 +183,7 @@ def csv_text(rows: Iterable[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(asdict(row) for row in rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in asdict(row).items()} for row in rows)
     return buffer.getvalue()
 
 

@@ -16,6 +16,7 @@ from ..core.layout import MANIFEST_CSV, MANIFEST_JSONL, MANIFEST_PARQUET, Output
 from ..algo.quality import KEPT
 from ..config.schema import Config
 from ..core.records import BLUR_COLUMNS, MANIFEST_COLUMNS, parquet_schema
+from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, read_jsonl, write_atomic, write_json
 from ..core.records import Video
 from .splits import assign_split, assign_splits
@@ -23,9 +24,8 @@ from .splits import assign_split, assign_splits
 
 def crop_label(video: Video, segment: int, cls: str) -> str:
     """A segment's label, else the source's label, else the detected class (face / person)."""
-    if 0 <= segment < len(video.segments) and video.segments[segment].label:
-        return video.segments[segment].label  # type: ignore[return-value]
-    return video.label or cls
+    label = video.segments[segment].label if 0 <= segment < len(video.segments) else None
+    return label or video.label or cls
 
 
 @dataclass
@@ -93,7 +93,7 @@ def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in columns})
     return buf.getvalue()
 
 
