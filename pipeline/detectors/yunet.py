@@ -209,6 +209,11 @@ class YuNet(Detector):
         else:
             self._session = OrtSession(onnx)
             self._input, self._outputs = self._session.input_name(), self._session.output_names()
+            missing = sorted({f"{name}_{stride}" for name in ("cls", "obj", "bbox", "kps")
+                              for stride in STRIDES} - set(self._outputs))
+            if missing:
+                raise ModelError(f"{onnx.name} is not a YuNet network of OpenCV Zoo's 2023 "
+                                 f"format: it has no output {', '.join(missing)}")
             super().__init__(chosen, sha256_of(onnx)[:16], self._session.runtime, input_size,
                              tiles, upscale)
             self._run = self._run_onnx

@@ -15,7 +15,7 @@ from pipeline.detectors.registry import MODELS, create_detector, fetch_model, li
 from pipeline.detectors.registry import model_paths
 from pipeline.detectors import yunet as yunet_module
 from pipeline.detectors.base import Detector, downscale, resize_by
-from pipeline.detectors.modelfiles import ModelFile
+from pipeline.detectors.modelfiles import ModelFile, packaged
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
 from helpers.boxes import frames, iou
 from helpers.models import ONNX, closed_port_url, opencv_4, sha256
@@ -122,6 +122,19 @@ def test_yunet_outputs_decode_to_boxes_in_the_views_pixels():
     np.testing.assert_allclose(found.landmarks[0], [[16, 16], [32, 16], [24, 24], [16, 32],
                                                     [32, 32]], atol=1e-4)
     assert yunet_module.padded(360) == 384 and yunet_module.padded(640) == 640
+
+
+def test_yunet_refuses_weights_that_are_not_yunet(tmp_path):
+    """``detect.weights`` is a file from outside: another network, or no network at all, is
+    refused in one line that says what is wrong with it."""
+    other = packaged(SSDLITE_ONNX)  # a valid ONNX file of another network
+    with pytest.raises(ModelError, match=r"ssdlite_person.onnx is not a YuNet network .* no "
+                                         r"output bbox_16, bbox_32, bbox_8, cls_16"):
+        create_detector("yunet", weights=str(other))
+    broken = tmp_path / "yunet.onnx"
+    broken.write_bytes(b"not a network")
+    with pytest.raises(ModelError, match="onnxruntime cannot load .*yunet.onnx"):
+        create_detector("yunet", weights=str(broken))
 
 
 @pytest.mark.testdata
