@@ -13,12 +13,13 @@ Each open track predicts its box in the next frame from its velocity, a running 
 (IoU >= ``min_iou``, same class), the tracks seen in the frame before choosing first, then those
 unseen for longer, in order; of two tracks crossing, the one in front (its box reaching lower in
 the frame) takes the one box the detector found over both. Detections left over then try the
-open tracks by centre distance to the prediction (in box sizes; sizes within a factor 1.5): slow sampling (a frame
-every second or two) or a cut between two cameras moves a face further than its own width, where
-IoU is 0 but the face is still the nearest one of its size. Last, boxes scoring below
-``start_score`` (``detect.track.low_score`` up to ``detect.min_score``) may continue a track that
-is still unmatched, by IoU as above: a walker half hidden behind another is often found with a
-lower score, and such a box is kept only when it continues someone already followed. A track
+open tracks by centre distance to the prediction (in box sizes; sizes within a factor 1.5): slow
+sampling (a frame every second or two) or a cut between two cameras moves a face further than
+its own width, where IoU is 0 but the face is still the nearest one of its size. Last, boxes
+scoring below ``start_score`` (``detect.track.low_score`` up to ``detect.min_score``) may
+continue a track that is still unmatched, by IoU as above: a walker half hidden behind another
+is often found with a lower score, and such a box is kept only when it continues someone
+already followed. A track
 unseen for more than ``max_missed`` sampled frames is lost; for ``lost_s`` seconds more it may
 still take a box that matches no open track, near where it was heading and of the same colours
 (``pipeline.algo.appearance``): a walker hidden behind another for a second. Then it ends. A

@@ -144,15 +144,20 @@ def write(video: Video, config: Config, root: Path, rows: list[dict[str, Any]], 
         f"{detector.name}/{detector.backend}")
 
 
+def track_params(d: Detect) -> TrackParams:
+    """The tracker's settings of a config's ``detect`` section."""
+    p = d.track
+    return TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed,
+                       start_score=d.min_score, lost_s=p.lost_s)
+
+
 def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect, frames_dir: Path
              ) -> tuple[list[Detections], set[int]]:
     """Every frame's detections with track ids (unique in the source), and the positions the
     detector ran on (``found`` holds their detections, in order)."""
     positions = detected_frames(frames, d.every)
     by_position = dict(zip(positions, found))
-    p = d.track
-    params = TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed,
-                         start_score=d.min_score, lost_s=p.lost_s)
+    params = track_params(d)
     out: list[Detections] = []
     next_id = 0
     for r in runs(frames):

@@ -142,7 +142,9 @@ def test_person_tracks_follow_each_walker_scored_by_evaluate(testdata, tmp_path)
     """Every frame of tud_campus with the person defaults, scored by ``evaluate`` as a user
     scores a run (docs/people.md). Before the tracks kept weak boxes that continue them and a
     smoothed velocity (and waited 10 frames, not 5): recall 0.724, precision 0.985, 5 identity
-    switches, 1.62 tracks per labelled person, 10 tracks; now 0.735, 0.978, 4, 1.50, 9."""
+    switches, 1.62 tracks per labelled person, 10 tracks; then 0.735, 0.978, 4, 1.50, 9. Before
+    the one in front took the box over two crossing walkers and lost tracks were re-found by
+    place and colours: IDF1 0.661; now 0.769, 1 switch, 1.12 tracks per person, 8 tracks."""
     clip = testdata / "persons" / "tud_campus.mp4"
     (tmp_path / "people.yaml").write_text(f"sources: [{{path: {clip}}}]\noutput: out\n"
                                           f"sample: {{fps: 25}}\ndetect: {{model: ssdlite-person}}\n")
@@ -156,9 +158,10 @@ def test_person_tracks_follow_each_walker_scored_by_evaluate(testdata, tmp_path)
           f"{kept['precision']}, IDF1 {tracks['idf1']}, switches {tracks['num_switches']}, "
           f"tracks/identity {tracks['tracks_per_identity']}")
     assert kept["recall"] >= 0.73 and kept["precision"] >= 0.95
-    assert tracks["tracks_per_identity"] <= 1.5 and tracks["num_switches"] <= 4
+    assert tracks["tracks_per_identity"] <= 1.125 and tracks["num_switches"] <= 1
+    assert tracks["idf1"] >= 0.76
     rows = read_manifest(tmp_path / "out")
-    assert len({r["track_id"] for r in rows if r["status"] == "kept"}) <= 9
+    assert len({r["track_id"] for r in rows if r["status"] == "kept"}) <= 8
     assert min(float(r["score"]) for r in rows) < 0.5  # weak boxes that continue a track are in
 
 
