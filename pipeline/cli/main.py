@@ -21,7 +21,7 @@ from ..core.errors import OutputUnwritable
 from ..exec.signals import exit_code, signal_of
 from ..stages import NAMES as STAGE_NAMES
 from ..state.lock import LockError
-from .render import (availability_line, identity_line, load, log_line, print_report, print_status,
+from .render import (availability_line, fail, identity_line, load, log_line, print_report, print_status,
                      write_failed)
 from .review import review, sheet
 from .tools import evaluate, export, models
@@ -76,8 +76,7 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
     try:
         configure(verbose, log_file)
     except OSError as exc:
-        click.echo(f"error: cannot write the log file {log_file}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
+        fail(f"cannot write the log file {log_file}: {exc.strerror or exc}")
     if executor is not None:
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": executor})})
     try:
@@ -85,11 +84,9 @@ def run(config: str, force: tuple[str, ...], retry_failed: bool, refresh_sources
                               refresh_sources=refresh_sources, log=log_line, rejects=rejects,
                               config_file=config, take_over=take_over, limit=limit)
     except (LockError, ExecutorError, OutputRefused, TextError, IdentityError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     except (OutputUnwritable, NodeLost) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc, 1)
     except OSError as exc:  # any other of the output's (a linked dataset/ whose disk is gone)
         write_failed("the run stopped (finished work is kept)", exc)
     except KeyboardInterrupt as exc:  # before the sources loop, which handles it itself
@@ -118,8 +115,7 @@ def validate(config: str) -> None:
     try:
         check_output(root, identity_of(cfg.name, config, root))
     except OutputRefused as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     missing = cfg.missing_photos()
     if missing:
         click.echo(f"{config}: " + "\n".join(["invalid config", *(f"  {m}" for m in missing)]),
@@ -128,8 +124,7 @@ def validate(config: str) -> None:
     try:
         preflight(cfg, root)
     except (TextError, ExecutorError, IdentityError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     for problem in local_source_problems(cfg):
         click.echo(f"warning: {problem}; a run fails this source (not-found) and does the others",
                    err=True)
@@ -159,8 +154,7 @@ def init(file: Path, kind: str) -> None:
     try:
         write_starter(file, kind)  # type: ignore[arg-type]
     except FileExistsError:
-        click.echo(f"error: {file} already exists; give another file name or delete it", err=True)
-        sys.exit(2)
+        fail(f"{file} already exists; give another file name or delete it")
     click.echo(f"{file}: written ({kind}); put videos in videos/ or edit its sources, then: "
                f"python -m pipeline plan {file}")
 
@@ -181,8 +175,7 @@ def plan(config: str, limit: int | None, refresh_sources: bool) -> None:
     try:
         made = make_plan(cfg, limit=limit, refresh=refresh_sources, config_file=config)
     except OutputRefused as exc:  # listing URLs would write into a folder that is not ours
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     for line in plan_lines(made, cfg):
         click.echo(line)
 

@@ -3,7 +3,7 @@ the status table."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -36,11 +36,17 @@ def log_line(message: str) -> None:
         pass
 
 
-def write_failed(what: str, exc: OSError) -> None:
+def fail(error: object, code: int = 2) -> NoReturn:
+    """Stop the command with ``error: ...`` in one line: exit 2 for what the user can fix (a
+    usage or config problem, a folder another command holds), 1 for what failed."""
+    click.echo(f"error: {error}", err=True)
+    sys.exit(code)
+
+
+def write_failed(what: str, exc: OSError) -> NoReturn:
     """A file-system error of an output (full disk, read-only, a file-size limit) in one line,
     exit 1."""
-    click.echo(f"error: {what}: {os_error_line(exc)}", err=True)
-    sys.exit(1)
+    fail(f"{what}: {os_error_line(exc)}", 1)
 
 
 def availability_line(rows: list) -> str:

@@ -9,7 +9,7 @@ import click
 
 from ..core.layout import REJECTS, OutputLayout
 from ..state.lock import LockError
-from .render import load, write_failed
+from .render import fail, load, write_failed
 
 
 @click.command()
@@ -26,15 +26,13 @@ def sheet(config: str, by: str | None) -> None:
 
     cfg = load(config)
     if not OutputLayout(cfg.output_dir).manifest_jsonl.is_file():
-        click.echo(f"error: no manifest in {cfg.output_dir}/ yet: run the pipeline first", err=True)
-        sys.exit(2)
+        fail(f"no manifest in {cfg.output_dir}/ yet: run the pipeline first")
     try:
         with RunLock(cfg.output_dir, "sheet"):
             report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,  # type: ignore[arg-type]
                                       force=True)
     except (SheetError, LockError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     except OSError as exc:
         write_failed("sheets not rebuilt (the previous ones are kept)", exc)
     click.echo(f"sheets: {len(report.images)} image(s) in {report.dir}/")
@@ -58,8 +56,7 @@ def review(config: str, port: int, open_browser: bool) -> None:
     cfg = load(config)
     root = cfg.output_dir
     if not OutputLayout(root).manifest_jsonl.is_file():
-        click.echo(f"error: no manifest in {root}/ yet: run the pipeline first", err=True)
-        sys.exit(2)
+        fail(f"no manifest in {root}/ yet: run the pipeline first")
     try:
         with RunLock(root, "review"):  # the page as the manifest says (kept as it is when up to date)
             build_sheets(cfg, root, by=cfg.sheet.by)
@@ -68,14 +65,11 @@ def review(config: str, port: int, open_browser: bool) -> None:
             "run the pipeline again to apply them"))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            click.echo(f"error: port {port} on 127.0.0.1 is in use by another program; choose "
-                       "another with --port N, or leave --port out for a free one", err=True)
-        else:
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+            fail(f"port {port} on 127.0.0.1 is in use by another program; choose another with "
+                 "--port N, or leave --port out for a free one")
+        fail(exc)
     except (SheetError, LockError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     click.echo(f"review page: {server.url}  (Ctrl-C to stop)", nl=True)
     sys.stdout.flush()
     if open_browser:

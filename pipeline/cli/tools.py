@@ -2,14 +2,13 @@
 (detector and identity weights)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from ..export import FORMATS as EXPORT_FORMATS
 from ..state.lock import LockError
-from .render import load, log_line, write_failed
+from .render import fail, load, log_line, write_failed
 
 
 @click.command()
@@ -40,8 +39,7 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
 
     cfg = load(config)
     if push is not None and fmt != "hf":
-        click.echo("error: --push works with --format hf only", err=True)
-        sys.exit(2)
+        fail("--push works with --format hf only")
     try:
         limits = None
         if shard_size is not None or shard_count is not None:  # the other one keeps its default
@@ -50,8 +48,7 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
                                  default.count if shard_count is None else shard_count)
         report = run_export(cfg.output_dir, fmt, out, include_all, limits, blur)
     except (ExportError, LockError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     except OSError as exc:
         write_failed("nothing exported (an earlier export is kept)", exc)
     click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
@@ -96,8 +93,7 @@ def evaluate(config: str, truth: tuple[Path, ...], sweeps: tuple[str, ...]) -> N
             return
         result = run_evaluation(cfg.output_dir, truth)
     except (TruthError, RunError, SweepError, ImportError, OutputRefused, LockError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     for line in lines(result):
         click.echo(line)
     click.echo(f"written: {write_evaluation(cfg.output_dir, result)}")
@@ -138,8 +134,7 @@ def models_fetch(name: str) -> None:
     try:
         paths = fetch_model(name)
     except (ModelError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc, 1)
     for p in paths:
         click.echo(str(p))
 
@@ -155,5 +150,4 @@ def models_path(name: str) -> None:
         for p in model_paths(name):
             click.echo(str(p))
     except ValueError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)

@@ -9,12 +9,15 @@ Nothing here runs a stage.
 
 An export holds the run's lock (``run.lock``) while it reads the manifest and writes, so it never
 reads a manifest a run is rewriting and two exports never write one folder at once: the second
-is refused in one line naming the first. Its scratch has this process's id in its name
+is refused in one line naming the first. Exports of two different runs into one ``--out`` hold
+different run locks, so they also take turns on the folder that holds ``--out`` (``out_locked``):
+the second waits, then replaces the first's export whole. Its scratch has this process's id in its name
 (``.<format>.<pid>.tmp``), and scratch of exports that were killed is removed by the next one.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import importlib
 import os
 import shutil
@@ -105,6 +108,25 @@ def run_locked(root: Path, command: str) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def out_locked(final: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder that holds ``final``, held while an export checks,
+    writes and places it: two exports of different runs into one ``--out`` would otherwise empty
+    and fill it at once and leave a mix of both. A lock on the folder itself leaves no file behind
+    and the kernel drops it when the process dies; a file system without locks is written
+    unlocked, as before."""
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def made_here(final: Path) -> bool:
     """Whether an export may replace ``final`` whole: it is new, or an export made it. An
     existing folder it was given (empty, made by you, a mount point) is never removed: its
@@ -161,13 +183,15 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
         if not frames:
             raise ExportError(f"nothing to export: no {'' if include_all else 'kept '}crops in "
                               f"{OutputLayout(root).manifest_jsonl}")
-        check_replaceable(final)  # again, under the lock
         final.parent.mkdir(parents=True, exist_ok=True)
-        made = made_here(final)
-        with building(final, unique=True) as tmp:
-            importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp, **options)
-            write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all, "made": made})
-            place(tmp, final, made)
+        with out_locked(final):
+            check_replaceable(final)  # again, under the locks
+            made = made_here(final)
+            with building(final, unique=True) as tmp:
+                importlib.import_module(f"{__name__}.{fmt}").write(frames, root, tmp, **options)
+                write_json(tmp / MARK, {"format": fmt, "run": str(root), "all": include_all,
+                                        "made": made})
+                place(tmp, final, made)
     return ExportReport(fmt, final, len(frames), sum(len(f.boxes) for f in frames))
 
 

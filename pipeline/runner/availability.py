@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config.schema import Config
 from ..core.records import Video
+from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, write_atomic, write_json
 from ..sources.expand import Expansion, expand_sources
 from ..sources.ytdlp import printable
@@ -181,7 +182,7 @@ def csv_text(rows: Iterable[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(asdict(row) for row in rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in asdict(row).items()} for row in rows)
     return buffer.getvalue()
 
 

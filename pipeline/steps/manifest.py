@@ -16,6 +16,7 @@ from ..core.layout import MANIFEST_CSV, MANIFEST_JSONL, MANIFEST_PARQUET, Output
 from ..algo.quality import KEPT
 from ..config.schema import Config
 from ..core.records import BLUR_COLUMNS, MANIFEST_COLUMNS, parquet_schema
+from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, read_jsonl, write_atomic, write_json
 from ..core.records import Video
 from .splits import assign_split, assign_splits
@@ -93,7 +94,7 @@ def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in columns})
     return buf.getvalue()
 
 

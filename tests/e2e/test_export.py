@@ -3,9 +3,13 @@ against its documented schema), every box compared with the manifest, kept crops
 ``--all``."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import subprocess
+import sys
 import tarfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -436,3 +440,33 @@ def test_a_format_whose_package_is_missing_says_how_to_install_it(demo, tmp_path
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"needs the {package} package" in result.stderr and f'pip install -e ".[{fmt}]"' in result.stderr
     assert not (demo.root / "exports").exists()
+
+
+def blocked_on_a_lock(pid: int) -> bool:
+    """Whether process ``pid`` waits for a lock (``/proc/locks`` lists waiters after ``->``)."""
+    return any(line.split()[1] == "->" and line.split()[5] == str(pid)
+               for line in Path("/proc/locks").read_text().splitlines() if "->" in line)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="needs Linux's /proc/locks")
+def test_exports_of_two_runs_into_one_folder_take_turns(demo, tmp_path):
+    """Each export holds its own run's lock; into one --out they must still not write at once:
+    while another process holds the folder, an export waits, then replaces the folder whole."""
+    out = tmp_path / "shared" / "coco"
+    out.parent.mkdir()
+    holder = os.open(out.parent, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    waiting = subprocess.Popen([sys.executable, "-m", "pipeline", "export", "run.yaml", "--format",
+                                "coco", "--out", str(out)], cwd=demo.root.parent,
+                               env={**os.environ, "PYTHONPATH": str(REPO)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while waiting.poll() is None and not blocked_on_a_lock(waiting.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting.poll() is None and not out.exists(), "the export must wait for the folder"
+    finally:
+        os.close(holder)
+    _, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert list(out.glob("*/_annotations.coco.json"))
