@@ -96,10 +96,14 @@ class _Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.float32))
     hits: int = 1
     seen: list[tuple[int, np.ndarray]] = field(default_factory=list)  # the last sightings
+    colours: np.ndarray | None = None  # ``look``'s answer, until the track is seen again
 
     def look(self, look: Look) -> np.ndarray:
-        """The mean torso histogram of the last sightings."""
-        return np.mean([look(f, b) for f, b in [*self.seen, (self.frame, self.box)]], axis=0)
+        """The mean torso histogram of the last sightings (computed once while the track is lost:
+        its sightings do not change, and each costs a frame read)."""
+        if self.colours is None:
+            self.colours = np.mean([look(f, b) for f, b in [*self.seen, (self.frame, self.box)]], axis=0)
+        return self.colours
 
     def follow(self, box: np.ndarray, frame: int) -> None:
         """Continue the track with ``box`` seen in ``frame``: its velocity learns the step."""
@@ -107,7 +111,7 @@ class _Track:
         w = VELOCITY_WEIGHT if self.hits > 1 else 1.0  # a second sighting: the first step whole
         self.velocity = w * step + (1 - w) * self.velocity
         self.seen = [*self.seen, (self.frame, self.box)][1 - SIGHTINGS:]
-        self.box, self.frame, self.hits = box, frame, self.hits + 1
+        self.box, self.frame, self.hits, self.colours = box, frame, self.hits + 1, None
 
     def predicted(self, frame: int) -> np.ndarray:
         box = self.box.copy()
