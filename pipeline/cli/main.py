@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,6 +26,9 @@ from .render import (availability_line, fail, identity_line, load, log_line, pri
                      write_failed)
 from .review import review, sheet
 from .tools import evaluate, export, models
+
+if TYPE_CHECKING:  # the type only: a command imports what it runs
+    from ..config.starter import Kind
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,13 +150,13 @@ def validate(config: str) -> None:
 @click.option("--faces", "kind", flag_value="faces", default=True,
               help="Face crops with the YuNet detector (the default).")
 @click.option("--people", "kind", flag_value="people", help="Person crops with SSDLite.")
-def init(file: Path, kind: str) -> None:
+def init(file: Path, kind: Kind) -> None:
     """Write a commented config to start from (never over an existing file)."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..config.starter import write_starter
 
     try:
-        write_starter(file, kind)  # type: ignore[arg-type]
+        write_starter(file, kind)
     except FileExistsError:
         fail(f"{file} already exists; give another file name or delete it")
     click.echo(f"{file}: written ({kind}); put videos in videos/ or edit its sources, then: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,13 +12,16 @@ from ..core.layout import REJECTS, OutputLayout
 from ..state.lock import LockError
 from .render import fail, load, write_failed
 
+if TYPE_CHECKING:  # the type only: importing the sheets costs every command's start
+    from ..review.sheets import By
+
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--by", type=click.Choice(["label", "split", "person"]), default=None,
               help="label: a sheet per label; split: also one per split; person: also one per "
                    "identity cluster (default: the config's sheet.by).")
-def sheet(config: str, by: str | None) -> None:
+def sheet(config: str, by: By | None) -> None:
     """(Re)build the contact sheets and the review page from the manifest only."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
     from ..review.rows import SheetError
@@ -29,7 +33,7 @@ def sheet(config: str, by: str | None) -> None:
         fail(f"no manifest in {cfg.output_dir}/ yet: run the pipeline first")
     try:
         with RunLock(cfg.output_dir, "sheet"):
-            report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,  # type: ignore[arg-type]
+            report = build_sheets(cfg, cfg.output_dir, by=by or cfg.sheet.by,
                                       force=True)
     except (SheetError, LockError) as exc:
         fail(exc)

@@ -313,9 +313,9 @@ class Config(Model):
     def _non_empty(self) -> Config:
         if not self.sources:
             raise ValueError("sources: give at least one source")
-        seen: set[str] = set()
+        seen: set[str | None] = set()
         for i, s in enumerate(self.sources):
-            key = s.url or str(Path(s.path).resolve())  # type: ignore[arg-type]
+            key = s.url if s.path is None else str(Path(s.path).resolve())  # one of the two: _one_of
             if key in seen:
                 raise ValueError(f"sources.{i}: duplicate of an earlier source ({s.url or s.path})")
             seen.add(key)

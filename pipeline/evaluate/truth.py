@@ -157,16 +157,25 @@ def _coco_identity(ann: dict[str, Any]) -> str | None:
     return None
 
 
+def _coco_box(bbox: list[Any]) -> Box:
+    """``bbox``'s x, y, width and height (COCO's order, ours too); a shorter or non-numeric one
+    raises ValueError or TypeError."""
+    x, y, w, h = (float(v) for v in bbox[:4])
+    return x, y, w, h
+
+
 def read_coco(path: Path) -> list[Truth]:
     """COCO annotations of a video's frames (``images`` with a frame number, ``annotations``
     with ``bbox`` and optionally a track id); crowd boxes are ignore regions."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         frames = {img["id"]: _coco_frame(img, path) for img in doc["images"]}
-        boxes = tuple(TruthBox(frames[a["image_id"]], tuple(float(v) for v in a["bbox"][:4]),  # type: ignore[arg-type]
-                               _coco_identity(a), ignore=bool(a.get("iscrowd", 0)))
+        boxes = tuple(TruthBox(frames[a["image_id"]], _coco_box(a["bbox"]), _coco_identity(a),
+                               ignore=bool(a.get("iscrowd", 0)))
                       for a in doc["annotations"])
-    except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+    except TruthError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as exc:  # ValueError: JSON, or a bbox
         raise TruthError(f"{path}: not COCO annotations ({type(exc).__name__}: {exc})") from None
     return [Truth(path, _stem(path, (".coco.json", ".json")), boxes)]
 

@@ -28,6 +28,7 @@ from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, write_atomic, write_json
 from ..sources.expand import Expansion, expand_sources
 from ..sources.ytdlp import printable
+from ..stages import FIRST
 from ..core.layout import AVAILABILITY, AVAILABILITY_CSV, OutputLayout
 from ..state.markers import State
 from .status import StatusReport, offline_expander, status
@@ -120,7 +121,7 @@ def rows_of(config: Config, expansion: Expansion, fates: dict[str, Fate],
             "filtered", f.reason)))
     for failure in expansion.failures:
         spec = config.sources[failure.entry]
-        state, reason = judge(Fate(False, "download", failure.kind, failure.message))
+        state, reason = judge(Fate(False, FIRST, failure.kind, failure.message))  # as status counts it
         ordered.append((failure.entry, -1, Row(failure.sid, f"sources.{failure.entry}",
                                                printable(spec.url or spec.path or ""), "", state, reason,
                                                message=failure.message)))

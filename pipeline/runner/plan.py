@@ -7,11 +7,13 @@ downloaded files; yt-dlp's listing for URLs), counts the frames the sampler woul
 estimates time and disk. Which units are done, failed or pending comes from ``run.status``, the
 same markers a run skips by. Nothing is downloaded, sampled, detected or cropped.
 
-The time estimate is per sampled frame (sample + detect + crop), plus ``SOURCE_SECONDS`` a
-source with work to do, ``RUN_SECONDS`` for the run's end and, with identity, the faces'
-embedding. Per frame: from the timings earlier runs recorded in their markers when there are any,
-else measured on the first videos available on disk for a few seconds of real decoding and
-detection, with the run's thread limits.
+The time estimate is per sampled frame (the stages whose work is measured in frames: sample,
+detect, crop), plus ``SOURCE_SECONDS`` a source with work to do, ``RUN_SECONDS`` for the run's
+end and, with a stage measured in faces (identity), the faces the frames give. Per frame: from the
+timings earlier runs recorded in their markers when there are any, else measured on the first
+videos available on disk for a few seconds of real decoding and detection, with the run's thread
+limits. The stages say what their work is measured in and how much a video has of it
+(``pipeline.stages.base``): this module names none of them.
 """
 from __future__ import annotations
 
@@ -30,13 +32,12 @@ from ..core.records import Video
 from ..sources.blocked import gated
 from ..sources.expand import Filtered, SourceFailure, cap_per_source, expand_sources
 from ..sources.ytdlp import expand_url
-from ..stages import NAMES
+from ..stages import DOWNLOADS, FACES, FRAMES, NAMES, STAGES, Rate, Stage, measured_in
 from ..state.markers import State
-from ..video import Range, VideoInfo, probe
+from ..video import VideoInfo, probe
 from ..video.probe import container_info
-from ..stages.sample import plan_for
 from .measure import Estimate, measured_estimate
-from .recorded import Embedding, embedding_estimate, recorded_estimate
+from .recorded import face_rate, read_result, recorded_estimate
 from .status import status
 
 SOURCE_SECONDS = 0.065
@@ -62,6 +63,8 @@ class PlannedVideo:
     width: int | None = None
     height: int | None = None
     frames: int | None = None  # to sample (an estimate in scene mode: None)
+    frames_made: bool = False  # the frames are on disk: ``frames`` is what a run recorded
+    downloads: int = 0  # downloads still to do
     done: list[str] = field(default_factory=list)  # stages already done
     failed: tuple[str, str, str] | None = None  # (stage, class, message)
     stages: tuple[str, ...] = NAMES  # the stages this config runs
@@ -77,7 +80,7 @@ class Plan:
     videos: list[PlannedVideo]
     failures: list[SourceFailure]  # entries that could not be listed
     estimate: Estimate | None
-    embedding: Embedding | None = None  # with identity configured and a figure known
+    per_face: Rate | None = None  # with a stage measured in faces (identity) and a figure known
     passed: int = 0  # listed videos the filters take (before --limit)
     filtered: list[Filtered] = field(default_factory=list)  # listed videos the filters leave out
 
@@ -87,11 +90,11 @@ class Plan:
 
     @property
     def frames_to_sample(self) -> int:
-        return sum(v.frames or 0 for v in self.pending if "sample" not in v.done)
+        return sum(v.frames or 0 for v in self.pending if not v.frames_made)
 
     @property
     def frames_to_process(self) -> int:
-        """Frames whose detect or crop still has to run (sampled or not)."""
+        """Frames of the videos still to do (their frames on disk or not)."""
         return sum(v.frames or 0 for v in self.pending)
 
     @property
@@ -109,23 +112,27 @@ class Plan:
         return RUN_SECONDS + self.source_seconds() * sources if sources else 0.0
 
     def seconds(self) -> float | None:
-        """Sample + detect + crop with the per-source and per-run overhead, and embedding the
-        faces with identity configured."""
+        """The frames' stages with the per-source and per-run overhead, and the faces' stages
+        (identity) when configured."""
         if self.estimate is None:
             return None
         return (self.estimate.seconds_per_frame * self.frames_to_process + self.overhead_seconds()
-                + (self.identity_seconds() or 0.0))
+                + (self.face_seconds() or 0.0))
 
     def faces(self) -> int | None:
         """Faces the pending frames should give (the detections a frame measured), or None."""
         per_frame = None if self.estimate is None else self.estimate.detections_per_frame
         return None if per_frame is None else int(math.ceil(per_frame * self.frames_to_process))
 
-    def identity_seconds(self) -> float | None:
+    def face_seconds(self) -> float | None:
         faces = self.faces()
-        if self.embedding is None or faces is None:
+        if self.per_face is None or faces is None:
             return None
-        return self.embedding.seconds_per_face * faces
+        return self.per_face.seconds * faces
+
+    @property
+    def downloads(self) -> int:
+        return sum(v.downloads for v in self.pending)
 
     def disk_bytes(self, config: Config) -> tuple[int, int, int] | None:
         """(frames bytes, crops bytes, crops at most) for the pending videos, or None."""
@@ -133,7 +140,7 @@ class Plan:
             return None
         bpp = self.estimate.frame_bpp or DEFAULT_JPEG_BPP
         frames = sum((v.frames or 0) * (v.width or 0) * (v.height or 0) for v in self.pending
-                     if "sample" not in v.done)
+                     if not v.frames_made)
         per_frame = self.estimate.detections_per_frame
         if per_frame is None:
             per_frame = config.detect.max_per_frame
@@ -143,24 +150,39 @@ class Plan:
         return int(frames * bpp), int(crops * crop_pixels * bpp), crops
 
 
-def frames_for(config: Config, video: Video, duration_s: float | None, frame_s: float = 0.0
-               ) -> int | None:
-    """How many frames the sample stage would keep (before the sharpness filter); None when
-    that depends on the content (scene mode) or the duration is unknown."""
-    ranges = tuple(Range(s.start, s.end) for s in video.segments)
-    return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
+def expected(config: Config, stages: tuple[Stage, ...], planned: PlannedVideo) -> int | None:
+    """How much work of their unit ``stages`` have in a video before any run: the first that can
+    tell says (``Stage.expected``: the sampler for frames)."""
+    for stage in stages:
+        n = stage.expected(config, planned.video, planned.duration_s, planned.frame_s)
+        if n is not None:
+            return n
+    return None
+
+
+def recorded_amount(state: State, stages: tuple[Stage, ...], planned: PlannedVideo, unit: str
+                    ) -> int | None:
+    """How much of ``unit`` a run recorded for the video: the first of ``stages`` done for it
+    whose result counts it (the frames a sampler kept), else None."""
+    for stage in stages:
+        found = read_result(state, stage, planned.video.sid) if stage.name in planned.done else None
+        if found is not None and unit in found[1].amounts():
+            return found[1].amounts()[unit]
+    return None
 
 
 def local_file(video: Video, state: State) -> Path | None:
-    """The file a video is read from, when it is on disk: a local source, or a finished download."""
+    """The file a video is read from, when it is on disk: a local source, or one a stage's
+    recorded result put there (``Result.video_file``: a finished download)."""
     if video.kind == "file":
         return Path(video.location)
-    marker = state.read("download", video.sid)
-    if marker is None or not marker.result.get("parts"):
-        return None
-    path = Path(marker.result["parts"][0]["path"])
-    path = path if path.is_absolute() else state.root / path
-    return path if path.exists() else None
+    for stage in STAGES:
+        found = read_result(state, stage, video.sid)
+        name = None if found is None else found[1].video_file()
+        if name:
+            path = Path(name) if Path(name).is_absolute() else state.root / name
+            return path if path.exists() else None
+    return None
 
 
 def describe(video: Video, state: State, listing: dict[str, dict[str, Any]]) -> PlannedVideo:
@@ -229,23 +251,26 @@ def make_plan(config: Config, limit: int | None = None, refresh: bool = False,
         claim.write()
     listing = saved_listings(state)
     report = status(config)  # the run's own done / failed / pending logic, from the markers
+    framing, downloading = measured_in(config, FRAMES), measured_in(config, DOWNLOADS)
     videos = []
     for video in expansion.videos:
         planned = describe(video, state, listing)
         planned.stages = tuple(report.stages)
-        planned.frames = frames_for(config, video, planned.duration_s, planned.frame_s)
         for stage, groups in report.stages.items():
             if video.sid in groups["done"]:
                 planned.done.append(stage)
             for sid, kind, message in groups["failed"]:
                 if sid == video.sid and planned.failed is None:
                     planned.failed = (stage, kind, message)
-        if "sample" in planned.done:
-            marker = state.read("sample", video.sid)
-            planned.frames = marker.result.get("frames", planned.frames) if marker else planned.frames
+        planned.frames = recorded_amount(state, framing, planned, FRAMES)
+        planned.frames_made = planned.frames is not None
+        if not planned.frames_made:
+            planned.frames = expected(config, framing, planned)
+        planned.downloads = sum(expected(config, (s,), planned) or 0 for s in downloading
+                                if s.name not in planned.done)
         videos.append(planned)
-    plan = Plan(root, videos, expansion.failures, recorded_estimate(state),
-                embedding_estimate(config, state), len(listed.videos), listed.filtered)
+    plan = Plan(root, videos, expansion.failures, recorded_estimate(config, state),
+                face_rate(config, state), len(listed.videos), listed.filtered)
     if plan.estimate is None and measure:
         # the run's native thread limits, or spinning OpenMP threads fight the decoder's on a small
         # machine and the measurement comes out many times the run's per-frame time
@@ -333,17 +358,18 @@ def plan_lines(plan: Plan, config: Config) -> list[str]:
     if plan.estimate is None:
         lines.append("time: no estimate (no earlier run, and no video on disk to measure)")
     else:
-        downloads = sum(v.video.kind == "url" and "download" not in v.done for v in plan.pending)
-        embed = plan.identity_seconds()
-        identity = "" if embed is None or plan.embedding is None else (
-            f"; identity: {_span(embed)} for about {plan.faces()} faces at "
-            f"{1000 * plan.embedding.seconds_per_face:.0f} ms, {plan.embedding.source}")
-        lines.append(f"time: about {_span(seconds)} for sample + detect + crop"
-                     + (" + identity" if identity else "")
+        framing = " + ".join(s.name for s in measured_in(config, FRAMES))
+        facing = " + ".join(s.name for s in measured_in(config, FACES))
+        embed = plan.face_seconds()
+        faces = "" if embed is None or plan.per_face is None else (
+            f"; {facing}: {_span(embed)} for about {plan.faces()} faces at "
+            f"{1000 * plan.per_face.seconds:.0f} ms, {plan.per_face.source}")
+        lines.append(f"time: about {_span(seconds)} for {framing}"
+                     + (f" + {facing}" if faces else "")
                      + f" ({plan.estimate.seconds_per_frame:.3f} s/frame; {plan.estimate.source}; "
                        f"{_span(plan.overhead_seconds())} for opening {len(plan.pending)} source(s) at "
                        f"{1000 * plan.source_seconds():.0f} ms each and finishing the run"
-                     + identity + ")" + (f", plus {downloads} download(s)" if downloads else ""))
+                     + faces + ")" + (f", plus {plan.downloads} download(s)" if plan.downloads else ""))
         disk = plan.disk_bytes(config)
         if disk is not None:
             lines.append(f"disk: about {_size(disk[0])} of frames, {_size(disk[1])} of crops "

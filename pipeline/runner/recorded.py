@@ -1,68 +1,94 @@
-"""What earlier runs recorded, for ``plan``'s estimates: seconds a frame from the markers of
-finished units, seconds a face from the identity markers, and JPEG bytes a pixel of the frames
-on disk. A figure recorded on this machine with this config beats a fresh measurement."""
+"""What earlier runs recorded, for ``plan``'s estimates: seconds a frame and a face from the
+markers of the stages whose work is measured in frames or faces (``Stage.work``), the faces a
+frame gave, and JPEG bytes a pixel of the frames on disk. A figure recorded on this machine with
+this config beats a fresh measurement.
+
+No stage is named: the stages say their unit, and their results what they did of it
+(``Result.amounts``), so a new stage measured in frames adds its recorded seconds to the
+per-frame figure."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from ..config.schema import Config
 from ..core.layout import OutputLayout
-from ..state.markers import State
+from ..stages import FACES, FRAMES, Rate, Result, Stage, measured_in
+from ..state.markers import Marker, State
 from .measure import Estimate
 
-EMBED_SECONDS = {"dlib": 0.0907}
-"""Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
-section (dlib, 90.7 ms a face on a 2-core machine; docs/identity.md). sface: not measured."""
+
+@dataclass
+class Recorded:
+    """What the stages of one unit recorded over the sources that went through all of them."""
+
+    seconds: float = 0.0
+    units: int = 0
+    made: dict[str, int] = field(default_factory=dict)  # the other units their results count
 
 
-@dataclass(frozen=True)
-class Embedding:
-    """Seconds to embed one face (the identity stage), and where the number comes from."""
+def read_result(state: State, stage: Stage, sid: str) -> tuple[Marker, Result] | None:
+    """A source's marker of ``stage`` and the result it recorded, when both can be read."""
+    marker = state.read(stage.name, sid)
+    result = None if marker is None else stage.read(marker.result)
+    return None if marker is None or result is None else (marker, result)
 
-    seconds_per_face: float
-    source: str
 
-
-def recorded_estimate(state: State) -> Estimate | None:
-    """Seconds per frame from the markers of units earlier runs finished, when there are any."""
-    seconds, frames, detections = 0.0, 0, 0
-    for marker_path in state.layout.stage_dir("sample").glob("*.json"):
+def recorded(state: State, stages: tuple[Stage, ...], unit: str) -> Recorded:
+    """The seconds ``stages`` took over the sources with a marker of each, and the units of
+    ``unit`` they did (the first of their results that counts it says); a source that did none
+    is left out, its time being the source's own (``plan`` counts that per source)."""
+    total = Recorded()
+    if not stages:
+        return total
+    for marker_path in state.layout.stage_dir(stages[0].name).glob("*.json"):
         sid = marker_path.stem
         if sid.endswith(".error"):
             continue
-        sampled, detected, cropped = (state.read(stage, sid) for stage in ("sample", "detect", "crop"))
-        if sampled is None or detected is None or cropped is None:
+        found = [read_result(state, stage, sid) for stage in stages]
+        read = [f for f in found if f is not None]
+        if len(read) < len(stages):
             continue
-        n = sampled.result.get("frames", 0)
-        if n <= 0:
+        amounts = [result.amounts() for _, result in read]
+        units = next((a[unit] for a in amounts if unit in a), 0)
+        if units <= 0:
             continue
-        seconds += sampled.seconds + detected.seconds + cropped.seconds
-        frames += n
-        detections += detected.result.get("detections", 0)
-    if frames == 0 or seconds <= 0:
-        return None
-    return Estimate(seconds / frames, f"timings of {frames} frames processed by earlier runs",
-                    detections / frames, _frames_bpp(state.root))
+        total.seconds += sum(marker.seconds for marker, _ in read)
+        total.units += units
+        for made in amounts:
+            for other, n in made.items():
+                if other != unit:
+                    total.made[other] = total.made.get(other, 0) + n
+    return total
 
 
-def embedding_estimate(config: Config, state: State) -> Embedding | None:
-    """Seconds a face for the identity stage: from what earlier runs recorded, else the
-    model's benchmark figure (``EMBED_SECONDS``); None without identity or a figure."""
-    if config.identity is None:
+def recorded_estimate(config: Config, state: State) -> Estimate | None:
+    """Seconds per frame from the markers of units earlier runs finished, when there are any."""
+    frames = recorded(state, measured_in(config, FRAMES), FRAMES)
+    if frames.units == 0 or frames.seconds <= 0:
         return None
-    markers = [state.read("identity", p.stem) for p in state.layout.stage_dir("identity").glob("*.json")
-               if not p.stem.endswith(".error")]
-    faces = sum(m.result.get("embedded", 0) for m in markers if m is not None)
-    seconds = sum(m.seconds for m in markers if m is not None)
-    if faces > 0 and seconds > 0:
-        return Embedding(seconds / faces, f"timings of {faces} faces embedded by earlier runs")
-    if config.identity.model in EMBED_SECONDS:
-        return Embedding(EMBED_SECONDS[config.identity.model],
-                         f"{config.identity.model}'s benchmark figure")
-    return None
+    return Estimate(frames.seconds / frames.units,
+                    f"timings of {frames.units} frames processed by earlier runs",
+                    frames.made.get(FACES, 0) / frames.units, _frames_bpp(state.root))
+
+
+def face_rate(config: Config, state: State) -> Rate | None:
+    """Seconds a face for the stages measured in faces: from what earlier runs recorded, else
+    the sum of their benchmark figures (``Stage.benchmark``); None without such a stage (no
+    ``identity``) or a figure."""
+    stages = measured_in(config, FACES)
+    if not stages:
+        return None
+    faces = recorded(state, stages, FACES)
+    if faces.units > 0 and faces.seconds > 0:
+        return Rate(faces.seconds / faces.units, f"timings of {faces.units} faces embedded by earlier runs")
+    figures = [stage.benchmark(config) for stage in stages]
+    known = [f for f in figures if f is not None]
+    if len(known) < len(figures):
+        return None
+    return Rate(sum(f.seconds for f in known), "; ".join(f.source for f in known))
 
 
 def _frames_bpp(root: Path, limit: int = 50) -> float | None:
@@ -75,5 +101,3 @@ def _frames_bpp(root: Path, limit: int = 50) -> float | None:
         size += jpg.stat().st_size
         pixels += image.shape[0] * image.shape[1] * 64
     return size / pixels if pixels else None
-
-

@@ -78,8 +78,8 @@ def _list_folder(folder: Path, output: Path) -> list[Path]:
     return sorted(found)
 
 
-def _path_videos(spec: Source, index: int, output: Path) -> list[Video]:
-    path = Path(spec.path)  # type: ignore[arg-type]
+def _path_videos(spec: Source, path: Path, index: int, output: Path) -> list[Video]:
+    """The videos of ``spec``'s ``path`` (a file, or a folder searched for videos)."""
     if not path.exists():
         raise FileNotFoundError(no_such_path(path))
     files = _list_folder(path, output) if path.is_dir() else [path]
@@ -100,7 +100,7 @@ def local_source_problems(config: Config) -> list[str]:
         if spec.path is None:
             continue
         try:
-            _path_videos(spec, index, output)
+            _path_videos(spec, Path(spec.path), index, output)
         except FileNotFoundError as exc:
             problems.append(f"sources.{index}.path: {exc}")
     return problems
@@ -135,7 +135,7 @@ def expand_sources(config: Config, state: State, expander: Expander | None = Non
     for index, spec in enumerate(config.sources):
         try:
             if spec.path is not None:
-                videos = _path_videos(spec, index, output)
+                videos = _path_videos(spec, Path(spec.path), index, output)
             else:
                 videos, filtered = _cached_url_videos(config, index, state, expander, ytdlp_options,
                                                       refresh)

@@ -2,14 +2,15 @@
 each, each with a ``Stage`` object and its result dataclass; ``base.py`` says what one is).
 
 ``STAGES`` is the one list the run, ``status``, ``plan`` and ``--force`` read: a new stage is a
-new module and one entry here. ``FUSED`` declares the stages that run as one pass where that
-gives the same outputs (``overlapped.py``); the runner asks it, and names no stage.
+new module and one entry here (``plan`` takes the stages by the unit their work is measured in,
+``measured_in``). ``FUSED`` declares the stages that run as one pass where that gives the same
+outputs (``overlapped.py``); the runner asks it, and names no stage.
 """
 from __future__ import annotations
 
 from ..config.schema import Config
 from . import crop, detect, download, identity, overlapped, sample
-from .base import Context, Fused, Produced, Result, Results, Stage
+from .base import DOWNLOADS, FACES, FRAMES, Context, Fused, Produced, Rate, Result, Results, Stage
 
 STAGES: tuple[Stage, ...] = (download.STAGE, sample.STAGE, detect.STAGE, crop.STAGE, identity.STAGE)
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
@@ -25,5 +26,10 @@ def active(config: Config) -> tuple[Stage, ...]:
     return tuple(s for s in STAGES if s.enabled(config))
 
 
-__all__ = ["FIRST", "FUSED", "NAMES", "STAGES", "Context", "Fused", "Produced", "Result", "Results",
-           "Stage", "active"]
+def measured_in(config: Config, unit: str) -> tuple[Stage, ...]:
+    """The stages this config runs whose work ``plan`` measures in ``unit`` (``Stage.work``)."""
+    return tuple(s for s in active(config) if s.work == unit)
+
+
+__all__ = ["DOWNLOADS", "FACES", "FIRST", "FRAMES", "FUSED", "NAMES", "STAGES", "Context", "Fused",
+           "Produced", "Rate", "Result", "Results", "Stage", "active", "measured_in"]

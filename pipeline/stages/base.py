@@ -15,6 +15,11 @@ run report show (``counts``).
 
 One pass may stand in for several stages' ``run``: ``pipeline.stages.FUSED`` declares it (the
 sample, detect and crop stages run as one pipeline over the frames, giving the same outputs).
+
+What ``plan`` estimates of a stage it asks the stage too: the unit its work is measured in
+(``Stage.work``), how much of it a video has before any run (``Stage.expected``), how much a
+result did (``Result.amounts``), and a figure for when no run recorded any (``Stage.benchmark``).
+Its recorded seconds are then summed with those of the other stages measured in that unit.
 """
 from __future__ import annotations
 
@@ -26,6 +31,22 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ..config.schema import Config
 from ..core.records import Video
+
+
+FRAMES = "frames"
+"""The sampled frames: what a sampler's settings say before a run, timed per frame."""
+FACES = "faces"
+"""The faces (detections) the frames give, at the rate a measured or recorded frame gave them."""
+DOWNLOADS = "downloads"
+"""One a URL source: counted, not timed (a download's time is the host's)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Seconds a unit of work takes, and where the figure comes from (``plan`` says it)."""
+
+    seconds: float
+    source: str
 
 
 class Result(ABC):
@@ -58,6 +79,17 @@ class Result(ABC):
         """What the run keeps of this result about its source besides counts: ``detector``
         (which model and backend found its boxes) and ``title`` (when the source had none)."""
         return {}
+
+    def amounts(self) -> dict[str, int]:
+        """The work this result records, by unit (``FRAMES`` kept, ``FACES`` found or embedded):
+        ``plan`` divides the recorded seconds of the stages measured in a unit by the first of
+        their results that counts it, and learns the faces a frame gives from the others."""
+        return {}
+
+    def video_file(self) -> str | None:
+        """The file its source is read from, when this result put it on disk (a download);
+        absolute or relative to the output folder. ``plan`` probes it for length and size."""
+        return None
 
 
 R = TypeVar("R", bound=Result)
@@ -107,11 +139,27 @@ class Stage(ABC, Generic[R]):
 
     name: ClassVar[str]  # its folder under ``state/`` and its name in ``--force``, ``status``, summaries
     version: ClassVar[str]  # part of the fingerprint: bumping it redoes this stage and the later ones
-    result: ClassVar[type[Result]]  # its result's type: how its marker is read back
+    result: ClassVar[type[Result]]  # its result's type (R's class): how its marker is read back
+
+    work: ClassVar[str | None] = None
+    """What ``plan`` measures the stage's work in (``FRAMES``, ``FACES``, ``DOWNLOADS``); None:
+    nothing it estimates."""
 
     def enabled(self, config: Config) -> bool:
         """Whether this config runs the stage (a disabled stage is not looped over at all)."""
         return True
+
+    def expected(self, config: Config, video: Video, duration_s: float | None, frame_s: float
+                 ) -> int | None:
+        """How many units of its ``work`` ``video`` has before any run, for ``plan`` (``frame_s``:
+        one frame's duration, 0 when unknown); None when it cannot tell, or another stage of the
+        same unit says (the sampler knows the frames, the stages after it do not)."""
+        return None
+
+    def benchmark(self, config: Config) -> Rate | None:
+        """Seconds a unit of its ``work`` takes when no earlier run recorded any (a benchmark
+        figure); None when there is none."""
+        return None
 
     def preload(self, config: Config) -> None:
         """Load what every unit of the stage needs (a detector's weights) once in the run's
@@ -134,7 +182,7 @@ class Stage(ABC, Generic[R]):
             ok = all(type(n) is int for n in result.counts().values())
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return result if ok else None  # type: ignore[return-value]
+        return result if ok else None  # type: ignore[return-value]  # a ClassVar cannot name R
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,9 @@ import numpy as np
 from ..algo.cluster import distances
 from ..config.schema import Config, Detect
 from ..core.detections import Detections
-from ..embedders import Face, embedder_class
+from ..detectors.loaded import loaded_detector
+from ..embedders import Face, create_embedder, embedder_class
 from ..io.files import file_digest
-from .detect import _detector
-from .identity import embedder_for
 
 BLOCKS = 6
 """Pixelation blocks along a face's grown box at most (measured above)..."""
@@ -206,7 +205,7 @@ def for_config(config: Config) -> Bystanders | None:
     detector, min_score = None, config.detect.min_score
     if config.detect.model != "yunet":
         face = face_section(config)
-        detector, min_score = _face_detector(face), face.min_score
+        detector, min_score = loaded_detector(face), face.min_score
     return Bystanders(min_score, detector, named_people(config))
 
 
@@ -223,10 +222,6 @@ def face_section(config: Config) -> Detect:
                   tiles=config.detect.tiles)
 
 
-def _face_detector(section: Detect) -> Any:
-    return _detector(section)
-
-
 def named_people(config: Config) -> NamedPeople | None:
     """The references' vectors when ``identity.blur`` asks to keep them sharp."""
     ident = config.identity
@@ -236,7 +231,7 @@ def named_people(config: Config) -> NamedPeople | None:
     from ..steps.identity import reference_vectors
 
     refs = reference_vectors(config)
-    return NamedPeople(embedder_for(config), np.stack([r.vector for r in refs]),
+    return NamedPeople(create_embedder(ident.model), np.stack([r.vector for r in refs]),
                        ident.max_distance, embedder_class(ident.model).metric)
 
 
@@ -248,10 +243,10 @@ def fingerprint_parts(config: Config) -> list[Any]:
     parts: list[Any] = [{"blur": VERSION, "blocks": BLOCKS, "min_block": MIN_BLOCK, "margin": MARGIN}]
     if config.detect.model != "yunet":
         face = face_section(config)
-        parts.append([face.model_dump(), _face_detector(face).version])
+        parts.append([face.model_dump(), loaded_detector(face).version])
     ident = config.identity
     if ident is not None and ident.blur is not None:
-        parts.append({"embedder": embedder_for(config).version, "max_distance": ident.max_distance,
+        parts.append({"embedder": create_embedder(ident.model).version, "max_distance": ident.max_distance,
                       "references": {name: [file_digest(Path(p).expanduser()) for p in photos]
                                      for name, photos in sorted(ident.references.items())}})
     return parts

@@ -36,7 +36,7 @@ from ..io.files import fresh_tmp_dir, read_jsonl, replace_dir, write_image, writ
 from ..state.markers import fingerprint
 from ..algo.track import track_hits
 from ..video import sharpness
-from .base import Context, Produced, Result, Results, Stage
+from .base import FRAMES, Context, Produced, Result, Results, Stage
 
 VERSION = "2"  # 2: dropped crops listed with their reason; track, quality and hash per crop
 
@@ -329,6 +329,7 @@ def _score_and_select(rows: list[dict[str, Any]], c: Crop) -> None:
 
 class CropStage(Stage[CropResult]):
     name, version, result = "crop", VERSION, CropResult
+    work = FRAMES
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.config, upstream)

@@ -11,7 +11,6 @@ the frames between get the boxes of the tracks interpolated (their rows say ``de
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from ..core.layout import OutputLayout
 from ..config.schema import Config, Detect
 from ..core.detections import Detections
+from ..detectors.loaded import loaded_detector
 from ..io.overlap import prefetch
 from ..io.progress import bar
 from ..core.records import Video
@@ -28,24 +28,14 @@ from ..io.files import read_jsonl, write_jsonl
 from ..state.markers import fingerprint
 from ..algo.appearance import Looks
 from ..algo.track import TrackParams, interpolate, track
-from .base import Context, Produced, Result, Results, Stage
+from .base import FACES, FRAMES, Context, Produced, Result, Results, Stage
 
 VERSION = "2"  # 2: track ids, detect.every, tiles and upscaling
 
 
-@lru_cache(maxsize=4)
-def _detector(section: Detect):
-    """One detector per process and config: loading weights once, not per source."""
-    # lazy: the detectors (onnxruntime) add 80 ms to every command's start, --help included
-    from ..detectors.registry import create_detector
-
-    return create_detector(section.model, backend=section.backend, weights=section.weights,
-                           input_size=section.input_size, tiles=section.tiles,
-                           upscale=section.upscale)
-
-
 def detector_for(config: Config):
-    return _detector(config.detect)
+    """The config's detector, loaded once a process (``pipeline.detectors.loaded``)."""
+    return loaded_detector(config.detect)
 
 
 @dataclass(frozen=True)
@@ -71,6 +61,9 @@ class DetectResult(Result):
 
     def facts(self) -> dict[str, str]:
         return {"detector": self.detector}
+
+    def amounts(self) -> dict[str, int]:
+        return {FACES: self.detections}
 
 
 def stage_fingerprint(config: Config, upstream: str) -> str:
@@ -174,6 +167,7 @@ def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect, f
 
 class DetectStage(Stage[DetectResult]):
     name, version, result = "detect", VERSION, DetectResult
+    work = FRAMES
 
     def preload(self, config: Config) -> None:
         detector_for(config)

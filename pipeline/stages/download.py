@@ -26,7 +26,7 @@ from ..io.files import write_json
 from ..state.markers import fingerprint
 from ..sources.blocked import HostGate
 from ..video import probe
-from .base import Context, Produced, Result, Results, Stage
+from .base import DOWNLOADS, Context, Produced, Result, Results, Stage
 
 VERSION = "1"
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class DownloadResult(Result):
     def facts(self) -> dict[str, str]:
         title = self.info.get("title")
         return {"title": title} if title else {}
+
+    def video_file(self) -> str | None:
+        return self.parts[0].path if self.parts else None
 
 
 def stage_fingerprint(video: Video, config: Config) -> str:
@@ -279,6 +282,12 @@ def run(video: Video, config: Config, root: Path, progress: bool = False) -> Pro
 
 class DownloadStage(Stage[DownloadResult]):
     name, version, result = "download", VERSION, DownloadResult
+    work = DOWNLOADS
+
+    def expected(self, config: Config, video: Video, duration_s: float | None, frame_s: float
+                 ) -> int | None:
+        """A URL is one download; a local file is taken in place."""
+        return 1 if video.kind == "url" else 0
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.video, ctx.config)

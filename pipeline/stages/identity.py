@@ -28,9 +28,12 @@ from ..algo.quality import KEPT
 from ..core.records import Video
 from ..io.files import read_jsonl, write_atomic
 from ..state.markers import fingerprint
-from .base import Context, Produced, Result, Results, Stage
+from .base import FACES, Context, Produced, Rate, Result, Results, Stage
 
 VERSION = "1"
+EMBED_SECONDS = {"dlib": 0.0907}
+"""Seconds to embed one face when no earlier run recorded any: scripts/bench.py's identity
+section (dlib, 90.7 ms a face on a 2-core machine; docs/identity.md). sface: not measured."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class IdentityResult(Result):
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> IdentityResult:
         return cls(raw.get("embedded", 0), raw.get("model", ""), raw.get("ms_per_embedding"))
+
+    def amounts(self) -> dict[str, int]:
+        return {FACES: self.embedded}
 
 
 def embedder_for(config: Config) -> Embedder:
@@ -118,9 +124,17 @@ def configured(config: Config) -> bool:
 
 class IdentityStage(Stage[IdentityResult]):
     name, version, result = "identity", VERSION, IdentityResult
+    work = FACES
 
     def enabled(self, config: Config) -> bool:
         return configured(config)
+
+    def benchmark(self, config: Config) -> Rate | None:
+        ident = config.identity
+        figure = None if ident is None else EMBED_SECONDS.get(ident.model)
+        if ident is None or figure is None:
+            return None
+        return Rate(figure, f"{ident.model}'s benchmark figure")
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.config, upstream)

@@ -24,7 +24,7 @@ from ..core.records import Video
 from ..io.files import fresh_tmp_dir, replace_dir, write_image, write_jsonl
 from ..state.markers import fingerprint
 from ..video import Range, SamplePlan, iter_samples, probe
-from .base import Context, Produced, Result, Results, Stage
+from .base import FRAMES, Context, Produced, Result, Results, Stage
 from .download import DownloadResult, VideoPart
 
 VERSION = "1"
@@ -99,6 +99,9 @@ class SampleResult(Result):
     def busy(self) -> dict[str, float]:
         return dict((self.overlapped or {}).get("busy_s", {}))
 
+    def amounts(self) -> dict[str, int]:
+        return {FRAMES: self.frames}
+
 
 @dataclass
 class Tally:
@@ -168,6 +171,14 @@ def run(video: Video, config: Config, root: Path, parts: tuple[VideoPart, ...],
 
 class SampleStage(Stage[SampleResult]):
     name, version, result = "sample", VERSION, SampleResult
+    work = FRAMES
+
+    def expected(self, config: Config, video: Video, duration_s: float | None, frame_s: float
+                 ) -> int | None:
+        """The frames it would keep (before the sharpness filter); None when that depends on the
+        content (scene mode) or the duration is unknown."""
+        ranges = tuple(Range(s.start, s.end) for s in video.segments)
+        return plan_for(config.sample, ranges).expected_count(duration_s, frame_s)
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.video, ctx.config, upstream)

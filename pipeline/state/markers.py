@@ -61,10 +61,12 @@ class State:
 
     def read(self, stage: str, sid: str) -> Marker | None:
         raw = read_json_object(self.marker_path(stage, sid))
+        if raw is None:
+            return None
         try:
-            marker = Marker(raw["fingerprint"], raw["outputs"], raw["result"],  # type: ignore[index]
-                            raw.get("seconds", 0.0), raw.get("digests"))  # type: ignore[union-attr]
-        except (TypeError, KeyError):
+            marker = Marker(raw["fingerprint"], raw["outputs"], raw["result"], raw.get("seconds", 0.0),
+                            raw.get("digests"))
+        except KeyError:
             return None
         shapes = (isinstance(marker.outputs, list) and all(isinstance(o, str) for o in marker.outputs)
                   and isinstance(marker.result, dict)

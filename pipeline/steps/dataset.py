@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..algo.dedupe import dedupe
 from ..algo.quality import DROPPED, KEPT, reason_counts
@@ -96,11 +96,12 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     return report
 
 
-def apply_dedupe(rows: list[dict[str, Any]], max_distance: int, scope: str) -> int:
+def apply_dedupe(rows: list[dict[str, Any]], max_distance: int, scope: Literal["source", "all"]
+                 ) -> int:
     """Mark kept rows that nearly duplicate a better kept row ``dropped``/``duplicate`` with
     ``duplicate_of`` (see ``pipeline.algo.dedupe``); returns how many. Rejected rows take no part,
     so a crop a reviewer threw out never stands for the copies of a good one."""
-    duplicate_of = dedupe([r for r in rows if r["status"] == KEPT], max_distance, scope)  # type: ignore[arg-type]
+    duplicate_of = dedupe([r for r in rows if r["status"] == KEPT], max_distance, scope)
     for row in rows:
         if row["crop_id"] in duplicate_of:
             row.update(status=DROPPED, drop_reason="duplicate", dataset_file=None,

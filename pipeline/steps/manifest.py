@@ -24,9 +24,8 @@ from .splits import assign_split, assign_splits
 
 def crop_label(video: Video, segment: int, cls: str) -> str:
     """A segment's label, else the source's label, else the detected class (face / person)."""
-    if 0 <= segment < len(video.segments) and video.segments[segment].label:
-        return video.segments[segment].label  # type: ignore[return-value]
-    return video.label or cls
+    label = video.segments[segment].label if 0 <= segment < len(video.segments) else None
+    return label or video.label or cls
 
 
 @dataclass

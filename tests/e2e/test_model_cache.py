@@ -19,11 +19,11 @@ pytestmark = pytest.mark.usefixtures("official_urls")  # these tests serve files
 @pytest.fixture
 def fresh_detectors():
     """Runs in this process keep their detector per config; these tests need a new one."""
-    from pipeline.stages import detect
+    from pipeline.detectors.loaded import loaded_detector
 
-    detect._detector.cache_clear()
+    loaded_detector.cache_clear()
     yield
-    detect._detector.cache_clear()
+    loaded_detector.cache_clear()
 
 
 def one_source_run(tmp_path: Path, name: str):

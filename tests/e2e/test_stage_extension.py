@@ -1,6 +1,7 @@
 """A stage that reports counts is one module (here: this one) and an entry in ``STAGES``: a
 real run of the demo videos through the library API shows its counts in ``summary.json``, in
-``status`` and in the run log, with no other module told about it."""
+``status`` and in the run log, and ``plan`` times its work per frame, with no other module told
+about it."""
 from __future__ import annotations
 
 import json
@@ -14,9 +15,10 @@ import pipeline
 from pipeline import stages
 from pipeline.cli.render import print_status
 from pipeline.config.load import parse_config
-from pipeline.stages import Context, Produced, Result, Results, Stage
+from pipeline.runner.plan import plan_lines
+from pipeline.stages import FRAMES, Context, Produced, Result, Results, Stage
 from pipeline.stages.crop import CropResult
-from pipeline.state.markers import fingerprint
+from pipeline.state.markers import State, fingerprint
 from helpers.demo import make_config
 
 pytestmark = pytest.mark.slow  # a whole run
@@ -39,7 +41,7 @@ class FilesResult(Result):
 
 
 class FilesStage(Stage[FilesResult]):
-    name, version, result = "files", "1", FilesResult
+    name, version, result, work = "files", "1", FilesResult, FRAMES
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return fingerprint(self.version, upstream)
@@ -78,3 +80,13 @@ def test_a_new_stage_reports_its_counts_everywhere(tmp_path, monkeypatch, caplog
     again = pipeline.run(config, progress=False, log=lambda _m: None)  # resumes: nothing to redo
     assert all(how == "skipped" for o in again.outcomes for how in o.stages.values())
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["crop_files"] == on_disk
+
+    # plan's seconds a frame: what every stage measured in frames recorded, this one's included
+    state, sids = State(tmp_path / "out"), [o.sid for o in report.outcomes]
+    seconds = sum(state.read(s.name, sid).seconds for s in stages.STAGES if s.work == FRAMES
+                  for sid in sids)
+    frames = sum(state.read("sample", sid).result["frames"] for sid in sids)
+    plan = pipeline.plan(config, measure=False)
+    assert plan.estimate.seconds_per_frame == pytest.approx(seconds / frames)
+    assert any(line.startswith("time: about 0.0 s for sample + detect + crop + files (")
+               for line in plan_lines(plan, config))

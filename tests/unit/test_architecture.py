@@ -1,5 +1,6 @@
 """The package's shape, checked from its source: imports run one way (no cycles), no module
-grows past MAX_LINES, and an import inside a function says why it is there.
+grows past MAX_LINES, an import inside a function says why it is there, and a stage never
+imports another stage (only the result types it looks its inputs up by).
 
 The convention for that last one: the import, or the first import of the run of imports it
 belongs to, has a ``# lazy: <reason>`` comment on its line or on the line just above (the
@@ -130,6 +131,46 @@ def unexplained_lazy_imports(package: Path) -> list[str]:
     return sorted(found)
 
 
+def _defines_stage(tree: ast.Module) -> bool:
+    return any(isinstance(t, ast.Name) and t.id == "STAGE"
+               for s in tree.body if isinstance(s, ast.Assign) for t in s.targets)
+
+
+def stage_crossings(package: Path) -> list[str]:
+    """Where a stage module (one of ``stages/`` that defines ``STAGE``), or a module of
+    ``stages/`` it imports (such as the crop stage's ``blur``), imports another stage
+    module or anything of one but a class (its result, and the records in it): each as
+    ``stage: importer imports name from module``. Imports inside functions count too."""
+    prefix = f"{package.name}.stages."
+    trees = {name: ast.parse(path.read_text(encoding="utf-8"))
+             for name, path in modules(package).items() if name.startswith(prefix)}
+    stages = {name for name, tree in trees.items() if _defines_stage(tree)}
+    classes = {name: {s.name for s in tree.body if isinstance(s, ast.ClassDef)}
+               for name, tree in trees.items()}
+    found: set[str] = set()
+    for stage in stages:
+        others, seen, todo = stages - {stage}, set(), [stage]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node in ast.walk(trees[name]):
+                if isinstance(node, ast.Import):
+                    found |= {f"{stage}: {name} imports {a.name}" for a in node.names
+                              if a.name in others}
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                base = _target(name, node, False)
+                for alias in node.names:
+                    whole = f"{base}.{alias.name}"
+                    if whole in others or (base in others and alias.name not in classes[base]):
+                        found.add(f"{stage}: {name} imports {alias.name} from {base}")
+                    elif whole in trees or (base in trees and base not in stages):
+                        todo.append(whole if whole in trees else base)
+    return sorted(found)
+
+
 # ----------------------------------------------------------------------------- the package itself
 
 def test_no_import_cycles():
@@ -143,6 +184,10 @@ def test_no_module_over_the_line_limit():
 
 def test_every_import_inside_a_function_says_why():
     assert unexplained_lazy_imports(PACKAGE) == []
+
+
+def test_no_stage_imports_another_stage():
+    assert stage_crossings(PACKAGE) == []
 
 
 # ----------------------------------------------------------------------------- the checks can fail
@@ -207,3 +252,17 @@ def test_the_public_api_is_there_and_importing_pipeline_changes_nothing():
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         import pipeline
         pipeline.nothing  # noqa: B018
+
+
+def test_a_stage_reaching_another_stage_is_named(tmp_path):
+    """A stage may import an earlier stage's result class (``inputs[ItsResult]``), never its
+    functions or module, also not through another module of ``stages/``."""
+    package = _package(tmp_path, {
+        "__init__.py": "", "stages/__init__.py": "from . import a, b, c, d\n",
+        "stages/a.py": "class AResult:\n    pass\n\n\ndef cover():\n    pass\n\n\nSTAGE = 1\n",
+        "stages/b.py": "from .a import AResult\n\nSTAGE = 2\n",
+        "stages/c.py": "from .h import x\n\nSTAGE = 3\n",
+        "stages/h.py": "from .a import cover\n\nx = 1\n",
+        "stages/d.py": "def run():\n    # lazy: test\n    from . import b\n\n\nSTAGE = 4\n"})
+    assert stage_crossings(package) == ["pkg.stages.c: pkg.stages.h imports cover from pkg.stages.a",
+                                        "pkg.stages.d: pkg.stages.d imports b from pkg.stages"]

@@ -12,7 +12,7 @@ from helpers.support import cli
 
 from pipeline.evaluate.matching import match_frame
 from pipeline.evaluate.predictions import RunBox
-from pipeline.evaluate.truth import TruthBox, read_truth
+from pipeline.evaluate.truth import TruthBox, TruthError, read_truth
 
 
 SID = "file-clip-0000"
@@ -165,6 +165,17 @@ def test_coco_reader_takes_frame_numbers_tracks_and_crowds(tmp_path):
     assert truth.key == "street"
     assert [(b.frame, b.box, b.identity, b.ignore) for b in truth.boxes] == [
         (3, (1, 2, 3, 4), "5", False), (12, (5, 6, 7, 8), None, True)]
+
+
+@pytest.mark.parametrize("bbox", [[1, 2, 3], [1, "two", 3, 4], None])
+def test_a_coco_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
+    """A short box used to be read as a box of three values, and a word in it stopped the
+    command with a traceback."""
+    path = tmp_path / "street.coco.json"
+    path.write_text(json.dumps({"images": [{"id": 7, "frame_index": 3}],
+                                "annotations": [{"image_id": 7, "bbox": bbox}]}))
+    with pytest.raises(TruthError, match=r"street\.coco\.json: not COCO annotations \((Value|Type)Error"):
+        read_truth(path)
 
 
 def test_csv_reader_with_or_without_header_and_several_sources(tmp_path):
