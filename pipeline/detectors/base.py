@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -29,18 +27,6 @@ CANDIDATE_MIN_SCORE = 0.3
 Why so low: the user's ``detect.min_score`` is applied afterwards with ``Detections.filtered``, so
 one detection pass serves any threshold, and scores near the cut stay visible for tuning.
 """
-
-
-@contextmanager
-def opencv_log_level(level: int) -> Iterator[None]:
-    """OpenCV's log level for the block, the caller's put back after (OpenCV logs to stderr
-    from C++, where a Python warnings filter cannot reach)."""
-    before = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(level)
-    try:
-        yield
-    finally:
-        cv2.utils.logging.setLogLevel(before)
 
 
 def downscale(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -25,6 +25,7 @@ import numpy as np
 from ..core.detections import Detections
 from .base import CANDIDATE_MIN_SCORE, DEFAULT_INPUT_SIZE, Detector, TileSpec, UpscaleSpec
 from .modelfiles import ModelError, PackagedFile, packaged, sha256_of
+from .onnxrt import OrtSession
 
 SSDLITE_ONNX = PackagedFile(
     filename="ssdlite_person.onnx",
@@ -66,34 +67,13 @@ def persons_from_outputs(boxes: np.ndarray, scores: np.ndarray, classes: np.ndar
 
 
 class _OnnxRuntime:
-    """An onnxruntime session on the CPU, as many threads as OpenCV may use: the detect stage
-    limits those when parallel workers share the cores, and the session follows."""
+    """The graph on onnxruntime (:class:`OrtSession`)."""
 
     def __init__(self, onnx: Path) -> None:
-        self._ort = import_module("onnxruntime")
-        self._onnx = onnx
-        self._threads = -1
-        self._session = self._open()
-        self.runtime = f"onnxruntime-{self._ort.__version__}"
-
-    def _open(self):
-        self._threads = cv2.getNumThreads()
-        options = self._ort.SessionOptions()
-        options.intra_op_num_threads = max(1, self._threads)
-        options.log_severity_level = 3  # the converted graph's harmless shape warnings
-        # Idle threads sleep instead of spinning: on a busy machine (the frame prefetch thread,
-        # other processes) spinning threads fight for the cores; 2 threads took 89 ms a view
-        # spinning and 22 ms not under load, 11.0 and 12.1 ms on a quiet machine.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            return self._ort.InferenceSession(str(self._onnx), options,
-                                              providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime cannot load {self._onnx}: {exc}") from exc
+        self._session = OrtSession(onnx)
+        self.runtime = self._session.runtime
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        if cv2.getNumThreads() != self._threads:
-            self._session = self._open()
         return self._session.run(list(OUTPUTS), {INPUT: batch})
 
 

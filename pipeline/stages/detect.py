@@ -26,6 +26,7 @@ from ..io.progress import bar
 from ..core.records import Video
 from ..io.files import read_jsonl, write_jsonl
 from ..state.markers import fingerprint
+from ..algo.appearance import Looks
 from ..algo.track import TrackParams, interpolate, track
 from .base import FACES, FRAMES, Context, Produced, Result, Results, Stage
 
@@ -111,14 +112,16 @@ def finish(video: Video, config: Config, root: Path, frames: list[dict[str, Any]
            found: list[Detections]) -> Produced[DetectResult]:
     """``detections/<sid>.jsonl`` written (atomically): the stage's outputs. ``found`` holds the
     detections of ``detected_frames``, in order."""
-    return write(video, config, root, tracked_rows(frames, found, config.detect), len(found))
+    rows = tracked_rows(frames, found, config.detect, OutputLayout(root).frames_dir(video.sid))
+    return write(video, config, root, rows, len(found))
 
 
-def tracked_rows(frames: list[dict[str, Any]], found: list[Detections], d: Detect
+def tracked_rows(frames: list[dict[str, Any]], found: list[Detections], d: Detect, frames_dir: Path
                  ) -> list[dict[str, Any]]:
     """The rows of ``detections/<sid>.jsonl``: every frame's row with its detections, tracks
-    joined (and boxes interpolated between detected frames)."""
-    all_dets, detected = _tracked(frames, found, d)
+    joined (and boxes interpolated between detected frames); the frames' JPEGs in ``frames_dir``
+    are read again only to check a lost track re-found (``detect.track.lost_s``)."""
+    all_dets, detected = _tracked(frames, found, d, frames_dir)
     return [{**frame, **dets.to_json(), "detected": i in detected}
             for i, (frame, dets) in enumerate(zip(frames, all_dets))]
 
@@ -134,20 +137,26 @@ def write(video: Video, config: Config, root: Path, rows: list[dict[str, Any]], 
         f"{detector.name}/{detector.backend}")
 
 
-def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect
+def track_params(d: Detect) -> TrackParams:
+    """The tracker's settings of a config's ``detect`` section."""
+    p = d.track
+    return TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed,
+                       start_score=d.min_score, lost_s=p.lost_s)
+
+
+def _tracked(frames: list[dict[str, Any]], found: list[Detections], d: Detect, frames_dir: Path
              ) -> tuple[list[Detections], set[int]]:
     """Every frame's detections with track ids (unique in the source), and the positions the
     detector ran on (``found`` holds their detections, in order)."""
     positions = detected_frames(frames, d.every)
     by_position = dict(zip(positions, found))
-    p = d.track
-    params = TrackParams(min_iou=p.min_iou, max_distance=p.max_distance, max_missed=p.max_missed,
-                         start_score=d.min_score)
+    params = track_params(d)
     out: list[Detections] = []
     next_id = 0
     for r in runs(frames):
         keys = [i for i in r if i in by_position]
-        tracked = track([by_position[i] for i in keys], params)
+        tracked = track([by_position[i] for i in keys], params, [frames[i]["t_ms"] / 1000 for i in keys],
+                        Looks([frames_dir / frames[i]["file"] for i in keys]))
         tracked = [t.with_track_ids(np.where(t.track_id >= 0, t.track_id + next_id, -1))
                    for t in tracked]
         next_id = 1 + max((int(t.track_id.max()) for t in tracked if len(t)), default=next_id - 1)

@@ -164,7 +164,7 @@ def run(ctx: Context, inputs: Results) -> Generator[Produced[Any], None, None]:
             "peak_frames_in_flight": flow.peak,
             "busy_s": {k: round(v, 2) for k, v in flow.busy.items()}})
 
-        det_rows = detect.tracked_rows(rows, [r[1] for r in results], config.detect)
+        det_rows = detect.tracked_rows(rows, [r[1] for r in results], config.detect, frames_final)
         yield detect.write(video, config, root, det_rows, len(results))
 
         crops = [with_track_ids(of_frame, det_row, config.crop) if len(det_row["boxes"]) == len(found)

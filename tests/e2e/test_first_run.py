@@ -63,8 +63,9 @@ def test_people_from_a_url_with_the_default_output(http_server, workdir, tmp_pat
 
 
 def test_the_onnx_face_detector_prints_no_opencv_warning(workdir, shared_models):
-    """OpenCV 5.1 logs a warning to stderr each time YuNet's ONNX file is loaded (its new graph
-    engine ignores the CPU target FaceDetectorYN sets): a user sees none of that."""
+    """The runtime under YuNet's ONNX file logs to stderr from C++ (OpenCV 5.1's DNN warned on
+    every load that its graph engine ignores the CPU target; onnxruntime logs at warning level):
+    a user sees none of that."""
     weights = shared_models / "yunet_test_unverified.onnx"
     (workdir / "faces.yaml").write_text(f'sources: [{{path: "{HOPPER}"}}]\n'
                                         f'detect: {{backend: onnx, weights: "{weights}"}}\n')

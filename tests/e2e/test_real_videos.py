@@ -126,8 +126,10 @@ def people(testdata, tmp_path_factory) -> Path:
 def test_person_defaults_find_more_people_without_false_boxes(people, testdata, tmp_path):
     """Every frame of tud_campus with the person defaults, as a user runs it. Before the person
     defaults were measured (min_score 0.7, views merged at IoU 0.5): recall 0.682, precision
-    0.996, 11 tracks for 8 people; now 0.735, 0.978, 9 (docs/people.md). Then
-    ``crop.min_track_hits: 2`` reruns the crop stage only and drops the one-frame track."""
+    0.996, 11 tracks for 8 people; then 0.735, 0.978, 9, and with lost tracks re-found 8
+    (docs/people.md). Then ``crop.min_track_hits: 10`` reruns the crop stage only and drops the
+    tracks detected in fewer frames (the one-frame track of before is now its walker's own, re-found
+    after 20 frames, so 2 would drop nothing)."""
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
     project = tmp_path / "people"
     shutil.copytree(people, project)
@@ -135,16 +137,17 @@ def test_person_defaults_find_more_people_without_false_boxes(people, testdata, 
     recall, precision, tracks = people_scores(read_manifest(project / "out"), gt)
     print(f"tud_campus, person defaults, every frame: recall {recall:.3f}, precision "
           f"{precision:.3f}, {tracks} tracks for {len(set(gt[:, 1]))} people")
-    assert recall >= 0.71 and precision >= 0.97 and tracks <= 10
+    assert recall >= 0.71 and precision >= 0.97 and tracks <= 8
 
-    config.write_text(config.read_text() + "crop: {min_track_hits: 2}\n")
+    config.write_text(config.read_text() + "crop: {min_track_hits: 10}\n")
     done = cli("run", str(config), "-q", cwd=project)
     assert done.returncode == 0, done.stderr
     rows = read_manifest(project / "out")
     unconfirmed = [r for r in rows if r["drop_reason"] == "unconfirmed"]
     assert unconfirmed and all(r["status"] == "dropped" and not r["dataset_file"] for r in unconfirmed)
     seen = {r["track_id"]: sum(x["track_id"] == r["track_id"] for x in rows) for r in unconfirmed}
-    assert set(seen.values()) == {1}  # each one a track of a single frame
+    assert all(n < 10 for n in seen.values())  # each a track of fewer than 10 frames
+    assert all(sum(x["track_id"] == r["track_id"] for x in rows) >= 10 for r in rows if r["status"] == "kept")
     assert people_scores(rows, gt)[2] == tracks - len(seen)
     summary = json.loads((project / "out" / "summary.json").read_text())
     assert "unconfirmed" in json.dumps(summary)
@@ -154,7 +157,9 @@ def test_person_tracks_follow_each_walker_scored_by_evaluate(people, testdata, t
     """Every frame of tud_campus with the person defaults, scored by ``evaluate`` as a user
     scores a run (docs/people.md). Before the tracks kept weak boxes that continue them and a
     smoothed velocity (and waited 10 frames, not 5): recall 0.724, precision 0.985, 5 identity
-    switches, 1.62 tracks per labelled person, 10 tracks; now 0.735, 0.978, 4, 1.50, 9."""
+    switches, 1.62 tracks per labelled person, 10 tracks; then 0.735, 0.978, 4, 1.50, 9. Before
+    the one in front took the box over two crossing walkers and lost tracks were re-found by
+    place and colours: IDF1 0.661; now 0.769, 1 switch, 1.12 tracks per person, 8 tracks."""
     clip = testdata / "persons" / "tud_campus.mp4"
     project = tmp_path / "people"
     shutil.copytree(people, project)  # evaluate writes evaluation.json into the output
@@ -166,9 +171,10 @@ def test_person_tracks_follow_each_walker_scored_by_evaluate(people, testdata, t
           f"{kept['precision']}, IDF1 {tracks['idf1']}, switches {tracks['num_switches']}, "
           f"tracks/identity {tracks['tracks_per_identity']}")
     assert kept["recall"] >= 0.73 and kept["precision"] >= 0.95
-    assert tracks["tracks_per_identity"] <= 1.5 and tracks["num_switches"] <= 4
+    assert tracks["tracks_per_identity"] <= 1.125 and tracks["num_switches"] <= 1
+    assert tracks["idf1"] >= 0.76
     rows = read_manifest(project / "out")
-    assert len({r["track_id"] for r in rows if r["status"] == "kept"}) <= 9
+    assert len({r["track_id"] for r in rows if r["status"] == "kept"}) <= 8
     assert min(float(r["score"]) for r in rows) < 0.5  # weak boxes that continue a track are in
 
 

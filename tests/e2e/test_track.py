@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from helpers.boxes import detect_clip, matched
+from helpers.boxes import detect_clip, frames, matched
 from pipeline.config.load import parse_config
 from pipeline.core.detections import Detections, box_iou
 from pipeline.runner.run import run
 from pipeline.io.files import read_jsonl
+from pipeline.algo.appearance import torso_histogram
 from pipeline.algo.track import _greedy_pairs, interpolate, track
+from pipeline.stages.detect import track_params
 from helpers.support import read_manifest
 from helpers.models import ONNX
 
@@ -39,18 +41,27 @@ def id_stability(tracked: list[Detections], gt: np.ndarray, frame_numbers: list[
 @pytest.mark.slow  # every frame of a clip, detected and tracked
 @pytest.mark.testdata
 def test_track_ids_are_stable_on_tud_campus(testdata):
+    """The person defaults' tracks (weak boxes continue them, lost ones re-found by place and
+    colours). Before the one in front took the box over two crossing walkers and a walker hidden
+    for 20 frames came back on their own track: every frame 4 id switches, 10 tracks; every 3rd
+    frame 0 and 6. Now 1 and 9, 0 and 6, for 8 people."""
     gt = np.loadtxt(testdata / "persons" / "tud_campus.gt.txt", delimiter=",", ndmin=2)
-    found, _ = detect_clip(testdata / "persons" / "tud_campus.mp4", "ssdlite-person", None,
-                           tiles="auto")
-    found = [d.filtered(min_score=0.5) for d in found]
-    for step in (1, 3):  # every frame (25 fps), and every 3rd (as sampling at 8 fps would)
-        tracked = track(found[::step])
-        stable, switches, pairs = id_stability(tracked, gt, list(range(1, len(found) + 1, step)))
+    clip_path = testdata / "persons" / "tud_campus.mp4"
+    found, _ = detect_clip(clip_path, "ssdlite-person", None, tiles="auto")
+    d = parse_config({"sources": [{"path": "clip.mp4"}], "detect": {"model": "ssdlite-person"}}).detect
+    found = [f.filtered(min_score=d.track.low_score) for f in found]
+    clip = frames(clip_path)
+    for step, most_switches, most_tracks in ((1, 1, 9), (3, 0, 6)):  # 25 fps, and 8 fps
+        keys = list(range(0, len(found), step))
+        shown = [clip[i] for i in keys]
+        tracked = track([found[i] for i in keys], track_params(d), [i / 25 for i in keys],
+                        lambda t, box, shown=shown: torso_histogram(shown[t], box))
+        stable, switches, pairs = id_stability(tracked, gt, [i + 1 for i in keys])
         n_tracks = len({t for d in tracked for t in d.track_id.tolist()})
         print(f"tud_campus, every {step} frame(s): track ids stable for {stable:.3f} of {pairs} "
               f"consecutive matched detections, {switches} id switches, {n_tracks} tracks "
               f"for {len(set(gt[:, 1]))} people")
-        assert stable >= 0.8
+        assert stable >= 0.8 and switches <= most_switches and n_tracks <= most_tracks
 
 
 @pytest.mark.slow  # every frame of a clip, detected

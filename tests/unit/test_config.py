@@ -90,7 +90,16 @@ BAD = [
     ("sources: [{path: a.mp4}]\ndetect:\n  track: {low_score: yes}\n",
      "detect.track.low_score: must be a number (got bool True) (line 3)"),
     ("sources: [{path: a.mp4}]\ndetect:\n  track: {low_scor: 0.4}\n",
-     "detect.track.low_scor: unknown key (allowed: min_iou, max_distance, max_missed, low_score) (line 3)"),
+     "detect.track.low_scor: unknown key (allowed: min_iou, max_distance, max_missed, low_score, "
+     "lost_s) (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {lost_s: -1}\n",
+     "detect.track.lost_s: must be between 0 and 60 (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {lost_s: 1000}\n",
+     "detect.track.lost_s: must be between 0 and 60 (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {lost_s: .nan}\n",
+     "detect.track.lost_s: must be a finite number (got nan) (line 3)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: {lost_s: 1s}\n",
+     "detect.track.lost_s: must be a number (got str '1s') (line 3)"),
     ("sources: [{path: a.mp4}]\ncrop: {per_track: {min_gap_s: 1}}\n",
      "crop.per_track.max: required (line 2)"),
     ("sources: [{path: a.mp4}]\ncrop: {per_track: {max: 0}}\n",
@@ -319,8 +328,10 @@ def test_defaults_follow_the_detector_class_unless_set(tmp_path):
     assert (given.detect.max_per_frame, given.crop.aspect, given.crop.size) == (7, None, 128)
     # tracks: people wait longer and keep weak boxes that continue a track; a key the config sets
     # keeps the class's other track defaults
-    assert (faces.detect.track.max_missed, faces.detect.track.low_score) == (5, None)
-    assert (people.detect.track.max_missed, people.detect.track.low_score) == (10, 0.4)
+    assert (faces.detect.track.max_missed, faces.detect.track.low_score, faces.detect.track.lost_s) \
+        == (5, None, 0)
+    assert (people.detect.track.max_missed, people.detect.track.low_score,
+            people.detect.track.lost_s) == (10, 0.4, 1.2)
     tuned = load_config(write(tmp_path, "sources: [{path: a.mp4}]\n"
                                         "detect: {model: ssdlite-person, track: {min_iou: 0.2}}\n"))
     assert (tuned.detect.track.min_iou, tuned.detect.track.max_missed, tuned.detect.track.low_score) \

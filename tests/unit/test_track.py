@@ -2,11 +2,14 @@
 clips and in a run: tests/e2e/test_track.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pipeline.core.detections import Detections
 from pipeline.stages.crop import drop_unconfirmed
+from pipeline.algo.appearance import Looks, colour_distance, torso_histogram
 from pipeline.algo.track import TrackParams, interpolate, track, track_hits
 
 
@@ -66,6 +69,79 @@ def test_two_walkers_crossing_keep_their_ids_when_one_is_hidden_at_the_crossing(
     tracked = track(seq)
     assert ids(tracked)[7] == [0, 1] and ids(tracked)[9] == [1]
     assert all(d.track_id.tolist() == [0, 1] for d in tracked[11:])  # not swapped
+
+
+def test_a_box_over_two_crossing_walkers_goes_to_the_one_in_front():
+    # A (further away: feet higher in the frame) walks left, B (nearer) right, 15 px a frame; as
+    # they cross, the detector finds one box over both for two frames, overlapping A's predicted
+    # box a little more than B's. B is in front, so B is the one seen: A waits behind B
+    def far(x: float) -> list[float]:
+        return [x, 100, 40, 100]
+
+    def near(x: float) -> list[float]:
+        return [x, 110, 44, 110]
+    seq = [frame(far(220 - 15 * t), near(100 + 15 * t)) for t in range(4)]
+    seq += [frame([155, 95, 50, 110]), frame([145, 95, 65, 110])]
+    seq += [frame(far(220 - 15 * t), near(100 + 15 * t)) for t in range(6, 10)]
+    assert ids(track(seq)) == [[0, 1]] * 4 + [[1], [1]] + [[0, 1]] * 4
+
+
+RED, BLUE = (0, 0, 200), (200, 0, 0)  # BGR
+
+
+def street(*walkers: tuple[list[float], tuple[int, int, int]]) -> np.ndarray:
+    """A grey frame with each walker's box painted in their colour."""
+    image = np.full((320, 480, 3), 128, dtype=np.uint8)
+    for (x, y, w, h), colour in walkers:
+        image[int(y):int(y + h), int(x):int(x + w)] = colour
+    return image
+
+
+def test_a_walker_hidden_for_20_frames_keeps_their_track_when_dressed_alike():
+    # 25 frames a second, 4 px a frame; hidden for 20 frames (0.8 s, longer than max_missed)
+    shown = [t for t in range(30) if not 5 <= t < 25]
+    images = [street((walker(4 * t), RED)) if t in shown else street() for t in range(30)]
+    seq = [frame(walker(4 * t)) if t in shown else Detections.empty() for t in range(30)]
+    times = [t / 25 for t in range(30)]
+
+    def look(t: int, box: np.ndarray) -> np.ndarray:
+        return torso_histogram(images[t], box)
+    assert {t for d in track(seq, TrackParams(lost_s=1.2), times, look) for t in d.track_id.tolist()} == {0}
+    assert ids(track(seq, TrackParams(), times, look))[-1] == [1]  # lost_s 0: a new track
+    assert ids(track(seq, TrackParams(lost_s=0.6), times, look))[-1] == [1]  # hidden too long
+    # someone else, dressed differently, where the walker was heading: a track of their own
+    images[25:] = [street((walker(4 * t), BLUE)) for t in range(25, 30)]
+    assert ids(track(seq, TrackParams(lost_s=1.2), times, look))[-1] == [1]
+    with pytest.raises(ValueError, match="times and images"):
+        track(seq, TrackParams(lost_s=1.2), times)
+
+
+def test_colours_tell_two_walkers_apart_where_motion_cannot():
+    # red was seen once (no velocity), blue walked beside them for 8 frames; both hidden, red
+    # comes back nearer to where blue was heading than to where red was last seen
+    def scene(t: int) -> list[tuple[list[float], tuple[int, int, int]]]:
+        return [(walker(4 * t), RED)] * (t == 0) + [(walker(60 + 4 * t), BLUE)] * (t < 8) + \
+            [(walker(4 * t), RED)] * (t >= 24)
+    images = [street(*scene(t)) for t in range(28)]
+    seq = [frame(*[box for box, _ in scene(t)]) for t in range(28)]
+
+    def look(t: int, box: np.ndarray) -> np.ndarray:
+        return torso_histogram(images[t], box)
+    tracked = track(seq, TrackParams(lost_s=1.2), [t / 25 for t in range(28)], look)
+    assert ids(tracked)[0] == [0, 1] and ids(tracked)[-1] == [0]
+
+
+def test_torso_colours_and_unreadable_frames(tmp_path):
+    image = street((walker(0), RED), (walker(100), BLUE))
+    red, blue = torso_histogram(image, np.array(walker(0))), torso_histogram(image, np.array(walker(100)))
+    assert colour_distance(red, red) == pytest.approx(0, abs=1e-3) and colour_distance(red, blue) > 0.9
+    outside = torso_histogram(image, np.array([1000, 1000, 40, 100]))
+    assert outside.sum() == 0 and colour_distance(outside, outside) == 1.0  # nothing seen: no match
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a whole jpeg")
+    looks = Looks([tmp_path / "broken.jpg", tmp_path / "gone.jpg"])
+    for position in (0, 1):
+        with pytest.raises(OSError, match="cannot read frame .*(broken|gone).jpg"):
+            looks(position, np.array(walker(0)))
 
 
 def test_a_box_that_stalls_for_a_frame_does_not_send_the_track_astray():
@@ -151,11 +227,11 @@ def test_tracks_never_span_two_segments_and_every_detects_each_segments_ends():
     from pipeline.config.schema import Detect
     from pipeline.stages.detect import _tracked, detected_frames, runs
 
-    frames = [{"t_ms": i * 100, "segment": s} for i, s in enumerate([0, 0, 0, 0, 1, 1])]
+    frames = [{"t_ms": i * 100, "segment": s, "file": f"{i}.jpg"} for i, s in enumerate([0, 0, 0, 0, 1, 1])]
     assert runs(frames) == [range(0, 4), range(4, 6)]
     assert detected_frames(frames, 2) == [0, 2, 3, 4, 5]
     assert detected_frames(frames, 1) == list(range(6))
     same = frame([10, 10, 20, 20])
-    out, detected = _tracked(frames, [same] * 5, Detect(every=2))
+    out, detected = _tracked(frames, [same] * 5, Detect(every=2), Path("frames"))
     assert detected == {0, 2, 3, 4, 5}
     assert ids(out) == [[0], [0], [0], [0], [1], [1]]  # frame 1 followed, a new track after the cut

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,8 +14,8 @@ from pipeline.detectors.modelfiles import ModelError
 from pipeline.detectors.registry import MODELS, create_detector, fetch_model, list_models
 from pipeline.detectors.registry import model_paths
 from pipeline.detectors import yunet as yunet_module
-from pipeline.detectors.base import Detector, downscale
-from pipeline.detectors.modelfiles import ModelFile
+from pipeline.detectors.base import Detector, downscale, resize_by
+from pipeline.detectors.modelfiles import ModelFile, packaged
 from pipeline.detectors.ssdlite import SSDLITE_ONNX
 from helpers.boxes import frames, iou
 from helpers.models import ONNX, closed_port_url, opencv_4, sha256
@@ -95,6 +96,73 @@ def test_yunet_finds_two_people_side_by_side(yunet, testdata):
         faces = yunet.detect(frame).filtered(min_score=0.6)
         assert len(faces) == 2
         assert iou(faces.boxes[:1], faces.boxes[1:])[0, 0] == 0
+
+
+def test_yunet_outputs_decode_to_boxes_in_the_views_pixels():
+    """Anchors in cells of the stride: centre offset and landmarks in cells, size as exp(.) cells;
+    score sqrt(cls x obj); weak anchors dropped, overlapping ones merged (64x32 view)."""
+    outputs = {}
+    for stride in yunet_module.STRIDES:
+        n = (64 // stride) * (32 // stride)
+        outputs |= {f"cls_{stride}": np.zeros((1, n, 1), np.float32),
+                    f"obj_{stride}": np.zeros((1, n, 1), np.float32),
+                    f"bbox_{stride}": np.zeros((1, n, 4), np.float32),
+                    f"kps_{stride}": np.zeros((1, n, 10), np.float32)}
+    # stride 16: 4 cells a row; anchor 5 is row 1, column 1
+    outputs["cls_16"][0, 5], outputs["obj_16"][0, 5] = 0.9, 0.4  # score 0.6
+    outputs["bbox_16"][0, 5] = [0.5, 0.25, np.log(2), 0.0]
+    outputs["kps_16"][0, 5] = [0.0, 0.0, 1.0, 0.0, 0.5, 0.5, 0.0, 1.0, 1.0, 1.0]
+    outputs["cls_8"][0, 19], outputs["obj_8"][0, 19] = 0.5, 0.5  # row 2, column 3: 0.5, overlaps
+    outputs["bbox_8"][0, 19] = [0.0, 0.0, np.log(4), np.log(2)]
+    outputs["cls_32"][0, 1], outputs["obj_32"][0, 1] = 0.2, 0.2  # 0.2: not a candidate
+    found = yunet_module.faces_from_yunet_outputs(outputs, padded_width=64)
+    assert len(found) == 1
+    np.testing.assert_allclose(found.boxes[0], [8, 12, 32, 16], atol=1e-4)
+    np.testing.assert_allclose(found.scores, [0.6], atol=1e-6)
+    np.testing.assert_allclose(found.landmarks[0], [[16, 16], [32, 16], [24, 24], [16, 32],
+                                                    [32, 32]], atol=1e-4)
+    assert yunet_module.padded(360) == 384 and yunet_module.padded(640) == 640
+
+
+def test_yunet_refuses_weights_that_are_not_yunet(tmp_path):
+    """``detect.weights`` is a file from outside: another network, or no network at all, is
+    refused in one line that says what is wrong with it."""
+    other = packaged(SSDLITE_ONNX)  # a valid ONNX file of another network
+    with pytest.raises(ModelError, match=r"ssdlite_person.onnx is not a YuNet network .* no "
+                                         r"output bbox_16, bbox_32, bbox_8, cls_16"):
+        create_detector("yunet", weights=str(other))
+    broken = tmp_path / "yunet.onnx"
+    broken.write_bytes(b"not a network")
+    with pytest.raises(ModelError, match="onnxruntime cannot load .*yunet.onnx"):
+        create_detector("yunet", weights=str(broken))
+
+
+@pytest.mark.testdata
+@pytest.mark.parametrize("clip", ["zhling_1280x720.mp4", "two_people_320x192.mp4",
+                                  "carphone_176x144.mp4", "man_640x320_bframes.mp4",
+                                  "ytf_aaron_guiel5.avi"])
+def test_yunet_onnx_gives_the_boxes_of_opencvs_face_detector(clip, shared_models, empty_models,
+                                                              testdata):
+    """The onnx backend runs the network on onnxruntime and decodes it itself: every face, score
+    and landmark is OpenCV's ``FaceDetectorYN``'s on the same view (upscaled, downscaled, odd
+    sizes padded), so the official weights keep the boxes they were chosen for."""
+    ours = create_detector("yunet", weights=str(shared_models / ONNX))
+    opencv = cv2.FaceDetectorYN.create(str(shared_models / ONNX), "", (320, 320),
+                                       yunet_module.CANDIDATE_MIN_SCORE, yunet_module.NMS_THRESHOLD)
+    faces = 0
+    for frame in frames(testdata / "faces" / clip)[::4]:
+        view = ours.views(frame.shape[1], frame.shape[0])[0]
+        small = np.ascontiguousarray(resize_by(frame, view.scale))
+        opencv.setInputSize((small.shape[1], small.shape[0]))
+        rows = opencv.detect(small)[1]
+        rows = np.zeros((0, 15), np.float32) if rows is None else rows[np.argsort(-rows[:, 14])]
+        found = ours._detect(small)
+        assert len(found) == len(rows)
+        np.testing.assert_allclose(found.boxes, rows[:, :4], atol=0.01)
+        np.testing.assert_allclose(found.landmarks.reshape(-1, 10), rows[:, 4:14], atol=0.01)
+        np.testing.assert_allclose(found.scores, rows[:, 14], atol=1e-4)
+        faces += len(found)
+    assert faces > 0
 
 
 @pytest.mark.testdata
