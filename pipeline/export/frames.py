@@ -30,6 +30,11 @@ from ..steps.tree import link  # hard link (no extra space), else a copy
 class ExportError(Exception):
     """An export that cannot be made (no manifest yet, a frame gone); the message says what to do."""
 
+
+def missing_crop(crop_id: str, path: Path) -> ExportError:
+    """A crop file gone since the run, said the same way by every format that reads crops."""
+    return ExportError(f"crop {crop_id} has no file {path}: run the pipeline again to crop it again")
+
 COVERED_QUALITY = 95
 """JPEG quality of a covered frame (the sample stage's default)."""
 
@@ -189,4 +194,4 @@ def _frame_rows(root: Path, sid: str) -> dict[int, dict[str, Any]]:
 
 
 __all__ = ["ExportBox", "ExportError", "ExportFrame", "clip_box", "exported", "link", "manifest_path",
-           "manifest_rows", "put_image", "read_frames"]
+           "manifest_rows", "missing_crop", "put_image", "read_frames"]

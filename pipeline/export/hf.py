@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..state.markers import fingerprint
-from .frames import ExportBox, ExportFrame
+from .frames import ExportBox, ExportFrame, missing_crop
 
 PROVENANCE = ("crop_id", "source_id", "source_url", "title", "uploader", "license", "t_s",
               "frame_index", "track_id", "class", "score", "status")
@@ -74,6 +74,11 @@ def write(frames: list[ExportFrame], root: Path, out: Path) -> None:
     # lazy: optional dependency (the hf extra)
     import datasets
 
+    for frame in frames:  # before datasets, which would wrap the error in its own traceback
+        for box in frame.boxes:
+            file = box.row.get("file")
+            if file and not (root / file).is_file():
+                raise missing_crop(box.row["crop_id"], root / file)
     labels = label_names(frames)
     ids = fingerprint([b.row["crop_id"] for f in frames for b in f.boxes], labels)
     # datasets writes Arrow shards into a cache as the generator runs, then save_to_disk copies

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .frames import ExportBox, ExportError, ExportFrame
+from .frames import ExportBox, ExportError, ExportFrame, missing_crop
 
 MB = 1_000_000  # --shard-size is in megabytes of 10^6 bytes, as webdataset's maxsize=3e9
 SPLIT_ORDER = ("train", "val", "test")
@@ -76,8 +76,7 @@ def file_size(sample: Sample, root: Path) -> int:
     try:
         return path.stat().st_size
     except FileNotFoundError:
-        raise ExportError(f"crop {sample.crop_id} has no file {path}: run the pipeline again to "
-                          "crop it again") from None
+        raise missing_crop(sample.crop_id, path) from None
 
 
 def mixed_order(crop_id: str) -> str:

@@ -420,7 +420,7 @@ def test_a_crop_file_gone_is_one_line_and_the_earlier_export_stays(demo):
     before = {p.name: p.read_bytes() for p in (folder / "data").iterdir()}
     row = next(iter(expected_boxes(demo.root).values()))
     (demo.root / row["file"]).unlink()
-    for fmt in ("webdataset", "parquet"):
+    for fmt in ("webdataset", "parquet", "hf"):
         result = cli("export", "run.yaml", "--format", fmt, cwd=demo.root.parent)
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and row["crop_id"] in result.stderr
