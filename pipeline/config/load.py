@@ -15,7 +15,8 @@ from .schema import Config
 
 
 _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
-               "str": "text", "string": "text", "dict": "a mapping", "tuple": "a list", "list": "a list"}
+               "str": "text", "string": "text", "dict": "a mapping", "tuple": "a list", "list": "a list",
+               "model": "a mapping of its keys"}
 
 
 def _message(err: Mapping[str, Any]) -> str:

@@ -178,6 +178,9 @@ BAD = [
      "download.backoff.factor: must be at least 1 (line 2)"),
     ("sources: [{path: a.mp4}]\ndownload: {backoff: {budget_s: -1}}\n",
      "download.backoff.budget_s: must be at least 0 (line 2)"),
+    ("sources: [{path: a.mp4}]\nsample: 5\n", "sample: must be a mapping of its keys (got int 5) (line 2)"),
+    ("sources: [{path: a.mp4}]\ndetect:\n  track: [1]\n",
+     "detect.track: must be a mapping of its keys (got list [1]) (line 3)"),
     ("- just\n- a list\n", "(top level): must be a mapping with at least 'sources'"),
     ("sources: [\n", "not valid YAML: expected the node content"),
 ]
