@@ -49,6 +49,11 @@ def write_failed(what: str, exc: OSError) -> NoReturn:
     fail(f"{what}: {os_error_line(exc)}", 1)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 crop``, ``2 crops``, ``0 boxes``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def availability_line(rows: list) -> str:
     """``videos: 3 done, 1 filtered, ...; changed since the run before: ...`` (the last line of
     ``report``; ``run`` ends with it too)."""
