@@ -1,0 +1,38 @@
+"""What ``run``, ``status`` and ``report`` say after interrupts and reruns: through the CLI, in a
+temp working folder, on the demo videos."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers.demo import make_config
+from helpers.support import cli
+
+pytestmark = pytest.mark.slow  # whole runs of the demo videos
+
+
+def project(tmp_path: Path, **overrides) -> Path:
+    """The demo project's config file (``c.yaml``, output ``out``) in ``tmp_path``."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(make_config(tmp_path, output="out", **overrides)))
+    return config
+
+
+def summary(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+def test_a_rerun_with_nothing_to_do_keeps_the_seconds_the_work_took(tmp_path):
+    config = project(tmp_path)
+    assert cli("run", config.name, "-q", cwd=tmp_path).returncode == 0
+    worked = summary(tmp_path)["stage_seconds"]
+    assert worked["sample"] > 0, worked
+
+    again = cli("run", config.name, "-q", cwd=tmp_path)
+    assert again.returncode == 0 and "0 with new work, 3 already done" in again.stdout, again.stdout
+    rerun = summary(tmp_path)
+    assert all(s["ran"] == 0 for s in rerun["stages"].values()), rerun["stages"]
+    assert rerun["stage_seconds"] == pytest.approx(worked, abs=0.011)
