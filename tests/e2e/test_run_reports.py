@@ -36,3 +36,25 @@ def test_a_rerun_with_nothing_to_do_keeps_the_seconds_the_work_took(tmp_path):
     rerun = summary(tmp_path)
     assert all(s["ran"] == 0 for s in rerun["stages"].values()), rerun["stages"]
     assert rerun["stage_seconds"] == pytest.approx(worked, abs=0.011)
+
+
+def test_report_exits_1_while_a_video_failed_and_0_before_any_run(tmp_path):
+    raw = make_config(tmp_path, output="out")
+    raw["sources"] = raw["sources"][:2]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+
+    before = cli("report", config.name, cwd=tmp_path)
+    assert before.returncode == 0, before.stdout + before.stderr
+    assert before.stdout.splitlines()[-1] == "videos: 2 pending"
+
+    config.write_text(yaml.safe_dump({**raw, "sources": [*raw["sources"], {"path": "gone.mp4"}]}))
+    assert cli("run", config.name, "-q", cwd=tmp_path).returncode == 1
+    after = cli("report", config.name, cwd=tmp_path)
+    assert after.returncode == 1, after.stdout + after.stderr
+    assert "videos: 2 done, 1 failed" in after.stdout
+
+    config.write_text(yaml.safe_dump(raw))  # the failed one left out of the config: all done
+    done = cli("report", config.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "videos: 2 done" in done.stdout
