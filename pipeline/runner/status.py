@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
+from ..core.delivered import Delivered, from_summary
 from ..core.errors import NOT_LISTED, NotListedYet
+from ..io.files import read_json_object
 from ..sources.blocked import blocked_hosts
 from ..sources.expand import SourceFailure, expand_sources
 from ..stages import FIRST, Context, active
@@ -37,6 +39,8 @@ class StatusReport:
     """Hosts whose bot checks or HTTP 429 failed sources (``pipeline.sources.blocked``)."""
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per stage, its results' counts (``Result.counts``) summed over the sources it is done for."""
+    delivered: Delivered | None = None
+    """What ``dataset/`` holds, from the summary.json of the last finished run."""
 
 
 def status(config: Config) -> StatusReport:
@@ -84,7 +88,8 @@ def status(config: Config) -> StatusReport:
     failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
                         RunLock(root).holder(), len(expansion.videos),
-                        blocked_hosts=blocked_hosts(expansion.locations(config), failed), counts=counts)
+                        blocked_hosts=blocked_hosts(expansion.locations(config), failed), counts=counts,
+                        delivered=from_summary(read_json_object(state.layout.summary) or {}))
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:

@@ -58,3 +58,27 @@ def test_report_exits_1_while_a_video_failed_and_0_before_any_run(tmp_path):
     done = cli("report", config.name, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "videos: 2 done" in done.stdout
+
+
+def test_status_says_the_counts_in_the_words_run_says_them(tmp_path):
+    config = project(tmp_path)
+    ran = cli("run", config.name, "-q", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    [crops] = [line for line in ran.stdout.splitlines() if line.startswith("crops: ")]
+
+    status = cli("status", config.name, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line for line in status.stdout.splitlines()}
+    assert rows["sample"].endswith(f"frames: {summary(tmp_path)['frames']}, dropped_blurry: 0")
+    assert "=" not in status.stdout
+    [dataset] = [line for line in status.stdout.splitlines() if line.startswith("last finished run (")]
+    assert dataset.endswith(f"): {crops}"), (dataset, crops)
+
+    # a damaged or hand-edited summary.json loses that line, never the status
+    for damaged in ('{"crops": {"kept": 4', '[1, 2]', '{"crops": {"kept": "4", "per_label": {}, '
+                    '"per_split": {}, "rejected": 0}}', '{"crops": {"kept": 4, "per_label": [], '
+                    '"per_split": {}, "rejected": 0}}', '{"crops": null}'):
+        (tmp_path / "out" / "summary.json").write_text(damaged)
+        again = cli("status", config.name, cwd=tmp_path)
+        assert again.returncode == 0 and "Traceback" not in again.stderr, (damaged, again.stderr)
+        assert "last finished run" not in again.stdout and rows["sample"] in again.stdout, damaged
