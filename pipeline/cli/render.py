@@ -121,8 +121,9 @@ def identity_line(ident: Identity) -> str:
 
 
 def print_status(report: StatusReport) -> bool:
-    """The stage table of ``status`` and what failed or runs; True when a source or the last step
-    failed (``status`` then exits 1, as ``run`` does)."""
+    """The stage table of ``status`` and what failed, runs or was interrupted; True when a source
+    or the last step failed, or the last run did not finish (``status`` then exits 1, as ``run``
+    does)."""
     if report.running:
         who = report.running
         command = who.get("command", "run")
@@ -133,6 +134,8 @@ def print_status(report: StatusReport) -> bool:
                        "through every stage so far")
         else:
             click.echo(f"{command} is writing into the output folder: {where}")
+    elif report.interrupted:
+        click.echo(interrupted_line(report))
     click.echo(f"{'stage':<10}{'done':>6}{'failed':>8}{'pending':>9}")
     for stage, groups in report.stages.items():
         counts = ", ".join(f"{k}: {n}" for k, n in report.counts.get(stage, {}).items())
@@ -153,4 +156,24 @@ def print_status(report: StatusReport) -> bool:
         click.echo("the last step (dataset, manifest, sheets) is running now")
     elif report.final_step == "unfinished":
         click.echo("the last step (dataset, manifest, sheets) did not finish: run the same command again")
-    return bool(failed) or report.final_step == "unfinished"
+    unfinished = report.final_step == "unfinished" or bool(report.interrupted and not report.running)
+    return bool(failed) or unfinished
+
+
+def interrupted_line(report: StatusReport) -> str:
+    """``the last run was interrupted by Ctrl-C at 2026-12-07 17:02:11, 1 of 4 sources through
+    every stage, stopped in sample of file-v1-...: run the same command again to carry on``."""
+    last = report.interrupted or {}
+    name = last.get("signal")
+    if name is not None:
+        how = f"was interrupted {'by Ctrl-C' if name == 'SIGINT' else f'by {name}'} at {last.get('at')}"
+    else:  # the lock a killed run left
+        how = (f"(pid {last.get('pid')} on {last.get('host')}, started {last.get('started')}) was "
+               "killed before it finished")
+    finished = len(list(report.stages.values())[-1]["done"]) if report.stages else 0
+    where = ", ".join(f"{stage} of {sid}" for stage, sid in report.stopped_in[:3])
+    more = len(report.stopped_in) - 3
+    where += f" and {more} more" if more > 0 else ""
+    return (f"the last run {how}, {finished} of {report.sources} sources through every stage"
+            + (f", stopped in {where}" if where else "")
+            + ": run the same command again to carry on (finished work is kept)")

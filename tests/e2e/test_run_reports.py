@@ -3,13 +3,19 @@ temp working folder, on the demo videos."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers.demo import make_config
-from helpers.support import cli
+from helpers.support import REPO, cli
 
 pytestmark = pytest.mark.slow  # whole runs of the demo videos
 
@@ -23,6 +29,69 @@ def project(tmp_path: Path, **overrides) -> Path:
 
 def summary(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+def stopped_run(tmp_path: Path, config: Path, signum: int) -> subprocess.CompletedProcess:
+    """``run`` stopped by ``signum`` once its first source is sampled: the run is paused
+    (SIGSTOP) as soon as that marker appears and the signal waits for it to continue, so it
+    arrives while units are left whatever the machine's speed."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", config.name, "-q"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    markers = tmp_path / "out" / "state" / "sample"
+    deadline = time.monotonic() + 300
+    while not any(markers.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signum)
+    proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("signum, by, code", [(signal.SIGINT, "Ctrl-C", 130),
+                                              (signal.SIGTERM, "SIGTERM", 143)])
+def test_status_says_the_last_run_was_interrupted_and_how_to_carry_on(tmp_path, signum, by, code):
+    config = project(tmp_path, workers=1)
+    stopped = stopped_run(tmp_path, config, signum)
+    assert stopped.returncode == code, stopped.stdout + stopped.stderr
+
+    status = cli("status", config.name, cwd=tmp_path)
+    assert status.returncode == 1, status.stdout + status.stderr  # the run did not finish
+    line = status.stdout.splitlines()[1]
+    assert re.fullmatch(rf"the last run was interrupted by {by} at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d, "
+                        r"[0-2] of 3 sources through every stage(, stopped in (sample|detect|crop) of "
+                        r"file-[\w-]+)?: run the same command again to carry on \(finished work is "
+                        r"kept\)", line), line
+    pending = [row.split() for row in status.stdout.splitlines() if row.startswith("crop ")]
+    assert int(pending[0][3]) >= 1, status.stdout  # the table still shows what is left
+
+    record = tmp_path / "out" / "state" / "interrupted.json"
+    for damaged in ('{"signal": "SIGINT", "at": ', '["SIGINT"]', '{"signal": null, "at": 5}'):
+        record.write_text(damaged)  # counts as absent, as every damaged state file
+        again = cli("status", config.name, cwd=tmp_path)
+        assert again.returncode == 0 and "Traceback" not in again.stderr, (damaged, again.stderr)
+        assert "the last run" not in again.stdout, (damaged, again.stdout)
+
+    resumed = cli("run", config.name, "-q", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = cli("status", config.name, cwd=tmp_path)
+    assert after.returncode == 0 and "interrupted" not in after.stdout, after.stdout
+
+
+def test_status_says_a_killed_run_did_not_finish(tmp_path):
+    config = project(tmp_path, workers=1)
+    killed = stopped_run(tmp_path, config, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    status = cli("status", config.name, cwd=tmp_path)
+    assert status.returncode == 1, status.stdout + status.stderr
+    line = status.stdout.splitlines()[1]
+    assert re.match(rf"the last run \(pid \d+ on {os.uname().nodename}, started "
+                    r"[\d: -]+\) was killed before it finished, [0-2] of 3 sources through every stage",
+                    line), line
+    assert line.endswith(": run the same command again to carry on (finished work is kept)"), line
+    assert cli("run", config.name, "-q", cwd=tmp_path).returncode == 0
+    assert "killed" not in cli("status", config.name, cwd=tmp_path).stdout
 
 
 def test_a_rerun_with_nothing_to_do_keeps_the_seconds_the_work_took(tmp_path):
