@@ -121,7 +121,7 @@ def _local(video: Video, root: Path) -> Produced[DownloadResult]:
     path, extra = _openable_path(video, root)
     vi = probe(path)
     info = {"id": video.sid, "title": printable(Path(video.location).name), "uploader": None,
-            "license": None, "duration": vi.duration_s, "webpage_url": Path(video.location).as_uri(),
+            "license": None, "duration": vi.duration_s, "webpage_url": video.url,
             "original_url": printable(video.location), "extractor": "file", "upload_date": None,
             "width": vi.width, "height": vi.height, "fps": vi.fps}
     write_json(info_path, info)

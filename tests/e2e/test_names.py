@@ -1,10 +1,14 @@
-"""The default run name, through the CLI in a temp working folder: a config without ``name:``
-is named after its file, so two of them in one folder write to two output folders."""
+"""Names as a user meets them, through the CLI in a temp working folder: a config without
+``name:`` is named after its file, so two of them in one folder write to two output folders;
+a file's name in ``availability.csv`` is its true name, whatever characters it holds."""
 from __future__ import annotations
 
+import csv
+import os
 import shutil
 import unicodedata
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
@@ -73,3 +77,24 @@ def test_init_writes_the_name_a_config_without_one_would_take(tmp_path, file, na
     assert cli("init", file, cwd=tmp_path).returncode == 0
     _clip(tmp_path / "videos")
     assert _output_line(cli("validate", file, cwd=tmp_path)) == f"data/{name}"
+
+
+def test_availability_csv_names_a_local_file_exactly(tmp_path):
+    """A carriage return, a line feed, a tab and a byte that is not UTF-8 in a file name: its
+    ``url`` cell is the ``file://`` URL the manifest gives (one line, every byte spelled out),
+    not a carriage return turned into a line feed; a missing file's entry says its name too."""
+    name = b"take\r1\nb\tc\xff.mp4"
+    clip = tmp_path / "videos" / os.fsdecode(name)
+    clip.parent.mkdir()
+    shutil.copy(DEMO / "hopper_pan.mp4", clip)
+    missing = tmp_path / "gone\r.mp4"
+    (tmp_path / "c.yaml").write_text("sources: [{path: videos/}, {path: \"gone\\r.mp4\"}]\n"
+                                     "sample: {every: 3.0}\n")
+    done = cli("run", "c.yaml", "-q", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the missing file fails, the other is done
+    with open(tmp_path / "data" / "c" / "availability.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["url"], r["state"]) for r in rows] == [(clip.as_uri(), "done"), (missing.as_uri(), "failed")]
+    assert unquote_to_bytes(rows[0]["url"]) == b"file://" + os.fsencode(clip)
+    assert "%0D1%0Ab%09c%FF.mp4" in rows[0]["url"]
+    assert {r["source_url"] for r in read_manifest(tmp_path / "data" / "c")} == {rows[0]["url"]}
