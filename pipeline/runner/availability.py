@@ -165,6 +165,17 @@ def counts(rows: Iterable[Row]) -> str:
     return ", ".join(f"{n[s]} {s}" for s in STATES if n[s]) or "no videos"
 
 
+UNSETTLED = ("unavailable", "blocked", "failed")
+"""The states a run could not get a video past: ``report`` exits 1 when a video is in one, as
+``run`` does when a source failed."""
+
+
+def exit_code(rows: Iterable[Row]) -> int:
+    """1 when a video is unavailable, blocked or failed, else 0: done, filtered (the config's
+    choice), pending (not tried yet: a folder with nothing run yet is no failure) and gone."""
+    return 1 if any(row.state in UNSETTLED for row in rows) else 0
+
+
 def changes(rows: Iterable[Row]) -> str:
     """``1 newly done, 2 newly unavailable, 1 new in the listing, 1 gone from it``; empty when
     nothing changed."""
