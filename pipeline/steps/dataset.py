@@ -41,7 +41,8 @@ class DatasetReport:
     rejects_file: Path | None = None
     unknown_rejects: list[str] = field(default_factory=list)
     empty_splits: str | None = None
-    """Which splits with a ratio above 0 got no source, and why (too few sources)."""
+    """Which splits with a ratio above 0 hold no crop in ``dataset/``, and why (too few sources,
+    or every crop of theirs rejected or dropped)."""
     identity: dict[str, Any] | None = None  # pipeline.steps.identity's summary, when configured
 
     @property
@@ -71,7 +72,7 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     Splits are assigned before rejects are applied, so a review never moves a source to another
     split; rejected crops stay in the manifest (``status`` ``rejected``) but not in ``dataset/``.
     """
-    rows, with_crops = manifest_rows(load_results(root, videos, detectors), config)
+    rows = manifest_rows(load_results(root, videos, detectors), config)
     unknown = apply_rejects(rows, read_rejects(rejects_file)) if rejects_file is not None else []
     columns = manifest_columns(config.identity is not None, config.crop.blur_others)
     identity = None
@@ -88,7 +89,7 @@ def build_dataset(config: Config, root: Path, videos: list[Video],
     build_tree(root, kept)
     write_manifests(root, rows, columns)
     report = DatasetReport(rows, rejects_file=rejects_file, unknown_rejects=unknown,
-                           empty_splits=empty_splits(with_crops, config.split.ratios()),
+                           empty_splits=empty_splits(rows, config.split.ratios()),
                            identity=identity)
     for row in kept:
         report.per_label[row["label"]] = report.per_label.get(row["label"], 0) + 1

@@ -70,9 +70,9 @@ def source_rows(r: SourceResult) -> list[dict[str, Any]]:
     return rows
 
 
-def manifest_rows(results: Iterable[SourceResult], config: Config) -> tuple[list[dict[str, Any]], int]:
+def manifest_rows(results: Iterable[SourceResult], config: Config) -> list[dict[str, Any]]:
     """Every source's rows, in split (sources with crops split by ``config.split``; the others
-    count as ``train``) and sorted as the manifest lists them, and how many sources have crops.
+    count as ``train``) and sorted as the manifest lists them.
     The sources are read one at a time: the run's process holds the rows, not also every
     ``crops.jsonl`` they came from."""
     per_source: list[tuple[str, list[dict[str, Any]]]] = []
@@ -85,7 +85,7 @@ def manifest_rows(results: Iterable[SourceResult], config: Config) -> tuple[list
             assign_split(row, splits.get(sid, "train"))
     rows = [row for _, source in per_source for row in source]
     rows.sort(key=lambda row: (row["source_id"], row["t_s"], row["crop_id"]))
-    return rows, len(with_crops)
+    return rows
 
 
 def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

@@ -28,23 +28,41 @@ def split_counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def empty_splits(n: int, ratios: dict[str, float]) -> str | None:
-    """The line naming the splits with a ratio above 0 that ``n`` sources leave empty, and why.
+def empty_splits(rows: Iterable[dict[str, Any]], ratios: dict[str, float]) -> str | None:
+    """The line naming the splits with a ratio above 0 that hold no crop in ``dataset/``, and why.
 
-    Reported, not adjusted: filling the split would move sources away from the ratios the config
-    asks for, and change the split of datasets already built.
+    Judged on what ``dataset/`` holds after every drop and reject (``rows``: all manifest rows,
+    split assigned), not on the sources the splits were cut from: a split whose sources lost every
+    crop to the quality filters, dedupe or a review is as empty to a user as one that got no
+    source, and the two call for different fixes. Nothing is said when no crop is kept at all
+    (the run's counts say so). Reported, not adjusted: filling the split would move sources away
+    from the ratios the config asks for, and change the split of datasets already built.
     """
-    counts = split_counts(n, ratios)
-    empty = [k for k, r in ratios.items() if n and r > 0 and counts[k] == 0]
+    sources: dict[str, set[str]] = {}
+    kept: set[str] = set()
+    for row in rows:
+        sources.setdefault(row["split"], set()).add(row["source_id"])
+        if row["status"] == KEPT:
+            kept.add(row["split"])
+    empty = [k for k, r in ratios.items() if kept and r > 0 and k not in kept]
     if not empty:
         return None
-    asked = ", ".join(f"{k} {ratios[k]:g} x {n} = {n * ratios[k]:.2g}" for k in empty)
-    kept = {k: 0.0 if k in empty else r for k, r in ratios.items()}
-    kept["train"] += 1.0 - sum(kept.values())
-    written = ", ".join(f"{k}: {r:g}" for k, r in kept.items())
-    return (f"split {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: too few "
-            f"sources with crops, each whole in one split ({asked} of a source); add sources, "
-            f"or write split: {{{written}}}")
+    n = sum(len(s) for s in sources.values())  # the sources the splits were cut from
+    why = []
+    unfilled = [k for k in empty if k not in sources]
+    if unfilled:
+        asked = ", ".join(f"{k} {ratios[k]:g} x {n} = {n * ratios[k]:.2g}" for k in unfilled)
+        why.append(f"too few sources with crops, each whole in one split ({asked} of a source)")
+    for k in empty:
+        if k in sources:
+            count = len(sources[k])
+            why.append(f"every crop of the {count} {k} source{'s' if count > 1 else ''} was "
+                       "rejected or dropped (the manifest's status column)")
+    written = {k: 0.0 if k in empty else r for k, r in ratios.items()}
+    written["train"] += 1.0 - sum(written.values())
+    split_line = ", ".join(f"{k}: {r:g}" for k, r in written.items())
+    return (f"split {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: "
+            f"{'; '.join(why)}; add sources, or write split: {{{split_line}}}")
 
 
 def assign_splits(source_ids: Iterable[str], ratios: dict[str, float], seed: int = 0) -> dict[str, str]:

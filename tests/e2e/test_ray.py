@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from pipeline.exec.base import ExecutorError
 from pipeline.runner.run import run
 from helpers.demo import dataset_of, demo_config, without_stages
 from helpers.local_ray import LOCAL_ONLY, cli_env
+from helpers.processes import finished, read_until, wait_while_running
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "videos"
@@ -296,33 +296,15 @@ def test_ctrl_c_in_the_driver_cancels_the_running_and_queued_tasks(ray_instance,
         report = run(cfg, progress=False, log=logged.append)
     finally:
         logging.getLogger("pipeline.run").removeHandler(ctrl_c)
-    assert time.monotonic() - started < 120
+    # under the 600 s the hanging units sleep: they were cancelled, not waited for (the first
+    # source alone took 2 minutes at load 10 on 2 cores)
+    assert time.monotonic() - started < 500
     assert report.interrupted and report.exit_code == 130 and len(report.outcomes) == 1
     assert "run the same command again to resume" in logged[-1]
     assert _cpus_freed(ray_instance), "the hanging units were cancelled"
     root = tmp_path / "out"
     assert [p.name for p in root.glob("state/crop/*.json")] == [f"{report.outcomes[0].sid}.json"]
     assert not list(root.glob("*/.*.tmp")) and not (root / "run.lock").exists()
-
-
-def _read_until(stream, text: str, within: float) -> tuple[float | None, str]:
-    """The lines of ``stream`` up to the first holding ``text``: (when it came, or None if it did
-    not within ``within`` seconds; what was read). A thread reads, so a blocked read does not
-    block the wait."""
-    lines: list[str] = []
-    came: list[float] = []
-
-    def read() -> None:
-        for line in stream:
-            lines.append(line)
-            if text in line:
-                came.append(time.monotonic())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(within)
-    return (came[0] if came else None), "".join(lines)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
@@ -342,17 +324,13 @@ def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path, s
     command = [sys.executable, "-m", "pipeline", "run", str(config_file), "-q", "--executor", "ray"]
     proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    markers = tmp_path / "out" / "state" / "sample"
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and not (
-            markers.exists() and any(markers.glob("*.json"))):
-        time.sleep(0.01)
-    assert proc.poll() is None, proc.communicate()
+    wait_while_running(lambda: bool(finished(tmp_path / "out" / "state" / "sample")), proc,
+                       "a source's frames sampled")
     sent = time.monotonic()
     proc.send_signal(sig)
     # The run stops its units and says so within seconds; the process then exits, which on a
     # loaded machine may take Ray's shutdown a while longer: each is waited for, not a fixed time.
-    stopped, before = _read_until(proc.stderr, "interrupted", within=120)
+    stopped, before = read_until(proc.stderr, "interrupted", within=300)
     if stopped is None:
         proc.kill()
     assert stopped is not None, ("the run did not say it was interrupted", before)
@@ -371,8 +349,9 @@ def test_cli_executor_flag_and_ctrl_c_cancel_the_tasks(ray_instance, tmp_path, s
     time.sleep(1.0)
     assert sorted(root.rglob("*")) == files
     # the same command resumes and finishes
+    # a bound on a hang: on a loaded 2-core machine the 4 sources take minutes
     resumed = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
-                             timeout=300)
+                             timeout=1200)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((root / "summary.json").read_text())
     assert summary["sources"]["done"] == 4 and summary["stages"]["sample"]["skipped"] >= 1

@@ -1,9 +1,21 @@
 """The processes a run leaves behind, read from /proc (Linux): children of a pid, and which of
-some pids are still alive after a while."""
+some pids are still alive after a while; and a run in a subprocess watched for what it does:
+a stage finished for a source, a line said.
+
+On a loaded machine (CI's two cores, several test workers) every step of a run takes several
+times longer, so these wait for what can be seen to happen, never for a fixed time; their
+deadlines only bound a hang.
+"""
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+import pytest
 
 
 def children(pid: int) -> list[int]:
@@ -35,3 +47,49 @@ def survivors(pids: list[int], within: float) -> list[int]:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
+
+
+def finished(markers: Path) -> list[Path]:
+    """The markers in a stage's state folder of the sources that finished the stage
+    (``<sid>.json``), not of those that failed it (``<sid>.error.json``): a failure is no sign
+    that the run is at work."""
+    if not markers.is_dir():
+        return []
+    return [p for p in markers.glob("*.json") if not p.name.endswith(".error.json")]
+
+
+def wait_while_running(ready: Callable[[], bool], proc: subprocess.Popen, what: str,
+                       timeout: float = 600) -> float:
+    """Wait until ``ready()`` while ``proc`` runs; the seconds it took. The test fails, with the
+    run's output when there is some, if the run ends first or ``timeout`` passes (a hang)."""
+    started = time.monotonic()
+    while not ready():
+        ended = proc.poll() is not None
+        if ended or time.monotonic() - started > timeout:
+            if not ended:
+                proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"{what}: the run {'ended' if ended else 'hung'} first "
+                        f"(exit {proc.returncode}): {(err or '')[-2000:]}")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def read_until(stream: IO[str], text: str, within: float) -> tuple[float | None, str]:
+    """The lines of ``stream`` up to the first holding ``text``: (when it came, or None if it did
+    not within ``within`` seconds; what was read). A thread reads, so a blocked read does not
+    block the wait."""
+    lines: list[str] = []
+    came: list[float] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+            if text in line:
+                came.append(time.monotonic())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(within)
+    return (came[0] if came else None), "".join(lines)

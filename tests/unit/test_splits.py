@@ -34,11 +34,42 @@ def test_adding_or_removing_a_source_moves_few_others():
     assert sum(before[s] != fewer[s] for s in ids[1:]) <= 2
 
 
+def rows_of(sources: dict[str, tuple[str, ...]]) -> list[dict]:
+    """Manifest rows: {source id: (split, then the status of each of its crops)}."""
+    return [{"source_id": sid, "split": split, "status": status}
+            for sid, (split, *statuses) in sources.items() for status in statuses]
+
+
+def sources_split(n: int) -> list[dict]:
+    """n sources of two kept crops each, in the splits ``assign_splits`` gives them."""
+    splits = assign_splits([f"s{i}" for i in range(n)], RATIOS)
+    return rows_of({sid: (split, "kept", "kept") for sid, split in splits.items()})
+
+
 def test_splits_left_empty_are_named_with_why():
-    line = empty_splits(5, RATIOS)  # 4 / 1 / 0: the test split gets no source
+    line = empty_splits(sources_split(5), RATIOS)  # 4 / 1 / 0: the test split gets no source
     assert line == ("split test is empty: too few sources with crops, each whole in one split "
                     "(test 0.1 x 5 = 0.5 of a source); add sources, or write split: "
                     "{train: 0.9, val: 0.1, test: 0}")
-    assert empty_splits(2, RATIOS).startswith("split val and test are empty")
-    assert empty_splits(10, RATIOS) is None and empty_splits(0, RATIOS) is None
-    assert empty_splits(3, {"train": 1.0, "val": 0.0, "test": 0.0}) is None  # asked for none
+    assert empty_splits(sources_split(2), RATIOS).startswith("split val and test are empty")
+    assert empty_splits(sources_split(10), RATIOS) is None and empty_splits([], RATIOS) is None
+    assert empty_splits(sources_split(3), {"train": 1.0, "val": 0.0, "test": 0.0}) is None  # asked for none
+
+
+def test_a_split_is_judged_on_the_crops_dataset_holds():
+    """A split given a source whose crops were all rejected or dropped is empty in dataset/."""
+    rows = rows_of({"a": ("train", "kept"), "b": ("val", "rejected", "dropped"),
+                    "c": ("test", "kept", "rejected")})
+    assert empty_splits(rows, RATIOS) == (
+        "split val is empty: every crop of the 1 val source was rejected or dropped (the "
+        "manifest's status column); add sources, or write split: {train: 0.9, val: 0, test: 0.1}")
+    rows = rows_of({"a": ("train", "kept"), "b": ("val", "dropped"), "c": ("val", "rejected")})
+    assert empty_splits(rows, RATIOS) == (
+        "split val and test are empty: too few sources with crops, each whole in one split "
+        "(test 0.1 x 3 = 0.3 of a source); every crop of the 2 val sources was rejected or "
+        "dropped (the manifest's status column); add sources, or write split: "
+        "{train: 1, val: 0, test: 0}")
+    # one kept crop is enough; with none kept at all the run's counts say it, not a split line
+    assert empty_splits(rows_of({"a": ("train", "kept"), "b": ("val", "rejected", "kept"),
+                                 "c": ("test", "kept")}), RATIOS) is None
+    assert empty_splits(rows_of({"a": ("train", "rejected"), "b": ("val", "dropped")}), RATIOS) is None
