@@ -202,9 +202,10 @@ def status(config: str) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def report(config: str) -> None:
     """Every listed video: done, filtered (why), unavailable, blocked, failed or pending, and
-    what changed since the run before (reads the markers and saved listings; no network)."""
+    what changed since the run before (reads the markers and saved listings; no network).
+    Exits 1 when a video is unavailable, blocked or failed, else 0."""
     # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
-    from ..runner.availability import CSV_NAME, report as availability_report, table
+    from ..runner.availability import CSV_NAME, exit_code as report_exit, report as availability_report, table
 
     cfg = load(config)
     rows = availability_report(cfg)
@@ -215,6 +216,7 @@ def report(config: str) -> None:
     csv_file = cfg.output_dir / CSV_NAME
     if csv_file.is_file():
         click.echo(f"csv: {csv_file} (written by the last finished run; messages in full)")
+    sys.exit(report_exit(rows))  # 1: a video unavailable, blocked or failed, as `run` exits
 
 
 for command in (sheet, review, export, evaluate, models):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..export import FORMATS as EXPORT_FORMATS
+from ..export import CROP_FORMATS, FORMATS as EXPORT_FORMATS
 from ..state.lock import LockError
-from .render import fail, load, log_line, write_failed
+from .render import counted, fail, load, log_line, write_failed
 
 
 @click.command()
@@ -51,7 +51,9 @@ def export(config: str, fmt: str, out: Path | None, include_all: bool, push: str
         fail(exc)
     except OSError as exc:
         write_failed("nothing exported (an earlier export is kept)", exc)
-    click.echo(f"{fmt}: {report.boxes} box(es) on {report.frames} frame(s) in {report.folder}/")
+    what = (counted(report.boxes, "crop") if fmt in CROP_FORMATS
+            else f"{counted(report.boxes, 'box', 'boxes')} on {counted(report.frames, 'frame')}")
+    click.echo(f"{fmt}: {what} in {report.folder}/")
     if push is not None:
         # lazy: start-up time: a command imports what it runs (see the note in cli/main.py)
         from ..export.hf import push as push_hf

@@ -128,6 +128,13 @@ def _check_label(v: str) -> str:
 Label = Annotated[str, AfterValidator(_check_label)]
 
 
+def stem_label(stem: str) -> str | None:
+    """``stem`` (a file name without its extension) as a label, or None when it cannot be one:
+    the default run name, so two configs without ``name:`` get two output folders."""
+    stem = unicodedata.normalize("NFC", stem)
+    return stem if label_problem(stem) is None else None
+
+
 def label_key(v: str) -> str:
     """What a label is to a file system that ignores case (macOS, Windows) and Unicode form
     (``é`` as one code point or two): two labels with one key are one folder there."""

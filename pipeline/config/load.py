@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..io.yamlfile import ConfigError, load_yaml, locate
+from .fields import stem_label
 from .schema import Config
 
 
@@ -77,13 +78,14 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return [f.alias or name for name, f in getattr(model, "model_fields", {}).items()]
 
 
-def parse_config(data: Any, text: str = "", file: str | None = None) -> Config:
-    """Validate an already-parsed document (``text`` only serves line numbers in errors)."""
+def parse_config(data: Any, text: str = "", file: str | None = None, name: str | None = None) -> Config:
+    """Validate an already-parsed document (``text`` only serves line numbers in errors);
+    ``name`` is the run name when the document gives none (else the schema's ``run``)."""
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping with at least 'sources'"], file)
     located = locate(text)
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data if name is None else {"name": name, **data})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -121,4 +123,14 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(exc.problems, str(path)) from None
     except RecursionError:
         raise ConfigError(["nested too deeply to be a config"], str(path)) from None
-    return parse_config(data, text, str(path))
+    return parse_config(data, text, str(path), name=default_name(path))
+
+
+def default_name(path: Path) -> str | None:
+    """The run name of a config without ``name:``: its file's name without the extension
+    (``configs/pilots.yaml`` -> ``pilots``, output ``data/pilots``), so two configs in one
+    working folder do not both claim ``data/run``. The file a link leads to names it, as it
+    identifies the config (``state/ownership.py``), so ``/dev/stdin`` fed from ``pilots.yaml``
+    is ``pilots`` too; a pipe (stdin, ``<(...)``) or a stem that is no label gives None."""
+    real = path.expanduser().resolve()
+    return stem_label(real.stem) if real.is_file() else None

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from .fields import stem_label
+
 Kind = Literal["faces", "people"]
 
 _HEAD = """\
@@ -19,8 +21,8 @@ _HEAD = """\
 #   python -m pipeline validate {file}     # check it
 #   python -m pipeline plan {file}         # what a run would do, and how long it would take
 #   python -m pipeline run {file}          # do it (rerun the same command to resume)
-name: {name}
-output: data/{name}               # everything the run writes goes here
+name: "{name}"
+output: "data/{name}"             # everything the run writes goes here
 
 sources:
   # A local file, or a folder (searched recursively for videos):
@@ -85,9 +87,14 @@ _NAME_RE = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
 def run_name(path: Path) -> str:
-    """The run name from the file name (``configs/my-run.yaml`` -> ``my-run``), else ``run``."""
+    """The run name from the file name, as a config without ``name:`` takes it
+    (``configs/pilote_été.yaml`` -> ``pilote_été``); a stem that is no label loses what a label
+    cannot hold (``my run!.yaml`` -> ``my-run``), else ``run``."""
+    label = stem_label(path.stem)
+    if label is not None:
+        return label
     name = _NAME_RE.sub("-", path.stem).strip("-.")[:64]
-    return name if name and name[0].isalnum() else "run"
+    return stem_label(name) or "run"
 
 
 def starter_config(kind: Kind, path: Path) -> str:

@@ -159,13 +159,25 @@ def screen(video_filter: VideoFilter, listed: dict[str, Any],
     (private, removed, blocked) is taken: its download then fails and records why, which the
     availability report shows.
     """
-    rejected = video_filter.reason(listed, incomplete=True)
-    if rejected is not None:
-        return rejected
-    if not video_filter.failing(listed):
-        return None
+    decided, why = decide(video_filter, listed)
+    if decided:
+        return why
     try:
         full = fetch()
     except Exception:  # yt-dlp's DownloadError and what an extractor lets through alike
         return None
     return video_filter.reason(full or {})
+
+
+def decide(video_filter: VideoFilter, seen: dict[str, Any], page: bool = False) -> tuple[bool, str | None]:
+    """What ``screen`` says of a video from ``seen`` alone: ``(True, why)`` (``why`` None: taken),
+    or ``(False, None)`` when only its page could tell. ``page``: ``seen`` is the video's own
+    metadata, which always decides (a field it lacks fails), as after ``screen``'s visit."""
+    if page:
+        return True, video_filter.reason(seen)
+    rejected = video_filter.reason(seen, incomplete=True)
+    if rejected is not None:
+        return True, rejected
+    if not video_filter.failing(seen):
+        return True, None
+    return False, None

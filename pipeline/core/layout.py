@@ -13,7 +13,8 @@ Per-source scratch (what the stages write, one entry per source id ``sid``)::
     detections/<sid>.jsonl                        detect
     crops/<sid>/<crop_id>.<ext>, crops/<sid>/crops.jsonl   crop
     identity/<sid>.npz                            identity
-    state/<stage>/<sid>.json (.error.json)        markers; state/warnings.json, state/final-step.json
+    state/<stage>/<sid>.json (.error.json)        markers; state/warnings.json, state/final-step.json,
+                                                  state/interrupted.json
 
 Global outputs: ``dataset/``, ``manifest.csv``, ``manifest.jsonl``, ``manifest.parquet``,
 ``summary.json``, ``sheets/``; beside them ``.pipeline-run.json`` (whose folder it is),
@@ -64,6 +65,9 @@ WARNINGS = "warnings.json"
 """In ``state/``: the warnings the last run gave (``pipeline.state.notices``)."""
 FINAL_STEP = "final-step.json"
 """In ``state/`` while the last step runs (``State.start_final_step``)."""
+INTERRUPTED = "interrupted.json"
+"""In ``state/`` after a run stopped by a signal, until the next run starts
+(``State.note_interrupt``)."""
 AVAILABILITY = ("availability.json", "availability.previous.json")
 """In ``state/``: the states of every listed video at the end of the last run and of the run
 before it (``pipeline.runner.availability``)."""
@@ -152,6 +156,10 @@ class OutputLayout:
     @property
     def final_step(self) -> Path:
         return self.state_dir / FINAL_STEP
+
+    @property
+    def interrupted(self) -> Path:
+        return self.state_dir / INTERRUPTED
 
     @property
     def run_marker(self) -> Path:

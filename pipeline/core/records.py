@@ -10,6 +10,7 @@ checks it against ``manifest_table()``), so a new column is one line here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ..config.sources import Segment
@@ -199,6 +200,13 @@ class CropRow:
 _KEY = {"cls": "class"}  # a CropRow field whose column name is a Python keyword
 
 
+def file_url(path: str) -> str:
+    """A local file as a ``file://`` URL (relative to the working folder). It spells every byte
+    of the name: a carriage return is ``%0D``, a byte that is not UTF-8 ``%FF``, so a CSV cell
+    holding it stays one line and says the true name, where the path itself could not."""
+    return Path(path).expanduser().absolute().as_uri()
+
+
 @dataclass(frozen=True)
 class Video:
     """One unit of work: a single video, with what the config says about it."""
@@ -210,3 +218,8 @@ class Video:
     label: str | None = None
     segments: tuple[Segment, ...] = ()
     title: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The video's URL; a local file's ``file://`` URL (``file_url``)."""
+        return self.location if self.kind == "url" else file_url(self.location)

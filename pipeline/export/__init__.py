@@ -34,6 +34,8 @@ from .shards import ShardLimits
 
 FORMATS = ("coco", "yolo", "labelstudio", "hf", "fiftyone", "webdataset", "parquet")
 SHARDED = ("webdataset", "parquet")  # crops in shards for training jobs (shards.py)
+CROP_FORMATS = ("hf", *SHARDED)
+"""Formats that hold the crops themselves, one record a crop; the others hold frames and boxes."""
 MARK = ".pipeline-export.json"  # in every export folder: what wrote it, so a rerun may replace it
 
 
@@ -195,4 +197,4 @@ def export(root: Path, fmt: str, out: Path | None = None, include_all: bool = Fa
     return ExportReport(fmt, final, len(frames), sum(len(f.boxes) for f in frames))
 
 
-__all__ = ["FORMATS", "SHARDED", "ExportError", "ExportReport", "default_folder", "export"]
+__all__ = ["CROP_FORMATS", "FORMATS", "SHARDED", "ExportError", "ExportReport", "default_folder", "export"]

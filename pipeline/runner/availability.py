@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
-from ..core.records import Video
+from ..core.records import Video, file_url
 from ..io.cells import spreadsheet_safe
 from ..io.files import read_json_object, write_atomic, write_json
 from ..sources.expand import Expansion, expand_sources
-from ..sources.ytdlp import printable
 from ..stages import FIRST
 from ..core.layout import AVAILABILITY, AVAILABILITY_CSV, OutputLayout
 from ..state.markers import State
@@ -106,24 +105,25 @@ def rows_of(config: Config, expansion: Expansion, fates: dict[str, Fate],
             unlisted: Iterable[tuple[str, int]] = ()) -> list[Row]:
     """Every listed video in config order (its entry's listing order), the filtered ones after
     the taken ones of their entry; an entry that could not be listed is one row of its own, and
-    so is one not listed yet (``unlisted``: source id and entry index, pending). A file name
-    that is not UTF-8 is written with U+FFFD where its bad bytes were, as in the manifest."""
+    so is one not listed yet (``unlisted``: source id and entry index, pending). A local file's
+    ``url`` is its ``file://`` URL, as the manifest's ``source_url``: a carriage return, a tab or
+    a byte that is not UTF-8 in its name is spelled out (``%0D``), never turned into another."""
     ordered: list[tuple[int, int, Row]] = []
     for n, video in enumerate(expansion.videos):
         fate = fates.get(video.sid)
         state, reason = judge(fate)
         ordered.append((video.spec_index, n, Row(
-            video.sid, f"sources.{video.spec_index}", printable(video.location), video.title or "", state,
+            video.sid, f"sources.{video.spec_index}", video.url, video.title or "", state,
             reason, message=(fate.message or "") if fate and not fate.done else "")))
     for n, f in enumerate(expansion.filtered):
         ordered.append((f.video.spec_index, len(expansion.videos) + n, Row(
-            f.video.sid, f"sources.{f.video.spec_index}", printable(f.video.location), f.video.title or "",
+            f.video.sid, f"sources.{f.video.spec_index}", f.video.url, f.video.title or "",
             "filtered", f.reason)))
     for failure in expansion.failures:
         spec = config.sources[failure.entry]
         state, reason = judge(Fate(False, FIRST, failure.kind, failure.message))  # as status counts it
         ordered.append((failure.entry, -1, Row(failure.sid, f"sources.{failure.entry}",
-                                               printable(spec.url or spec.path or ""), "", state, reason,
+                                               spec.url or file_url(spec.path or ""), "", state, reason,
                                                message=failure.message)))
     for sid, index in unlisted:
         ordered.append((index, -1, Row(sid, f"sources.{index}", config.sources[index].url or "",
@@ -163,6 +163,17 @@ def counts(rows: Iterable[Row]) -> str:
     """``3 done, 1 filtered, 2 unavailable`` (states in a fixed order, those present)."""
     n = Counter(row.state for row in rows)
     return ", ".join(f"{n[s]} {s}" for s in STATES if n[s]) or "no videos"
+
+
+UNSETTLED = ("unavailable", "blocked", "failed")
+"""The states a run could not get a video past: ``report`` exits 1 when a video is in one, as
+``run`` does when a source failed."""
+
+
+def exit_code(rows: Iterable[Row]) -> int:
+    """1 when a video is unavailable, blocked or failed, else 0: done, filtered (the config's
+    choice), pending (not tried yet: a folder with nothing run yet is no failure) and gone."""
+    return 1 if any(row.state in UNSETTLED for row in rows) else 0
 
 
 def changes(rows: Iterable[Row]) -> str:

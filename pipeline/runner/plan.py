@@ -315,7 +315,7 @@ def _state_of(v: PlannedVideo) -> str:
         return f"failed at {stage} ({kind})"
     if v.finished:
         return "done"
-    todo = [s for s in v.stages if s not in v.done]
+    todo = [s.name for s in STAGES if s.name in v.stages and s.name not in v.done and s.has_work(v.video)]
     return "to do: " + ", ".join(todo)
 
 

@@ -139,6 +139,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
         state = State(root)
         notices = Notices(state.dir, log)
         state.sweep_partial(swap_tests(root))
+        state.clear_interrupt()  # this run is the last one now
         listed = expand_sources(config, state, refresh=refresh_sources)
         expansion = cap_per_source(listed, limit)
         config = sized_for(config, len(expansion.videos))
@@ -166,6 +167,7 @@ def run(config: Config, *, force: Iterable[str] = (), retry_failed: bool = False
             bar.close()
         if interrupted is not None:
             state.sweep_partial(swap_tests(root))  # workers were stopped mid-unit; their scratch goes
+            state.note_interrupt(signal.Signals(interrupted).name)
             log(f"interrupted{_by(interrupted)}: finished units are kept; run the same command "
                 "again to resume")
             return RunReport(root, outcomes, None, time.monotonic() - started, interrupted=True,

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
+from ..core.delivered import Delivered, from_summary
 from ..core.errors import NOT_LISTED, NotListedYet
+from ..io.files import read_json_object
 from ..sources.blocked import blocked_hosts
 from ..sources.expand import SourceFailure, expand_sources
 from ..stages import FIRST, Context, active
@@ -37,6 +39,14 @@ class StatusReport:
     """Hosts whose bot checks or HTTP 429 failed sources (``pipeline.sources.blocked``)."""
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per stage, its results' counts (``Result.counts``) summed over the sources it is done for."""
+    delivered: Delivered | None = None
+    """What ``dataset/`` holds, from the summary.json of the last finished run."""
+    interrupted: dict[str, Any] | None = None
+    """How the last run was stopped when it did not finish: by a signal (``signal``, ``at``:
+    ``State.note_interrupt``), or killed (``pid``, ``host``, ``started``: the lock it left)."""
+    stopped_in: list[tuple[str, str]] = field(default_factory=list)
+    """(stage, source id) of the sources an earlier stage is done for and this one not: where
+    an interrupted run stopped."""
 
 
 def status(config: Config) -> StatusReport:
@@ -59,6 +69,7 @@ def status(config: Config) -> StatusReport:
     stages: dict[str, dict[str, list]] = {s: {"done": [], "failed": [], "pending": []}
                                           for s in active_stages(config)}
     counts: dict[str, dict[str, int]] = {}
+    stopped_in: list[tuple[str, str]] = []
     for video in expansion.videos:
         ctx = Context(video, config, root.absolute())
         upstream: str | None = ""  # None: an earlier stage is not done, so neither is this one
@@ -78,13 +89,24 @@ def status(config: Config) -> StatusReport:
                 groups["failed"].append((video.sid, error.get("class"), error.get("message")))
             else:
                 groups["pending"].append(video.sid)
+                if upstream:  # the stage before is done: the source is part way through
+                    stopped_in.append((stage.name, video.sid))
             upstream = fp if decision.action == "skip" else None
     for failure in failures:
         stages[FIRST]["failed"].append((failure.sid, failure.kind, failure.message))
     failed = [(sid, kind) for groups in stages.values() for sid, kind, _ in groups["failed"]]
     return StatusReport(stages, unlisted, failures, final_step_of(state, root),
                         RunLock(root).holder(), len(expansion.videos),
-                        blocked_hosts=blocked_hosts(expansion.locations(config), failed), counts=counts)
+                        blocked_hosts=blocked_hosts(expansion.locations(config), failed), counts=counts,
+                        delivered=from_summary(read_json_object(state.layout.summary) or {}),
+                        interrupted=state.interruption() or _killed_run(root),
+                        stopped_in=stopped_in)
+
+
+def _killed_run(root: Path) -> dict[str, Any] | None:
+    """The lock a ``run`` left when it was killed (an export or a sheet killed is no run)."""
+    owner = RunLock(root).left_by_dead()
+    return owner if owner is not None and owner.get("command", "run") == "run" else None
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:

@@ -36,7 +36,9 @@ class SourceOutcome:
     detector: str | None = None
     counts: dict[str, int] = field(default_factory=dict)  # every stage's counts, in stage order
     stage_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> its counts
-    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent in this run
+    # stage -> the seconds its work took: this run's, or for a skipped stage those its marker
+    # recorded (summary.json's stage_seconds then says the work's time after a no-op rerun too)
+    seconds: dict[str, float] = field(default_factory=dict)
     busy: dict[str, float] = field(default_factory=dict)  # fused step -> its thread's busy seconds
     fused: tuple[str, ...] = ()  # the stages that ran as one pass (``FUSED``), if any
 
@@ -94,7 +96,7 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             return outcome
         # a marker whose result cannot be read (hand-edited, damaged) is redone, as a missing one
         recorded = stage.read(decision.marker.result) if decision.marker is not None else None
-        if recorded is None:
+        if recorded is None or decision.marker is None:
             state.invalidate(stage.name, video.sid)
             started = time.monotonic()
             try:
@@ -122,6 +124,7 @@ def _process(video: Video, config: Config, root: Path, force: frozenset[str], re
             ran = True
         else:
             outcome.stages[stage.name] = "skipped"
+            outcome.seconds[stage.name] = decision.marker.seconds
             result = recorded
         results.add(result)
         counts[stage.name] = result.counts()

@@ -22,7 +22,7 @@ from ..state.markers import State
 from .ids import file_source_id, short_hash
 from .ytdlp import expand_url, printable
 from ..core.errors import classify
-from ..core.filters import VideoFilter
+from ..core.filters import VideoFilter, decide
 from .blocked import gated
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg",
@@ -190,7 +190,8 @@ def _expansion_options(config: Config) -> dict[str, Any]:
 def _cached_url_videos(config: Config, index: int, state: State, expander: Expander,
                        ytdlp_options: dict[str, Any], refresh: bool) -> tuple[list[Video], list[Filtered]]:
     """The entry's videos, and those its filter left out, from the saved listing when there is
-    one made with the same filter (a changed filter lists the URL again)."""
+    one: a changed filter is decided on what the listing saw of each video (``_refiltered``),
+    and lists the URL again only where that cannot tell."""
     spec: Source = config.sources[index]
     video_filter = config.filter_for(index)
     expression = video_filter.expression if video_filter is not None else None
@@ -201,9 +202,12 @@ def _cached_url_videos(config: Config, index: int, state: State, expander: Expan
         entries = saved.get("entries")
         valid = isinstance(entries, list) and all(
             isinstance(e, dict) and isinstance(e.get("sid"), str) and isinstance(e.get("url"), str)
-            and isinstance(e.get("filtered", ""), str) for e in entries)
-        # damaged, or made with another filter: list the URL again
-        entries = entries if valid and entries and saved.get("filter") == expression else None
+            and isinstance(e.get("filtered", ""), str) and isinstance(e.get("seen", {}), dict)
+            for e in entries)
+        if not (valid and entries):  # damaged: list the URL again
+            entries = None
+        elif saved.get("filter") != expression:
+            entries = _refiltered(entries, video_filter)
     if entries is None:
         entries = expander(spec.url or "", ytdlp_options, video_filter)
         if not entries:
@@ -218,3 +222,26 @@ def _cached_url_videos(config: Config, index: int, state: State, expander: Expan
         else:
             videos.append(video)
     return videos, filtered
+
+
+def _refiltered(entries: list[dict[str, Any]],
+                video_filter: VideoFilter | None) -> list[dict[str, Any]] | None:
+    """A saved listing's entries with the verdicts of another filter, decided on the fields the
+    listing saw of each video (``seen``: the playlist's entry, or the video's page when the
+    listing visited it), so a changed length or view limit asks the site nothing. None (list the
+    URL again) when a video's fields cannot tell, as a licence a playlist does not give for a
+    video whose page was not visited, or when the listing saved no fields (an earlier version).
+    Not saved: the same listing is decided again, from the same fields, by the next command."""
+    out = []
+    for e in entries:
+        entry = {k: v for k, v in e.items() if k != "filtered"}
+        if video_filter is None:
+            out.append(entry)
+            continue
+        if "seen" not in e:
+            return None
+        decided, why = decide(video_filter, e["seen"], page=e.get("page") is True)
+        if not decided:
+            return None
+        out.append(entry if why is None else {**entry, "filtered": why})
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from functools import partial
@@ -76,17 +77,41 @@ def expand_url(url: str, ytdlp_options: dict[str, Any] | None = None,
             "logger": QuietLogger(), **(ytdlp_options or {}), **LISTING_ONLY}
     entries = []
     with yt_dlp.YoutubeDL(opts) as ydl:
-        info = ydl.extract_info(url, download=False)
-        for e, video_url in _video_entries(info or {}):
+        info = ydl.extract_info(url, download=False) or {}
+        own_page = info.get("_type") not in ("playlist", "multi_video")  # a video's URL
+        for e, video_url in _video_entries(info):
             extractor = e.get("extractor") or e.get("ie_key") or e.get("extractor_key") or "generic"
             video_id = str(e.get("id") or short_hash(video_url))
-            entry = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
-                     "title": e.get("title") or ""}
+            entry: dict[str, Any] = {"sid": url_source_id(extractor, video_id, video_url), "url": video_url,
+                                     "title": e.get("title") or ""}
             # what the listing already tells of the video, for ``plan`` (a run does not need it)
             entry.update({k: e[k] for k in ("duration", "width", "height") if e.get(k)})
+            visited: dict[str, Any] = {}
             if video_filter is not None:
-                why = screen(video_filter, e, partial(ydl.extract_info, video_url, download=False))
+                why = screen(video_filter, e, partial(_visit, ydl, video_url, visited))
                 if why is not None:
                     entry["filtered"] = why
+            entry["seen"] = _filter_fields(visited or e)
+            if visited or own_page:
+                entry["page"] = True
             entries.append(entry)
     return entries
+
+
+def _visit(ydl: Any, video_url: str, into: dict[str, Any]) -> dict[str, Any] | None:
+    """A video's own page (its metadata, no media), kept in ``into`` for the saved listing."""
+    full = ydl.extract_info(video_url, download=False)
+    into.update(full or {})
+    return full
+
+
+_UNSAVED = frozenset({"url", "manifest_url", "fragment_base_url", "cookies"})
+"""Fields of the format yt-dlp picked, merged into a video's page: a short-lived media link
+(signed for this machine) and the cookies sent with it. Never written to the output folder."""
+
+
+def _filter_fields(info: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a video's metadata a filter can read (text, numbers, flags), saved with its
+    listing entry so that another filter is decided from them without asking the site again."""
+    return {k: v for k, v in info.items() if not k.startswith("_") and k not in _UNSAVED and (
+        isinstance(v, (str, int, bool)) or isinstance(v, float) and math.isfinite(v))}

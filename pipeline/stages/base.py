@@ -149,6 +149,11 @@ class Stage(ABC, Generic[R]):
         """Whether this config runs the stage (a disabled stage is not looped over at all)."""
         return True
 
+    def has_work(self, video: Video) -> bool:
+        """Whether the stage has work of its own for ``video``: ``plan`` lists only those as to
+        do, so it shows what a run does for each kind of source (a local file is not downloaded)."""
+        return True
+
     def expected(self, config: Config, video: Video, duration_s: float | None, frame_s: float
                  ) -> int | None:
         """How many units of its ``work`` ``video`` has before any run, for ``plan`` (``frame_s``:

@@ -121,7 +121,7 @@ def _local(video: Video, root: Path) -> Produced[DownloadResult]:
     path, extra = _openable_path(video, root)
     vi = probe(path)
     info = {"id": video.sid, "title": printable(Path(video.location).name), "uploader": None,
-            "license": None, "duration": vi.duration_s, "webpage_url": Path(video.location).as_uri(),
+            "license": None, "duration": vi.duration_s, "webpage_url": video.url,
             "original_url": printable(video.location), "extractor": "file", "upload_date": None,
             "width": vi.width, "height": vi.height, "fps": vi.fps}
     write_json(info_path, info)
@@ -284,10 +284,14 @@ class DownloadStage(Stage[DownloadResult]):
     name, version, result = "download", VERSION, DownloadResult
     work = DOWNLOADS
 
+    def has_work(self, video: Video) -> bool:
+        """A local file is taken in place: the stage only reads its header into its info."""
+        return video.kind == "url"
+
     def expected(self, config: Config, video: Video, duration_s: float | None, frame_s: float
                  ) -> int | None:
-        """A URL is one download; a local file is taken in place."""
-        return 1 if video.kind == "url" else 0
+        """A URL is one download; a local file none."""
+        return 1 if self.has_work(video) else 0
 
     def fingerprint(self, ctx: Context, upstream: str) -> str:
         return stage_fingerprint(ctx.video, ctx.config)

@@ -54,6 +54,12 @@ class RunLock:
         owner = self._owner()
         return owner if owner and not self._stale(owner) else None
 
+    def left_by_dead(self) -> dict[str, Any] | None:
+        """The owner of a lock its process left behind: it was killed (SIGKILL, out of memory,
+        a power cut) before it could release it."""
+        owner = self._owner()
+        return owner if owner and self._stale(owner) else None
+
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):

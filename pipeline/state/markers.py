@@ -156,6 +156,23 @@ class State:
     def final_step_unfinished(self) -> bool:
         return self.final_step_path.exists()
 
+    def note_interrupt(self, signal_name: str) -> None:
+        """Recorded when a signal (Ctrl-C, SIGTERM, SIGHUP) stops the units, so ``status`` can say
+        the run was interrupted rather than show its unfinished units as never started; the
+        next run removes it when it starts (``clear_interrupt``)."""
+        write_json(self.layout.interrupted, {"signal": signal_name, "pid": os.getpid(),
+                                             "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    def clear_interrupt(self) -> None:
+        self.layout.interrupted.unlink(missing_ok=True)
+
+    def interruption(self) -> dict[str, Any] | None:
+        """What ``note_interrupt`` recorded, if the last run was interrupted (a record of
+        another shape counts as absent, as every state file does)."""
+        record = read_json_object(self.layout.interrupted)
+        ok = record is not None and all(isinstance(record.get(k), str) for k in ("signal", "at"))
+        return record if ok else None
+
 
 _SCRATCH = re.compile(r"^\..+(\.tmp|\.\d+\.tmp|\.old\.\d+)$")
 _ROOT_SCRATCH = re.compile(r"^\.(.+?)(\.tmp|\.\d+\.tmp|\.old\.\d+)$")

@@ -118,7 +118,7 @@ def test_filtered_videos_are_never_downloaded_and_the_report_says_why(http_serve
     assert tube.asked("/tube/media/cc1.mp4") > 0
 
     report = tube_cli("report", "c.yaml", cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    assert report.returncode == 1, report.stderr  # unavailable and blocked ones, as run exits
     assert "\x1b" not in report.stdout
     rows = report_rows(report.stdout)
     local = next(sid for sid in rows if sid.startswith("file-astronaut-"))
@@ -186,8 +186,53 @@ def test_the_report_says_what_changed_since_the_run_before(http_server, tmp_path
 
 
 @pytest.mark.slow
-def test_a_changed_filter_lists_again_and_a_damaged_listing_is_not_trusted(http_server, tmp_path):
-    """Generic URLs (yt-dlp's own extractor): their metadata is the file's title only."""
+def test_a_changed_filter_on_what_a_playlist_lists_asks_the_site_nothing(http_server, tmp_path):
+    """A playlist lists each video's length and views: a changed length limit is decided on
+    the saved listing (plan, report, run), offline; a licence, which it does not list, needs
+    each video's page, so the URL is listed again."""
+    tube = Tube(http_server, HOPPER)
+    for vid, duration in (("short", 4), ("long", 40)):
+        tube.video(vid, license=CC, duration=duration)
+    url = tube.playlist("mix", [{"id": "short", "duration": 4, "view_count": 7},
+                                {"id": "long", "duration": 40, "view_count": 700}])
+    write_config(tmp_path, [{"url": url, "filter": {"min_duration": 10}}])
+    first = tube_cli("plan", "c.yaml", cwd=tmp_path)
+    assert "left out: localtube-short  needs a length of at least 10 s (duration: 4)" in first.stdout, (
+        first.stdout + first.stderr)
+    asked = len(http_server.requests)
+
+    write_config(tmp_path, [{"url": url, "filter": {"max_duration": 10, "min_views": 5}}])
+    changed = tube_cli("plan", "c.yaml", cwd=tmp_path)
+    assert "left out: localtube-long  needs a length of at most 10 s (duration: 40)" in changed.stdout, (
+        changed.stdout + changed.stderr)
+    assert "filter: 1 of 2 listed videos pass the filter" in changed.stdout
+    report = tube_cli("report", "c.yaml", cwd=tmp_path)
+    assert report_rows(report.stdout)["localtube-long"] == (
+        "filtered", "", "needs a length of at most 10 s (duration: 40)"), report.stdout + report.stderr
+    assert report_rows(report.stdout)["localtube-short"][0] == "pending"
+    ran = tube_cli("run", "c.yaml", "-q", cwd=tmp_path)
+    assert "videos: 1 done, 1 filtered" in ran.stdout, ran.stdout + ran.stderr
+    assert len(http_server.requests_for("/tube/api/list-mix.json")) == 1, "listed once, re-filtered since"
+    assert not http_server.requests_for("/tube/api/long.json"), "the filtered video's page is never asked"
+    assert len(http_server.requests) > asked  # the run's download of the one video it takes
+
+    # the pages visited for the licence are saved, but not the media link nor the cookies sent
+    (tmp_path / "cookies.txt").write_text("# Netscape HTTP Cookie File\n"
+                                          "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tcookie-secret-42\n")
+    write_config(tmp_path, [{"url": url, "filter": {"license": "creative-commons"}}],
+                 download={**DOWNLOAD, "ytdlp": {"cookiefile": "cookies.txt"}})
+    licensed = tube_cli("plan", "c.yaml", cwd=tmp_path)
+    assert "filter: 2 of 2 listed videos pass the filter" in licensed.stdout, licensed.stderr
+    assert len(http_server.requests_for("/tube/api/list-mix.json")) == 2, "a licence: listed again"
+    [saved] = (tmp_path / "out" / "state" / "sources").glob("*.json")
+    assert "Creative Commons" in saved.read_text(), "the licences seen are kept for the next filter"
+    assert "cookie-secret-42" not in saved.read_text() and "/tube/media/" not in saved.read_text()
+
+
+@pytest.mark.slow
+def test_a_changed_filter_is_decided_offline_and_a_damaged_listing_is_not_trusted(http_server, tmp_path):
+    """Generic URLs (yt-dlp's own extractor): their metadata is the file's title only, which the
+    saved listing holds, so another filter on the title asks the site nothing."""
     for name in ("keep", "drop"):
         http_server.add_file(f"/clip/{name}.mp4", HOPPER)
     sources = [{"url": http_server.url(f"/clip/{n}.mp4"), "filter": "title ~= 'keep'"}
@@ -210,7 +255,7 @@ def test_a_changed_filter_lists_again_and_a_damaged_listing_is_not_trusted(http_
     write_config(tmp_path, sources)
     changed = cli("plan", "c.yaml", cwd=tmp_path)
     assert re.search(r"left out: generic-keep-\w+  needs title ~= 'drop'", changed.stdout), changed.stdout
-    assert len(http_server.requests) > asked
+    assert len(http_server.requests) == asked
 
     for saved in (tmp_path / "out" / "state" / "sources").glob("*.json"):
         listing = json.loads(saved.read_text())

@@ -237,6 +237,26 @@ def test_all_adds_rejected_crops_and_a_rerun_replaces_the_folder(demo):
     assert ids(folder) == everything and set(rejected) <= everything
 
 
+def test_the_line_export_prints_counts_crops_or_boxes_on_frames_in_words(demo):
+    kept = list(expected_boxes(demo.root).values())
+    frames = {(r["source_id"], r["frame_index"]) for r in kept}
+    assert len(kept) > 1 and len(frames) > 1
+    cwd = demo.root.parent
+    for fmt, counted in (("webdataset", f"{len(kept)} crops"),
+                         ("coco", f"{len(kept)} boxes on {len(frames)} frames")):
+        done = cli("export", "run.yaml", "--format", fmt, cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{fmt}: {counted} in "), done.stdout
+
+    # one crop left in dataset/: the singular
+    (demo.root / "rejects.txt").write_text("\n".join(r["crop_id"] for r in kept[1:]) + "\n")
+    assert cli("run", "run.yaml", "-q", cwd=cwd).returncode == 0
+    for fmt, counted in (("webdataset", "1 crop"), ("coco", "1 box on 1 frame")):
+        done = cli("export", "run.yaml", "--format", fmt, cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{fmt}: {counted} in "), done.stdout
+
+
 def test_export_never_replaces_a_folder_it_did_not_write(demo):
     mine = demo.root.parent / "mine"
     mine.mkdir()

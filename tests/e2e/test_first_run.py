@@ -32,7 +32,7 @@ def test_faces_from_a_url_with_the_default_output(http_server, workdir, tmp_path
     done = cli("run", "faces.yaml", "-q", cwd=workdir,
                         env={"PIPELINE_MODELS": str(tmp_path / "models")})
     assert done.returncode == 0, done.stderr
-    root = workdir / "data" / "run"  # the default output, relative to the working folder
+    root = workdir / "data" / "faces"  # the default output: data/<file name>, in the working folder
     rows = read_manifest(root)
     assert rows and {r["label"] for r in rows} == {"face"}
     assert all((root / r["dataset_file"]).is_file() for r in rows)
@@ -56,7 +56,7 @@ def test_people_from_a_url_with_the_default_output(http_server, workdir, tmp_pat
         "detect: {model: ssdlite-person}\n")
     done = cli("run", "people.yaml", "-q", cwd=workdir, env={"PIPELINE_MODELS": str(cache)})
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = read_manifest(workdir / "data" / "run")
+    rows = read_manifest(workdir / "data" / "people")
     assert rows and {r["label"] for r in rows} == {"person"}
     # person crops are tall by default (crop.aspect 0.4 for people), long side crop.size 224
     assert {(r["out_w"], r["out_h"]) for r in rows} == {("90", "224")}
@@ -71,7 +71,7 @@ def test_the_onnx_face_detector_prints_no_opencv_warning(workdir, shared_models)
                                         f'detect: {{backend: onnx, weights: "{weights}"}}\n')
     done = cli("run", "faces.yaml", "-q", cwd=workdir)
     assert done.returncode == 0, done.stderr
-    assert {r["detector"] for r in read_manifest(workdir / "data" / "run")} == {"yunet/onnx"}
+    assert {r["detector"] for r in read_manifest(workdir / "data" / "faces")} == {"yunet/onnx"}
     assert "WARN" not in done.stderr, done.stderr
 
 

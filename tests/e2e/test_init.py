@@ -35,7 +35,7 @@ def test_init_writes_a_commented_config_that_validates(tmp_path, flag, model):
     # the folder init made is empty until filled: validate says the run would fail it as it is
     assert "warning: sources.0.path: no video files in folder videos (" in checked.stderr
     cfg = load_config(path)
-    assert cfg.detect.model == model and cfg.name == "my-run"
+    assert cfg.detect.model == model and cfg.name == "my run"
     assert cfg.sources[0].path == "videos/"
 
 

@@ -56,7 +56,9 @@ def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
     first = plan(tmp_path, "--limit", "2")
     planned = rows(first.stdout)
     assert len(planned) == 2 and all(r[1] == "640x360" for r in planned.values())
-    assert all(" ".join(r[3:]) == "to do: download, sample, detect, crop" for r in planned.values())
+    # a local file is read in place: what a run does for it, never a download
+    assert all(" ".join(r[3:]) == "to do: sample, detect, crop" for r in planned.values())
+    assert "download(s)" not in first.stdout
     assert re.search(r"time: about (\d+:\d\d|[\d.]+ s) .*measured", first.stdout), first.stdout
     assert re.search(r"disk: about [\d.]+ [KM]B of frames", first.stdout)
     out = tmp_path / "data" / "p"
@@ -68,7 +70,7 @@ def test_plan_of_a_folder_counts_frames_and_run_limit_follows_it(tmp_path):
 
     after = plan(tmp_path)
     states = {sid: " ".join(r[3:]) for sid, r in rows(after.stdout).items()}
-    assert sorted(states.values()) == ["done", "done", "to do: download, sample, detect, crop"]
+    assert sorted(states.values()) == ["done", "done", "to do: sample, detect, crop"]
     assert "earlier runs" in after.stdout, "the estimate now comes from the recorded timings"
 
 
@@ -103,6 +105,7 @@ def test_plan_lists_a_playlist_once_and_the_run_reuses_it(http_server, tmp_path)
     planned = rows(first.stdout)
     assert len(planned) == 2 and all(s.startswith("html5-page-") for s in planned)
     assert all(r[:3] == ["?", "?", "?"] for r in planned.values()), "unknown until downloaded"
+    assert all(" ".join(r[3:]) == "to do: download, sample, detect, crop" for r in planned.values())
     assert "2 video(s) of unknown length" in first.stdout
     assert not http_server.requests_for("/site/a.mp4"), "plan downloads nothing"
     listings = list((tmp_path / "data" / "p" / "state" / "sources").glob("*.json"))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -22,14 +23,16 @@ DEMO = REPO / "demo" / "videos"
 
 
 def cli(*args: str, cwd: Path | None, env: dict[str, str] | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
+        timeout: float = 600, stdin: IO[str] | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess:
     """``python -m pipeline ARGS`` in ``cwd``, as a user runs it; output captured as text.
 
     The repository goes on PYTHONPATH so the subprocess imports this checkout from any working
-    folder; ``env`` adds to (or overrides) the inherited environment.
+    folder; ``env`` adds to (or overrides) the inherited environment. ``stdin`` is a file the
+    command reads as ``< file``, ``input`` text piped to it.
     """
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout,
+                          text=True, timeout=timeout, stdin=stdin, input=input,
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 

@@ -26,7 +26,7 @@ def test_sources_alone_is_a_complete_config(tmp_path):
     cfg = load_config(write(tmp_path, "sources:\n  - path: a.mp4\n"))
     assert cfg.sample.mode == "every" and cfg.detect.model == "yunet"
     assert cfg.crop.padding.left == 0.3 and cfg.crop.size == 224
-    assert str(cfg.output_dir) == "data/run"
+    assert str(cfg.output_dir) == "data/c"  # named after its file, c.yaml
     assert cfg.executor.kind == "local"
 
 
