@@ -34,6 +34,7 @@ from ..config.schema import Config
 from ..io.files import building, read_json_object, replace_dir, write_atomic, write_json
 from ..state.markers import fingerprint
 from ..steps.rejects import REJECTED
+from ..exec.cpus import available_cpus
 from .draw import Header, Layout, layout_for, render_sheet
 from .page import ASSETS, render_index
 from .rows import SheetError, manifest_rows, page_names, sheet_order, short_ids, time_decimals
@@ -160,7 +161,8 @@ def build_sheets(config: Config, root: Path | None = None, by: By = "label",
                     title = _title(key, group, [r for p in group_pages for r in p])
                     header = Header(config.name, title, count, date, k, len(group_pages), rejected[group],
                                     dropped[group])
-                    image = render_sheet(root, page_rows, header, layout, short, with_label, decimals)
+                    image = render_sheet(root, page_rows, header, layout, short, with_label, decimals,
+                                         available_cpus())
                     path = tmp / names[(group, k)]
                     path.parent.mkdir(parents=True, exist_ok=True)
                     image.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)

@@ -113,7 +113,8 @@ def test_parquet_manifest_matches_csv(demo_run):
     pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed")
     tmp, cfg, _ = demo_run
     table = pq.read_table(cfg.output_dir / "manifest.parquet").to_pylist()
-    assert [r["crop_id"] for r in table] == [r["crop_id"] for r in read_manifest(cfg.output_dir)]
+    jsonl = [json.loads(line) for line in (cfg.output_dir / "manifest.jsonl").read_text().splitlines()]
+    assert table == jsonl and len(table) == len(read_manifest(cfg.output_dir))
 
 
 def test_outputs_carry_the_columns_of_the_crop_record(demo_run):

@@ -103,3 +103,27 @@ def test_page_data_escapes_outside_strings(tmp_path):
 
 
 # ----------------------------------------------------------------------------- rejects in a run
+
+
+def test_thumbnails_come_in_row_order_whatever_the_threads(tmp_path):
+    """Read several at a time, each row still gets its own crop's thumbnail, and a crop gone or
+    not an image is None (drawn as 'missing'), not an error."""
+    from PIL import Image
+
+    from pipeline.review.draw import thumbnails
+
+    rows = []
+    for i in range(24):
+        name = f"c{i}.png"
+        if i % 7 == 3:
+            (tmp_path / name).write_bytes(b"not a jpeg")
+        elif i % 7 != 5:  # i % 7 == 5: never written
+            Image.new("RGB", (40 + 10 * i, 200), (10 * i, 255 - 10 * i, 7)).save(tmp_path / name)
+        rows.append({"file": name})
+    one = list(thumbnails(tmp_path, rows, 64, 1))
+    many = list(thumbnails(tmp_path, rows, 64, 4))
+    assert [t is None for t in many] == [i % 7 in (3, 5) for i in range(24)]
+    assert [None if t is None else (t.size, t.getpixel((0, 0))) for t in many] == \
+           [None if t is None else (t.size, t.getpixel((0, 0))) for t in one]
+    assert {max(t.size) for t in many if t is not None} == {64}
+    assert many[0].getpixel((0, 0)) == (0, 255, 7) and many[11].getpixel((0, 0)) == (110, 145, 7)
