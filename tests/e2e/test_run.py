@@ -21,6 +21,7 @@ from pipeline.runner.run import run
 from pipeline.runner.status import status
 from pipeline.state.lock import LockError, RunLock
 from helpers.demo import make_config
+from helpers.processes import pause_when_finished
 from helpers.support import cli, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -269,11 +270,7 @@ def test_status_during_a_run_says_it_is_in_progress(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config_file), "-q"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
-    markers = tmp_path / "out" / "state" / "crop"
-    deadline = time.monotonic() + 120
-    while not any(markers.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGSTOP)
+    pause_when_finished(proc, tmp_path / "out" / "state" / "crop")
     try:
         during = cli("status", str(config_file), cwd=tmp_path)
     finally:

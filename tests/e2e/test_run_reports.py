@@ -8,13 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers.demo import make_config
+from helpers.processes import pause_when_finished
 from helpers.support import REPO, cli
 
 pytestmark = pytest.mark.slow  # whole runs of the demo videos
@@ -38,11 +38,7 @@ def stopped_run(tmp_path: Path, config: Path, signum: int) -> subprocess.Complet
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", config.name, "-q"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
-    markers = tmp_path / "out" / "state" / "sample"
-    deadline = time.monotonic() + 300
-    while not any(markers.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGSTOP)
+    pause_when_finished(proc, tmp_path / "out" / "state" / "sample")
     proc.send_signal(signum)
     proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=300)

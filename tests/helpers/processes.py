@@ -8,6 +8,7 @@ deadlines only bound a hang.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -93,3 +94,27 @@ def read_until(stream: IO[str], text: str, within: float) -> tuple[float | None,
     reader.start()
     reader.join(within)
     return (came[0] if came else None), "".join(lines)
+
+
+def stop_and_wait(proc: subprocess.Popen, signum: int, quickly: float, to_work: float) -> str:
+    """Send ``signum`` to a run at work and wait for it to say it was interrupted and end; its
+    stderr. "Quickly" is within ``quickly`` seconds or, on a machine so loaded that the run took
+    longer to start and reach its work (``to_work``), within that time: the stop's own work
+    slows down as much."""
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    stopped, before = read_until(proc.stderr, "interrupted", within=300)
+    if stopped is None:
+        proc.kill()
+    assert stopped is not None, ("the run did not say it was interrupted", before)
+    assert stopped - sent < max(quickly, to_work), "the run must stop within seconds"
+    _, rest = proc.communicate(timeout=300)
+    return before + rest
+
+
+def pause_when_finished(proc: subprocess.Popen, markers: Path) -> None:
+    """Wait while the run works until a source finished the stage whose state folder is
+    ``markers``, then pause the run (SIGSTOP; the caller sends SIGCONT): what the test does next
+    meets the run at that point, whatever the machine's speed."""
+    wait_while_running(lambda: bool(finished(markers)), proc, f"a source through {markers.name}")
+    proc.send_signal(signal.SIGSTOP)
