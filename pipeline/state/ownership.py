@@ -11,6 +11,7 @@ of this tool (``state/`` with stage folders, no marker) is adopted: the marker i
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -50,12 +51,23 @@ class Identity:
 def identity_of(name: str, config_file: Path | str | None, root: Path) -> Identity:
     """The config's name and a fingerprint of where its file is, seen from the output folder:
     a project folder moved or checked out elsewhere (config and output together) stays the
-    same config, while another config file is another config even with the same name."""
-    if config_file is None:
+    same config, while another config file is another config even with the same name.
+
+    A config read from a pipe (``cat c.yaml | ... run /dev/stdin``, ``<(...)``) has no file to
+    be: its path names a different pipe each time, so it is known by its name alone, as a
+    config given as data is; otherwise its second run would be refused as another config."""
+    if config_file is None or not _regular_file(config_file):
         return Identity(name)
     resolved = Path(config_file).expanduser().resolve()
     return Identity(name, fingerprint(os.path.relpath(resolved, Path(root).resolve())),
                     str(resolved))
+
+
+def _regular_file(path: Path | str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(Path(path).expanduser()).st_mode)
+    except OSError:  # gone since it was read: the path is all there is to go by
+        return True
 
 
 def read_marker(root: Path) -> Identity | None:

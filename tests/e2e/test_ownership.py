@@ -177,6 +177,19 @@ def test_another_config_is_refused_unless_it_takes_over(work, videos):
     assert cli("run", "c.yaml", "-q", cwd=work).returncode == 2  # now it is the other's
 
 
+def test_a_piped_config_carries_on_and_its_name_still_guards_the_folder(tmp_path, videos):
+    """A config piped in names a different pipe on every run; it is known by its name, so the
+    same command twice carries on, and a piped config of another name is still refused."""
+    text = write_config(tmp_path, "p.yaml", videos).read_text()
+    first = cli("run", "/dev/stdin", "-q", cwd=tmp_path, input=text)
+    assert first.returncode == 0, first.stderr
+    again = cli("run", "/dev/stdin", cwd=tmp_path, input=text)
+    assert again.returncode == 0, again.stderr
+    assert "0 with new work, 2 already done" in again.stdout, again.stdout
+    other = cli("run", "/dev/stdin", "-q", cwd=tmp_path, input=text.replace("name: t", "name: other"))
+    assert "belongs to config 't'" in one_line_error(other)
+
+
 def test_an_output_of_an_earlier_version_is_adopted(work):
     (work / "out" / ".pipeline-run.json").unlink()  # as written before the marker existed
     done = cli("run", "c.yaml", "-q", cwd=work)
